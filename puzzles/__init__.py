@@ -1,0 +1,1 @@
+"""The P3 puzzle format: records, parsing, canonical form, filters, seed puzzles, the P3 loader."""

@@ -1,0 +1,47 @@
+"""Verdicts and the job/result records exchanged with a sandbox backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VERIFIED = "verified"  # f(g()) returned exactly True and the answer had exactly the annotated type
+WRONG = "wrong"  # f returned anything but True, or the answer had the wrong type / was not plain data
+ERROR = "error"  # an exception (type and message in detail), or the process died without an answer
+TIMEOUT = "timeout"  # wall-clock limit exceeded; the job was SIGKILLed from outside
+MEMORY = "memory"  # memory limit exceeded
+OUTPUT = "output"  # printed more than the output cap
+INVALID = "invalid"  # does not parse or breaks the P3 rules; never executed
+CRASHED = "crashed"  # the sandbox lost the job (worker or container died)
+
+ALL_VERDICTS = (VERIFIED, WRONG, ERROR, TIMEOUT, MEMORY, OUTPUT, INVALID, CRASHED)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of sandbox work: run ``g`` (or take ``answer_json``), check its type, run ``f`` on it.
+
+    Sources are executed in fresh processes with the P3 prelude (``List`` and friends) in scope.
+    Exactly one of ``g_source`` and ``answer_json`` is set: the latter runs ``f`` on a given answer
+    (probe inputs for trivial-puzzle rejection).
+    """
+
+    id: int
+    f_source: str
+    f_name: str
+    answer_type: str
+    g_source: str | None = None
+    g_name: str | None = None
+    answer_json: str | None = None
+    timeout_s: float = 5.0
+
+    def to_wire(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Result:
+    """The verdict for one job. ``seconds`` is the time spent running it (both processes)."""
+
+    status: str
+    seconds: float = 0.0
+    detail: str = ""
