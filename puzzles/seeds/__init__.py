@@ -1,0 +1,92 @@
+"""The project's own seed puzzles: template families by topic, filled with fixed parameter instances.
+
+``load_seeds()`` gives one :class:`NamedPuzzle` per (family, instance), keyed ``seed/<family>:<i>``.
+Split: every instance of a ``held_out`` family is ``"test"``; so is the last instance of every other
+family (a fresh instance of a seen family); everything else is ``"train"``.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+
+from puzzles.records import NamedPuzzle, Puzzle, Solution
+from puzzles.seeds import (
+    algorithms,
+    arithmetic,
+    bits,
+    combinatorics,
+    graphs,
+    lists,
+    matrices,
+    number_theory,
+    search,
+    strings,
+)
+from puzzles.seeds.family import Family, fill_defaults, find_function
+
+__all__ = ["Family", "SPLITS", "all_families", "load_seeds"]
+
+SPLITS = ("train", "test")
+
+_TOPICS = (
+    strings,
+    lists,
+    arithmetic,
+    number_theory,
+    search,
+    combinatorics,
+    algorithms,
+    graphs,
+    matrices,
+    bits,
+)
+
+
+def all_families() -> tuple[tuple[str, Family], ...]:
+    """Every seed family with its topic, in a fixed order."""
+    return tuple((module.TOPIC, family) for module in _TOPICS for family in module.FAMILIES)
+
+
+def load_seeds(split: str | None = None) -> list[NamedPuzzle]:
+    """The seed puzzles of one split (``"train"`` or ``"test"``), or all of them when ``split`` is None."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {SPLITS} or None for all")
+    return [seed for seed in _build_all() if split is None or seed.split == split]
+
+
+@functools.lru_cache(maxsize=1)
+def _build_all() -> tuple[NamedPuzzle, ...]:
+    seeds = []
+    names: set[str] = set()
+    for topic, family in all_families():
+        if family.name in names:
+            raise ValueError(f"two seed families are named {family.name!r}")
+        names.add(family.name)
+        for index, values in enumerate(family.instances):
+            seeds.append(_build_one(topic, family, index, values))
+    return tuple(seeds)
+
+
+def _build_one(topic: str, family: Family, index: int, values: dict[str, object]) -> NamedPuzzle:
+    f_source, defaults = fill_defaults(family.f, "f", values)
+    g_source, _ = fill_defaults(family.g, "g", values)
+    answer = find_function(f_source, "f").args.args[0]
+    if answer.annotation is None:
+        raise ValueError(f"seed family {family.name!r}: the answer argument has no type annotation")
+    puzzle = Puzzle(
+        source=f_source,
+        name="f",
+        answer_arg=answer.arg,
+        answer_type=ast.unparse(answer.annotation),
+        defaults=defaults,
+    )
+    last = index == len(family.instances) - 1
+    return NamedPuzzle(
+        key=f"seed/{family.name}:{index}",
+        puzzle=puzzle,
+        solutions=(Solution(source=g_source, name="g"),),
+        split="test" if family.held_out or last else "train",
+        family=family.name,
+        tags=(topic,),
+    )
