@@ -1,0 +1,148 @@
+"""Sandbox throughput: pairs/second for each way of running (f, g) pairs, measured in one run.
+
+    python benchmarks/bench_sandbox.py --pairs 3000 --workers 2
+
+Rows: the Docker pool (warm hardened containers), the process backend, one `docker run` per pair
+(hardened the same way), and an unisolated baseline that forks once per pair with no limits from a
+minimal interpreter. The last line is the ratio Docker pool / baseline. Each backend is warmed up
+before it is timed; start-up costs are printed separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sandbox.backend import open_sandbox  # noqa: E402
+from sandbox.verdicts import VERIFIED, Job  # noqa: E402
+
+
+def trivial_pairs(count: int) -> list[tuple[str, str]]:
+    return [
+        (f"def f(x: int, n={i}):\n    return x == n * 2 + 1\n", f"def g(n={i}):\n    return n * 2 + 1\n")
+        for i in range(count)
+    ]
+
+
+def jobs_of(pairs: list[tuple[str, str]]) -> list[Job]:
+    return [
+        Job(id=i, f_source=f, f_name="f", answer_type="int", g_source=g, g_name="g", timeout_s=5.0)
+        for i, (f, g) in enumerate(pairs)
+    ]
+
+
+# Runs in a separate minimal interpreter: `workers` processes, each forking once per pair.
+BASELINE = r"""
+import json, os, sys, time
+pairs = json.load(open(sys.argv[1])); workers = int(sys.argv[2])
+def run_slice(part):
+    ok = 0
+    for f, g in part:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            ns = {}
+            exec(f, ns); exec(g, ns)
+            os.write(w, b"T" if ns["f"](ns["g"]()) is True else b"F")
+            os._exit(0)
+        os.close(w)
+        ok += os.read(r, 1) == b"T"
+        os.close(r)
+        os.waitpid(pid, 0)
+    return ok
+start = time.perf_counter()
+kids = []
+for k in range(workers):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if run_slice(pairs[k::workers]) == len(pairs[k::workers]) else 1)
+    kids.append(pid)
+ok = all(os.waitpid(pid, 0)[1] == 0 for pid in kids)
+print(json.dumps({"seconds": time.perf_counter() - start, "all_true": ok}))
+"""
+
+
+def bench_baseline(pairs: list[tuple[str, str]], workers: int) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as fh:
+        json.dump(pairs, fh)
+        fh.flush()
+        out = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", BASELINE, fh.name, str(workers)], capture_output=True, text=True, check=True
+        )
+    report = json.loads(out.stdout)
+    assert report["all_true"], "baseline got a wrong verdict"
+    return len(pairs) / report["seconds"]
+
+
+def bench_pool(kind: str, pairs: list[tuple[str, str]], workers: int) -> tuple[float, float]:
+    start = time.perf_counter()
+    with open_sandbox(kind, workers=workers, log=lambda m: None) as sandbox:
+        sandbox.run(jobs_of(pairs[:workers]))  # start (warm) every worker
+        started = time.perf_counter() - start
+        t0 = time.perf_counter()
+        results = sandbox.run(jobs_of(pairs))
+        elapsed = time.perf_counter() - t0
+    bad = [r for r in results if r.status != VERIFIED]
+    assert not bad, f"{kind}: {len(bad)} pairs not verified, e.g. {bad[0]}"
+    return len(pairs) / elapsed, started
+
+
+def bench_docker_run(pairs: list[tuple[str, str]], workers: int) -> float:
+    """One hardened `docker run` per pair (create, start, wait, remove)."""
+    from docker.types import LogConfig
+
+    from sandbox.engine import SANDBOX_LABEL, OWNER_LABEL, docker_client, owner_id
+    from sandbox.image import image_tag
+
+    client = docker_client()
+    image = image_tag()
+
+    def one(pair: tuple[str, str]) -> bool:
+        f, g = pair
+        code = f"{f}\n{g}\nprint(f(g()) is True)"
+        out = client.containers.run(
+            image, ["python3", "-I", "-S", "-c", code], remove=True, network_mode="none", read_only=True,
+            mem_limit="512m", memswap_limit="512m", pids_limit=64, cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], user="10001:10001", log_config=LogConfig(type="json-file"),
+            labels={SANDBOX_LABEL: "1", OWNER_LABEL: owner_id()},
+        )
+        return out.strip() == b"True"
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        ok = list(pool.map(one, pairs))
+    elapsed = time.perf_counter() - start
+    assert all(ok), "docker run per pair got a wrong verdict"
+    return len(pairs) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--docker-run-pairs", type=int, default=30)
+    args = parser.parse_args()
+    pairs = trivial_pairs(args.pairs)
+
+    baseline = bench_baseline(pairs, args.workers)
+    docker_rate, docker_start = bench_pool("docker", pairs, args.workers)
+    process_rate, process_start = bench_pool("process", pairs, args.workers)
+    per_run = bench_docker_run(pairs[: args.docker_run_pairs], args.workers)
+    print(f"{args.pairs} trivial pairs, {args.workers} workers")
+    print(f"{'unisolated fork per pair (baseline)':40s} {baseline:8.1f} pairs/s")
+    print(f"{'docker pool':40s} {docker_rate:8.1f} pairs/s   (start {docker_start:.2f} s)")
+    print(f"{'process backend':40s} {process_rate:8.1f} pairs/s   (start {process_start:.2f} s)")
+    print(f"{'one docker run per pair':40s} {per_run:8.1f} pairs/s   ({args.docker_run_pairs} pairs)")
+    print(f"ratio docker pool / baseline: {docker_rate / baseline:.2f}")
+
+
+if __name__ == "__main__":
+    main()

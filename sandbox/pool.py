@@ -1,0 +1,145 @@
+"""A warm pool of worker links that streams jobs to them and replaces any link a job breaks."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from sandbox.engine import SandboxUnavailable
+from sandbox.links import LinkBroken, WorkerLink
+from sandbox.verdicts import CRASHED, Job, Result
+
+# Host-side deadline for one job beyond its own two time limits (g, then f): worker overhead.
+HOST_GRACE_S = 10.0
+
+
+class JobQueue:
+    """Indices of jobs still to run; jobs handed back by a broken link run again first."""
+
+    def __init__(self, count: int):
+        self._next = iter(range(count))
+        self._returned: deque[int] = deque()
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        with self._lock:
+            if self._returned:
+                return self._returned.popleft()
+            return next(self._next, None)
+
+    def give_back(self, indices) -> None:
+        with self._lock:
+            self._returned.extendleft(reversed(list(indices)))
+
+
+class WorkerPool:
+    """``size`` links started by ``start_link``, each driven by one thread pulling from a shared queue.
+
+    A job whose link breaks gets the verdict ``crashed`` and the link is replaced. If no replacement
+    can be started (the engine went away), ``run`` raises SandboxUnavailable instead of inventing
+    verdicts for the jobs it could not run.
+    """
+
+    def __init__(
+        self,
+        start_link: Callable[[], WorkerLink],
+        size: int,
+        log: Callable[[str], None] | None = None,
+        depth: int = 4,
+    ):
+        if size < 1:
+            raise ValueError("a sandbox needs at least one worker")
+        self.start_link = start_link
+        self.size = size
+        self.log = log or (lambda message: None)
+        self.links: list[WorkerLink | None] = [None] * size
+        self.replaced = 0
+        self.depth = depth
+        self._closed = False
+
+    def run(self, jobs: Sequence[Job], on_result: Callable[[int, Result], None] | None = None) -> list[Result]:
+        if self._closed:
+            raise RuntimeError("the sandbox is closed")
+        results: list[Result | None] = [None] * len(jobs)
+        queue = JobQueue(len(jobs))
+        failures: list[BaseException] = []
+        lock = threading.Lock()
+
+        def deliver(index: int, result: Result) -> None:
+            results[index] = result
+            if on_result is not None:
+                with lock:
+                    on_result(index, result)
+
+        def drive(slot: int) -> None:
+            try:
+                self._drive(slot, jobs, queue, deliver, failures)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller below
+                failures.append(e)
+
+        threads = [threading.Thread(target=drive, args=(slot,), daemon=True) for slot in range(min(self.size, len(jobs)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
+        return results  # type: ignore[return-value]
+
+    def _drive(self, slot: int, jobs: Sequence[Job], queue: JobQueue, deliver, failures: list) -> None:
+        """Keep up to ``depth`` jobs queued at this slot's worker so it never waits for the host."""
+        in_flight: deque[int] = deque()
+        while not failures:
+            link = self._link(slot)
+            try:
+                while len(in_flight) < self.depth and (index := queue.take()) is not None:
+                    link.send(jobs[index].to_wire())
+                    in_flight.append(index)
+                if not in_flight:
+                    return
+                job = jobs[in_flight[0]]
+                reply = link.receive(job.id, 2 * job.timeout_s + HOST_GRACE_S)
+            except LinkBroken as e:
+                # The worker runs jobs in order: the oldest unanswered job broke it; the rest never ran.
+                culprit = in_flight.popleft()
+                queue.give_back(in_flight)
+                in_flight.clear()
+                self._drop(slot)
+                self.replaced += 1
+                self.log(f"sandbox worker {slot} lost job {jobs[culprit].id} ({e}); replacing it")
+                self._link(slot)  # no replacement means the sandbox itself is gone: raises
+                deliver(culprit, Result(CRASHED, 0.0, f"the sandbox lost the job: {e}"))
+                continue
+            index = in_flight.popleft()
+            deliver(index, Result(str(reply.get("status", CRASHED)), float(reply.get("seconds", 0.0)), str(reply.get("detail", ""))))
+
+    def _link(self, slot: int) -> WorkerLink:
+        link = self.links[slot]
+        if link is None:
+            error: BaseException | None = None
+            for attempt in range(3):
+                try:
+                    link = self.start_link()
+                    break
+                except Exception as e:  # noqa: BLE001 - docker SDK errors come in many classes
+                    error = e
+                time.sleep(0.5 * (attempt + 1))
+            else:
+                raise SandboxUnavailable(f"cannot start a sandbox worker: {error}") from error
+            self.links[slot] = link
+        return link
+
+    def _drop(self, slot: int) -> None:
+        link, self.links[slot] = self.links[slot], None
+        if link is not None:
+            try:
+                link.close()
+            except Exception as e:  # noqa: BLE001 - closing is best effort; removal is retried at close()
+                self.log(f"closing sandbox worker {slot} failed: {e}")
+
+    def close(self) -> None:
+        self._closed = True
+        for slot in range(self.size):
+            self._drop(slot)

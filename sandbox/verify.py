@@ -1,0 +1,73 @@
+"""Verifying (puzzle, solution) source pairs: P3 rules on the host, execution in the sandbox."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from puzzles.parse import parse_puzzle, parse_solution
+from puzzles.records import InvalidProgram, Puzzle, Solution
+from sandbox.backend import Sandbox
+from sandbox.verdicts import INVALID, Job, Result
+
+
+@dataclass(frozen=True)
+class SourcePair:
+    f: str
+    g: str
+
+
+def job_for(index: int, puzzle: Puzzle, solution: Solution, timeout_s: float) -> Job:
+    return Job(
+        id=index,
+        f_source=puzzle.source,
+        f_name=puzzle.name,
+        answer_type=puzzle.answer_type,
+        g_source=solution.source,
+        g_name=solution.name,
+        timeout_s=timeout_s,
+    )
+
+
+def probe_job(index: int, puzzle: Puzzle, answer: object, timeout_s: float) -> Job:
+    """Run ``f`` on a given answer (no ``g``): used to reject puzzles that a trivial answer solves."""
+    return Job(
+        id=index,
+        f_source=puzzle.source,
+        f_name=puzzle.name,
+        answer_type=puzzle.answer_type,
+        answer_json=json.dumps(answer),
+        timeout_s=timeout_s,
+    )
+
+
+def verify_pairs(
+    pairs: Sequence[SourcePair],
+    sandbox: Sandbox,
+    timeout_s: float = 5.0,
+    on_result: Callable[[int, Result], None] | None = None,
+) -> list[Result]:
+    """One verdict per pair, in order. Pairs that break the P3 rules are ``invalid`` and never run."""
+    results: list[Result | None] = [None] * len(pairs)
+    jobs: list[Job] = []
+    positions: list[int] = []
+    for i, pair in enumerate(pairs):
+        try:
+            puzzle = parse_puzzle(pair.f)
+            solution = parse_solution(pair.g, puzzle)
+        except InvalidProgram as e:
+            results[i] = Result(INVALID, 0.0, str(e))
+            if on_result is not None:
+                on_result(i, results[i])
+            continue
+        positions.append(i)
+        jobs.append(job_for(len(jobs), puzzle, solution, timeout_s))
+
+    def forward(job_index: int, result: Result) -> None:
+        if on_result is not None:
+            on_result(positions[job_index], result)
+
+    for position, result in zip(positions, sandbox.run(jobs, forward), strict=True):
+        results[position] = result
+    return results  # type: ignore[return-value]
