@@ -312,7 +312,9 @@ def run_child(target, job: dict, limits: Limits, workdir: str, timeout: float, *
     if status is None:
         if result[:1] in (ANSWER, EXCEPTION, NOT_PLAIN, TRUE, NOT_TRUE, OUT_OF_MEMORY):
             return ChildOutcome(bytes(result), None, "", seconds)
-        if os.WIFSIGNALED(exit_status):
+        if result:
+            status, detail = "error", "the result channel carried garbage (written by the job itself)"
+        elif os.WIFSIGNALED(exit_status):
             sig = os.WTERMSIG(exit_status)
             if sig == signal.SIGKILL and killed_by_oom():
                 status, detail = "memory", "killed by the out-of-memory killer"
@@ -453,7 +455,7 @@ def run_job(job: dict, limits: Limits, counter: int) -> dict:
         if f.status:
             return verdict(f.status, "while running f: " + f.detail)
         kind = f.message[:1]
-        if kind == TRUE:
+        if f.message == TRUE:  # exactly one byte: anything appended means f wrote to the channel itself
             return verdict("verified")
         if kind == NOT_TRUE:
             return verdict("wrong", "f returned " + ("False" if f.message[1:] == b"bool" else decode_message(f.message)))
