@@ -99,7 +99,7 @@ def bench_docker_run(pairs: list[tuple[str, str]], workers: int) -> float:
     """One hardened `docker run` per pair (create, start, wait, remove)."""
     from docker.types import LogConfig
 
-    from sandbox.engine import SANDBOX_LABEL, OWNER_LABEL, docker_client, owner_id
+    from sandbox.engine import OWNER_LABEL, SANDBOX_LABEL, docker_client, owner_id
     from sandbox.image import image_tag
 
     client = docker_client()

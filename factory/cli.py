@@ -34,17 +34,16 @@ def open_sandbox_from(args: argparse.Namespace):
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from factory.verify_files import verify_jsonl, verify_p3
+    from factory.verify_files import read_pairs_jsonl, verify_p3, verify_records
 
     if (args.input is None) == (args.p3 is None):
         raise UserError("give either INPUT.jsonl (with --out) or --p3 PATH")
     if args.input is not None and args.out is None:
         raise UserError("--out RESULTS.jsonl is required with INPUT.jsonl")
-    if args.input is not None and not args.input.is_file():
-        raise UserError(f"{args.input}: no such file")
+    records = read_pairs_jsonl(args.input) if args.input is not None else None  # bad input fails before any sandbox starts
     with open_sandbox_from(args) as sandbox:
-        if args.input is not None:
-            report = verify_jsonl(args.input, args.out, sandbox, args.timeout)
+        if records is not None:
+            report = verify_records(records, args.out, sandbox, args.timeout)
         else:
             report, rows = verify_p3(args.p3, sandbox, args.timeout, args.split, args.out)
             failures = [row for row in rows if row["status"] != "verified"]

@@ -81,9 +81,8 @@ def run_verification(pairs: Sequence[SourcePair], sandbox: Sandbox, timeout_s: f
     return VerifyReport(results, time.perf_counter() - start, sandbox.kind)
 
 
-def verify_jsonl(input_path: Path, out_path: Path, sandbox: Sandbox, timeout_s: float) -> VerifyReport:
-    """RESULTS has one line per input line, in order: the input's other fields plus the verdict."""
-    records = read_pairs_jsonl(input_path)
+def verify_records(records: Sequence[dict], out_path: Path, sandbox: Sandbox, timeout_s: float) -> VerifyReport:
+    """RESULTS has one line per input record, in order: the input's other fields plus the verdict."""
     report = run_verification([SourcePair(r["f"], r["g"]) for r in records], sandbox, timeout_s)
     rows = []
     for record, result in zip(records, report.results, strict=True):

@@ -1,0 +1,84 @@
+"""The pool and its backends: order, crash isolation inside a batch, replacement, leftovers, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.backend import open_sandbox
+from sandbox.engine import OWNER_LABEL, SANDBOX_LABEL, SandboxUnavailable, docker_client, sandbox_containers
+from sandbox.verdicts import CRASHED, ERROR, MEMORY, OUTPUT, TIMEOUT, VERIFIED, WRONG
+from sandbox.verify import SourcePair, verify_pairs
+
+
+def numbered(i: int) -> SourcePair:
+    return SourcePair(f"def f(x: int, n={i}):\n    return x == n * 3\n", f"def g(n={i}):\n    return n * 3\n")
+
+
+KILL_WORKER = SourcePair("def f(x: int):\n    return x == 1\n", "def g():\n    import os\n    os.kill(os.getppid(), 9)\n")
+QUIET = {"log": lambda m: None}
+
+
+@pytest.fixture(params=["process", "docker"])
+def sandbox(request):
+    if request.param == "docker":
+        request.getfixturevalue("docker_ready")
+    with open_sandbox(request.param, workers=2, **QUIET) as box:
+        yield box
+
+
+def test_results_come_back_in_input_order(sandbox):
+    pairs = [numbered(i) for i in range(60)]
+    pairs[7] = SourcePair(pairs[7].f, "def g(n=7):\n    return n * 3 + 1\n")
+    results = verify_pairs(pairs, sandbox)
+    assert [r.status for r in results] == [WRONG if i == 7 else VERIFIED for i in range(60)]
+
+
+def test_a_job_that_kills_its_worker_costs_that_job_alone(sandbox):
+    pairs = [numbered(i) for i in range(12)]
+    pairs[3] = KILL_WORKER
+    pairs[9] = KILL_WORKER
+    results = verify_pairs(pairs, sandbox)
+    assert [r.status for r in results] == [CRASHED if i in (3, 9) else VERIFIED for i in range(12)]
+    assert sandbox.pool.replaced == 2
+
+
+def test_basic_limits_hold_in_both_backends(sandbox):
+    f = "def f(x: int):\n    return x == 1\n"
+    pairs = [
+        SourcePair(f, "def g():\n    while True:\n        pass\n"),
+        SourcePair(f, "def g():\n    return bytearray(10**11)\n"),
+        SourcePair(f, "def g():\n    print('z' * 10**6)\n    return 1\n"),
+        SourcePair(f, "def g():\n    return 1 / 0\n"),
+        SourcePair(f, "def g():\n    return 1\n"),
+    ]
+    statuses = [r.status for r in verify_pairs(pairs, sandbox, timeout_s=1.0)]
+    assert statuses == [TIMEOUT, MEMORY, OUTPUT, ERROR, VERIFIED]
+
+
+def test_progress_callback_sees_every_pair_once(sandbox):
+    seen = []
+    verify_pairs([numbered(i) for i in range(10)] + [SourcePair("junk", "def g(): return 1")], sandbox,
+                 on_result=lambda i, r: seen.append(i))
+    assert sorted(seen) == list(range(11))
+
+
+def test_leftovers_of_a_dead_run_are_swept_at_start(docker_ready):
+    client = docker_client()
+    from sandbox.image import image_tag
+
+    orphan = client.containers.create(
+        image_tag(), labels={SANDBOX_LABEL: "1", OWNER_LABEL: f"{__import__('socket').gethostname()}:999999999:1"}
+    )
+    with open_sandbox("docker", workers=1, **QUIET):
+        ids = {c.id for c in sandbox_containers(client)}
+    assert orphan.id not in ids
+
+
+def test_unreachable_engine_gives_a_clear_reason(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(SandboxUnavailable, match="no Docker engine is running|cannot reach"):
+        open_sandbox("docker", workers=1, **QUIET)
+    messages = []
+    with open_sandbox("auto", workers=1, log=messages.append) as box:
+        assert box.kind == "process"
+    assert any("falling back" in m for m in messages) and any("NOT an isolation boundary" in m for m in messages)
