@@ -75,7 +75,10 @@ def bench_baseline(pairs: list[tuple[str, str]], workers: int) -> float:
         json.dump(pairs, fh)
         fh.flush()
         out = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", BASELINE, fh.name, str(workers)], capture_output=True, text=True, check=True
+            [sys.executable, "-I", "-S", "-c", BASELINE, fh.name, str(workers)],
+            capture_output=True,
+            text=True,
+            check=True,
         )
     report = json.loads(out.stdout)
     assert report["all_true"], "baseline got a wrong verdict"
@@ -109,9 +112,18 @@ def bench_docker_run(pairs: list[tuple[str, str]], workers: int) -> float:
         f, g = pair
         code = f"{f}\n{g}\nprint(f(g()) is True)"
         out = client.containers.run(
-            image, ["python3", "-I", "-S", "-c", code], remove=True, network_mode="none", read_only=True,
-            mem_limit="512m", memswap_limit="512m", pids_limit=64, cap_drop=["ALL"],
-            security_opt=["no-new-privileges"], user="10001:10001", log_config=LogConfig(type="json-file"),
+            image,
+            ["python3", "-I", "-S", "-c", code],
+            remove=True,
+            network_mode="none",
+            read_only=True,
+            mem_limit="512m",
+            memswap_limit="512m",
+            pids_limit=64,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            user="10001:10001",
+            log_config=LogConfig(type="json-file"),
             labels={SANDBOX_LABEL: "1", OWNER_LABEL: owner_id()},
         )
         return out.strip() == b"True"

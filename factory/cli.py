@@ -14,9 +14,15 @@ SANDBOX_EXIT = 3
 
 
 def add_sandbox_options(parser: argparse.ArgumentParser, timeout: float = 5.0) -> None:
-    parser.add_argument("--sandbox", choices=("docker", "process", "auto"), default="auto",
-                        help="where untrusted code runs (default: docker when an engine is reachable)")
-    parser.add_argument("--workers", type=int, default=None, help="parallel sandbox workers (default: CPU count)")
+    parser.add_argument(
+        "--sandbox",
+        choices=("docker", "process", "auto"),
+        default="auto",
+        help="where untrusted code runs (default: docker when an engine is reachable)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="parallel sandbox workers (default: CPU count)"
+    )
     parser.add_argument("--timeout", type=float, default=timeout, help="seconds each of g and f may run")
 
 
@@ -40,7 +46,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UserError("give either INPUT.jsonl (with --out) or --p3 PATH")
     if args.input is not None and args.out is None:
         raise UserError("--out RESULTS.jsonl is required with INPUT.jsonl")
-    records = read_pairs_jsonl(args.input) if args.input is not None else None  # bad input fails before any sandbox starts
+    records = (
+        read_pairs_jsonl(args.input) if args.input is not None else None
+    )  # bad input fails before any sandbox starts
     with open_sandbox_from(args) as sandbox:
         if records is not None:
             report = verify_records(records, args.out, sandbox, args.timeout)
@@ -54,8 +62,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def add_verify(subparsers) -> None:
-    p = subparsers.add_parser("verify", help="verify (f, g) pairs in the sandbox",
-                              description="Verify (puzzle, solution) pairs: one verdict per pair.")
+    p = subparsers.add_parser(
+        "verify",
+        help="verify (f, g) pairs in the sandbox",
+        description="Verify (puzzle, solution) pairs: one verdict per pair.",
+    )
     p.add_argument("input", nargs="?", type=Path, help='JSONL, one {"id", "f", "g"} object per line')
     p.add_argument("--out", type=Path, help="RESULTS.jsonl: one {id, status, seconds, detail} per input line")
     p.add_argument("--p3", type=Path, help="verify the reference solutions of P3's puzzles.json instead")
@@ -90,11 +101,15 @@ def cmd_sandbox_status(args: argparse.Namespace) -> int:
         return SANDBOX_EXIT
     version = client.version().get("Version", "?")
     print(f"engine:     reachable (Docker {version})")
-    print(f"image:      {tag} {'present' if has_image(client, tag) else 'MISSING: run `factory sandbox build`'}")
+    print(
+        f"image:      {tag} {'present' if has_image(client, tag) else 'MISSING: run `factory sandbox build`'}"
+    )
     live = sandbox_containers(client)
     leftovers = leftover_containers(client)
-    print(f"containers: {len(live) - len(leftovers)} in use, {len(leftovers)} left over by dead runs"
-          + (" (removed at the next start)" if leftovers else ""))
+    print(
+        f"containers: {len(live) - len(leftovers)} in use, {len(leftovers)} left over by dead runs"
+        + (" (removed at the next start)" if leftovers else "")
+    )
     return 0
 
 

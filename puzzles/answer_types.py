@@ -36,30 +36,6 @@ def canonical_type(text: str) -> str:
     return annotation_to_type(node)
 
 
-def answer_matches_type(value: object, answer_type: str) -> bool:
-    """True when ``value`` has exactly ``answer_type`` under ``type(x) is T`` rules.
-
-    A bool is not an int, 5.0 is not an int, 5 is not a float; ``List[T]`` means a list whose every
-    element matches ``T``. ``answer_type`` must be a canonical spelling.
-    """
-    depth = 0
-    while answer_type.startswith("List[") and answer_type.endswith("]"):
-        answer_type = answer_type[5:-1]
-        depth += 1
-    if answer_type not in ANSWER_BASE_TYPES:
-        raise ValueError(f"{answer_type!r} is not a canonical P3 answer type")
-    base = {"int": int, "float": float, "str": str, "bool": bool}[answer_type]
-    layer = [value]
-    for _ in range(depth):
-        next_layer: list[object] = []
-        for item in layer:
-            if type(item) is not list:
-                return False
-            next_layer.extend(item)
-        layer = next_layer
-    return all(type(item) is base for item in layer)
-
-
 def _to_type(node: ast.expr, whole: ast.expr, depth: int) -> str:
     if depth > MAX_TYPE_DEPTH:
         raise InvalidProgram(f"answer type nests lists more than {MAX_TYPE_DEPTH} deep")

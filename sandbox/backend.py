@@ -35,7 +35,9 @@ class Sandbox:
     def workers(self) -> int:
         return self.pool.size
 
-    def run(self, jobs: Sequence[Job], on_result: Callable[[int, Result], None] | None = None) -> list[Result]:
+    def run(
+        self, jobs: Sequence[Job], on_result: Callable[[int, Result], None] | None = None
+    ) -> list[Result]:
         return self.pool.run(jobs, on_result)
 
     def close(self) -> None:

@@ -76,7 +76,9 @@ def build_image(client, base: str | None = None, log: Callable[[str], None] = pr
                 network_mode="none",
             )
         except docker.errors.BuildError as e:
-            tail = " | ".join(str(c.get("stream", c.get("error", ""))).strip() for c in list(e.build_log)[-5:])
+            tail = " | ".join(
+                str(c.get("stream", c.get("error", ""))).strip() for c in list(e.build_log)[-5:]
+            )
             raise SandboxUnavailable(f"building the sandbox image failed: {e.msg}: {tail}") from e
     log(f"built {tag}")
     return tag

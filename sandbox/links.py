@@ -28,7 +28,7 @@ class WorkerLimits:
 
     job_memory_mb: int = 512
     output_bytes: int = 64 * 1024
-    answer_bytes: int = 1024 * 1024
+    answer_bytes: int = 16 * 1024 * 1024  # P3's own Fibonacci answers are 5 MB of JSON
     container_memory_mb: int = 1024
     container_pids: int = 128
     container_cpus: float = 1.0
@@ -179,7 +179,15 @@ class DockerLink(WorkerLink):
         try:
             exec_id = client.api.exec_create(
                 self.container.id,
-                ["python3", "-I", "-S", "/opt/factory/worker.py", "--kill-all", "--scratch=/tmp", *limits.worker_args()],
+                [
+                    "python3",
+                    "-I",
+                    "-S",
+                    "/opt/factory/worker.py",
+                    "--kill-all",
+                    "--scratch=/tmp",
+                    *limits.worker_args(),
+                ],
                 stdin=True,
                 stdout=True,
                 stderr=True,

@@ -59,7 +59,9 @@ class WorkerPool:
         self.depth = depth
         self._closed = False
 
-    def run(self, jobs: Sequence[Job], on_result: Callable[[int, Result], None] | None = None) -> list[Result]:
+    def run(
+        self, jobs: Sequence[Job], on_result: Callable[[int, Result], None] | None = None
+    ) -> list[Result]:
         if self._closed:
             raise RuntimeError("the sandbox is closed")
         results: list[Result | None] = [None] * len(jobs)
@@ -79,7 +81,10 @@ class WorkerPool:
             except BaseException as e:  # noqa: BLE001 - handed to the caller below
                 failures.append(e)
 
-        threads = [threading.Thread(target=drive, args=(slot,), daemon=True) for slot in range(min(self.size, len(jobs)))]
+        threads = [
+            threading.Thread(target=drive, args=(slot,), daemon=True)
+            for slot in range(min(self.size, len(jobs)))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -113,7 +118,14 @@ class WorkerPool:
                 deliver(culprit, Result(CRASHED, 0.0, f"the sandbox lost the job: {e}"))
                 continue
             index = in_flight.popleft()
-            deliver(index, Result(str(reply.get("status", CRASHED)), float(reply.get("seconds", 0.0)), str(reply.get("detail", ""))))
+            deliver(
+                index,
+                Result(
+                    str(reply.get("status", CRASHED)),
+                    float(reply.get("seconds", 0.0)),
+                    str(reply.get("detail", "")),
+                ),
+            )
 
     def _link(self, slot: int) -> WorkerLink:
         link = self.links[slot]

@@ -47,14 +47,19 @@ def verify_pairs(
     sandbox: Sandbox,
     timeout_s: float = 5.0,
     on_result: Callable[[int, Result], None] | None = None,
+    trusted_puzzles: bool = False,
 ) -> list[Result]:
-    """One verdict per pair, in order. Pairs that break the P3 rules are ``invalid`` and never run."""
+    """One verdict per pair, in order. Pairs that break the P3 rules are ``invalid`` and never run.
+
+    ``trusted_puzzles`` (P3's own data) lets a puzzle call ``eval(answer)``; the worker gives it a
+    guarded eval. Model-written puzzles never get it.
+    """
     results: list[Result | None] = [None] * len(pairs)
     jobs: list[Job] = []
     positions: list[int] = []
     for i, pair in enumerate(pairs):
         try:
-            puzzle = parse_puzzle(pair.f)
+            puzzle = parse_puzzle(pair.f, allow_eval=trusted_puzzles)
             solution = parse_solution(pair.g, puzzle)
         except InvalidProgram as e:
             results[i] = Result(INVALID, 0.0, str(e))

@@ -38,7 +38,9 @@ import sys
 import time
 import typing
 
-PRELUDE = {name: getattr(typing, name) for name in ("List", "Dict", "Set", "Tuple", "Optional", "Any", "Callable")}
+PRELUDE = {
+    name: getattr(typing, name) for name in ("List", "Dict", "Set", "Tuple", "Optional", "Any", "Callable")
+}
 MAX_INT_DIGITS = 100_000  # int <-> str conversions beyond this are refused (quadratic cost)
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
@@ -158,8 +160,82 @@ def describe_exception(e: BaseException) -> str:
     return f"{type(e).__name__}: {message[:300]}"
 
 
-def load_function(source: str, name: str) -> object:
+SAFE_EVAL_BUILTINS = {
+    name: getattr(__builtins__, name, None) if not isinstance(__builtins__, dict) else __builtins__.get(name)
+    for name in (
+        "abs",
+        "all",
+        "any",
+        "bin",
+        "bool",
+        "chr",
+        "dict",
+        "divmod",
+        "enumerate",
+        "filter",
+        "float",
+        "hex",
+        "int",
+        "len",
+        "list",
+        "map",
+        "max",
+        "min",
+        "oct",
+        "ord",
+        "pow",
+        "range",
+        "repr",
+        "reversed",
+        "round",
+        "set",
+        "sorted",
+        "str",
+        "sum",
+        "tuple",
+        "zip",
+        "True",
+        "False",
+        "None",
+    )
+}
+
+
+def guarded_eval(expression: object, *rest: object) -> object:
+    """The ``eval`` a trusted puzzle sees (P3 has a few that evaluate their answer): one expression,
+    no names outside a small set of pure builtins, no underscore names or attributes, so an answer
+    cannot reach the result channel of the process that decides the verdict."""
+    import ast
+
+    if rest or type(expression) is not str:
+        raise TypeError("eval takes one string here")
+    caller = sys._getframe(1).f_locals  # P3's RevQuine evaluates names of the puzzle's own locals
+    scope = {k: v for k, v in caller.items() if not k.startswith("_")}
+    tree = ast.parse(expression, mode="eval")
+    for node in ast.walk(tree):
+        name = (
+            node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+        )
+        if name is not None and name.startswith("_"):
+            raise NameError(f"{name} is not allowed in eval")
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and name not in SAFE_EVAL_BUILTINS:
+            local_names = {a.arg for n in ast.walk(tree) if isinstance(n, ast.Lambda) for a in n.args.args}
+            local_names |= {
+                t.id
+                for n in ast.walk(tree)
+                if isinstance(n, ast.comprehension)
+                for t in ast.walk(n.target)
+                if isinstance(t, ast.Name)
+            }
+            if name not in local_names and name not in scope:
+                raise NameError(f"{name} is not allowed in eval")
+    return eval(compile(tree, "<answer>", "eval"), {"__builtins__": SAFE_EVAL_BUILTINS}, scope)
+
+
+def load_function(source: str, name: str, eval_function: object = None) -> object:
     namespace: dict = {"__name__": "__puzzle__", "__builtins__": __builtins__, **PRELUDE}
+    if eval_function is not None:
+        namespace["eval"] = eval_function
     exec(compile(source, "<" + name + ">", "exec"), namespace)
     fn = namespace.get(name)
     if not callable(fn):
@@ -185,7 +261,7 @@ def child_run_g(job: dict) -> bytes:
 
 def child_run_f(job: dict, answer: object) -> bytes:
     try:
-        f = load_function(job["f_source"], job["f_name"])
+        f = load_function(job["f_source"], job["f_name"], guarded_eval)
         outcome = f(answer)  # type: ignore[operator]
     except MemoryError:
         return OUT_OF_MEMORY
@@ -458,7 +534,9 @@ def run_job(job: dict, limits: Limits, counter: int) -> dict:
         if f.message == TRUE:  # exactly one byte: anything appended means f wrote to the channel itself
             return verdict("verified")
         if kind == NOT_TRUE:
-            return verdict("wrong", "f returned " + ("False" if f.message[1:] == b"bool" else decode_message(f.message)))
+            return verdict(
+                "wrong", "f returned " + ("False" if f.message[1:] == b"bool" else decode_message(f.message))
+            )
         if kind == OUT_OF_MEMORY:
             return verdict("memory", "f ran out of memory (MemoryError)")
         if kind == EXCEPTION:
@@ -479,7 +557,7 @@ def set_prctl(option: int, value: int) -> None:
 def parse_args(argv: list[str]) -> tuple[Limits, bool]:
     """``--memory-mb=N --output-bytes=N --answer-bytes=N --scratch=DIR... --kill-all`` (no argparse:
     every module imported here makes each fork slower)."""
-    options = {"memory-mb": "512", "output-bytes": str(64 * 1024), "answer-bytes": str(1024 * 1024)}
+    options = {"memory-mb": "512", "output-bytes": str(64 * 1024), "answer-bytes": str(16 * 1024 * 1024)}
     scratch: list[str] = []
     kill_all = False
     for arg in argv:
@@ -496,7 +574,9 @@ def parse_args(argv: list[str]) -> tuple[Limits, bool]:
         base = os.environ.get("TMPDIR", "/tmp")
         scratch.append(os.path.join(base, f"factory-worker-{os.getpid()}"))
         os.makedirs(scratch[0], mode=0o700, exist_ok=True)
-    limits = Limits(int(options["memory-mb"]), int(options["output-bytes"]), int(options["answer-bytes"]), scratch)
+    limits = Limits(
+        int(options["memory-mb"]), int(options["output-bytes"]), int(options["answer-bytes"]), scratch
+    )
     return limits, kill_all
 
 
@@ -524,7 +604,12 @@ def main(argv: list[str]) -> int:
             job = json.loads(line)
             reply = run_job(job, limits, counter)
         except Exception as e:  # noqa: BLE001 - a bad job must not take the worker down
-            reply = {"id": None, "status": "crashed", "seconds": 0.0, "detail": f"worker: {describe_exception(e)}"}
+            reply = {
+                "id": None,
+                "status": "crashed",
+                "seconds": 0.0,
+                "detail": f"worker: {describe_exception(e)}",
+            }
             if isinstance(job, dict):
                 reply["id"] = job.get("id")
         stdout.write(json.dumps(reply).encode() + b"\n")

@@ -14,7 +14,9 @@ def numbered(i: int) -> SourcePair:
     return SourcePair(f"def f(x: int, n={i}):\n    return x == n * 3\n", f"def g(n={i}):\n    return n * 3\n")
 
 
-KILL_WORKER = SourcePair("def f(x: int):\n    return x == 1\n", "def g():\n    import os\n    os.kill(os.getppid(), 9)\n")
+KILL_WORKER = SourcePair(
+    "def f(x: int):\n    return x == 1\n", "def g():\n    import os\n    os.kill(os.getppid(), 9)\n"
+)
 QUIET = {"log": lambda m: None}
 
 
@@ -57,8 +59,11 @@ def test_basic_limits_hold_in_both_backends(sandbox):
 
 def test_progress_callback_sees_every_pair_once(sandbox):
     seen = []
-    verify_pairs([numbered(i) for i in range(10)] + [SourcePair("junk", "def g(): return 1")], sandbox,
-                 on_result=lambda i, r: seen.append(i))
+    verify_pairs(
+        [numbered(i) for i in range(10)] + [SourcePair("junk", "def g(): return 1")],
+        sandbox,
+        on_result=lambda i, r: seen.append(i),
+    )
     assert sorted(seen) == list(range(11))
 
 
@@ -67,7 +72,8 @@ def test_leftovers_of_a_dead_run_are_swept_at_start(docker_ready):
     from sandbox.image import image_tag
 
     orphan = client.containers.create(
-        image_tag(), labels={SANDBOX_LABEL: "1", OWNER_LABEL: f"{__import__('socket').gethostname()}:999999999:1"}
+        image_tag(),
+        labels={SANDBOX_LABEL: "1", OWNER_LABEL: f"{__import__('socket').gethostname()}:999999999:1"},
     )
     with open_sandbox("docker", workers=1, **QUIET):
         ids = {c.id for c in sandbox_containers(client)}
@@ -81,4 +87,6 @@ def test_unreachable_engine_gives_a_clear_reason(monkeypatch):
     messages = []
     with open_sandbox("auto", workers=1, log=messages.append) as box:
         assert box.kind == "process"
-    assert any("falling back" in m for m in messages) and any("NOT an isolation boundary" in m for m in messages)
+    assert any("falling back" in m for m in messages) and any(
+        "NOT an isolation boundary" in m for m in messages
+    )
