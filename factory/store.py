@@ -242,6 +242,8 @@ _SCHEMA = (
         batch INTEGER NOT NULL,
         items INTEGER NOT NULL,
         finished_at REAL NOT NULL,
+        timings_json TEXT NOT NULL DEFAULT '{}',
+        tokens INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (round, stage, batch))""",
     """CREATE TABLE puzzles (
         id INTEGER PRIMARY KEY,
@@ -478,10 +480,20 @@ class RunStore:
             raise StoreError(f"round {round} was never started; call start_round({round}, model) first")
         return _round_info(row)
 
-    def _mark(self, db: sqlite3.Connection, round: int, stage: str, batch: int, items: int) -> None:
+    def _mark(
+        self,
+        db: sqlite3.Connection,
+        round: int,
+        stage: str,
+        batch: int,
+        items: int,
+        timings: Mapping[str, float] | None = None,
+        tokens: int = 0,
+    ) -> None:
         db.execute(
-            "INSERT OR IGNORE INTO batches(round, stage, batch, items, finished_at) VALUES (?, ?, ?, ?, ?)",
-            (round, stage, batch, items, time.time()),
+            "INSERT OR IGNORE INTO batches(round, stage, batch, items, finished_at, timings_json, tokens) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (round, stage, batch, items, time.time(), json.dumps(dict(timings or {})), tokens),
         )
 
     def _batch_done(self, db: sqlite3.Connection, round: int, stage: str, batch: int) -> bool:
@@ -545,11 +557,35 @@ class RunStore:
         rows = self._db.execute("SELECT batch FROM batches WHERE round = ? AND stage = ?", (round, stage))
         return {row[0] for row in rows}
 
-    def mark_batch_done(self, round: int, stage: str, batch: int, items: int = 0) -> None:
+    def mark_batch_done(
+        self,
+        round: int,
+        stage: str,
+        batch: int,
+        items: int = 0,
+        *,
+        timings: Mapping[str, float] | None = None,
+        tokens: int = 0,
+    ) -> None:
         """A marker for a stage whose work lives outside the store (training, say). Idempotent."""
         with self._write(f"marking round {round} {stage} batch {batch} done") as db:
             self._require_round(db, round)
-            self._mark(db, round, stage, batch, items)
+            self._mark(db, round, stage, batch, items, timings, tokens)
+
+    def stage_timings(self, round: int) -> dict[str, float]:
+        """Seconds per named step ("propose.generate", "solve.verify", ...) summed over the round's batches."""
+        totals: dict[str, float] = {}
+        for (text,) in self._db.execute("SELECT timings_json FROM batches WHERE round = ?", (round,)):
+            for key, seconds in json.loads(text).items():
+                totals[key] = totals.get(key, 0.0) + float(seconds)
+        return totals
+
+    def generated_tokens(self, round: int, stage: str | None = None) -> int:
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(tokens), 0) FROM batches WHERE round = ? AND (? IS NULL OR stage = ?)",
+            (round, stage, stage),
+        ).fetchone()
+        return int(row[0])
 
     # -- puzzles -------------------------------------------------------------------------------------
 
@@ -702,7 +738,14 @@ class RunStore:
     # -- proposals -----------------------------------------------------------------------------------
 
     def record_proposals(
-        self, round: int, batch: int, rows: Sequence[ProposalRow], *, model: str | None = None
+        self,
+        round: int,
+        batch: int,
+        rows: Sequence[ProposalRow],
+        *,
+        model: str | None = None,
+        timings: Mapping[str, float] | None = None,
+        tokens: int = 0,
     ) -> tuple[int, ...]:
         """Store one propose batch: every raw proposal, the newly accepted puzzles and the marker.
 
@@ -758,7 +801,7 @@ class RunStore:
                     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (round, batch, row.idx, row.prompt_seed, row.raw, status, reason, puzzle_id, now),
                 )
-            self._mark(db, round, PROPOSE_STAGE, batch, len(rows))
+            self._mark(db, round, PROPOSE_STAGE, batch, len(rows), timings, tokens)
         return tuple(new_ids)
 
     def proposals_of_round(self, round: int) -> list[StoredProposal]:
@@ -779,6 +822,8 @@ class RunStore:
         *,
         model: str | None = None,
         stage: str = SOLVE_STAGE,
+        timings: Mapping[str, float] | None = None,
+        tokens: int = 0,
     ) -> int:
         """Store one batch of solution attempts with their verdicts and the batch's marker.
 
@@ -821,7 +866,7 @@ class RunStore:
                     for row in rows
                 ],
             )
-            self._mark(db, round, stage, batch, len(rows))
+            self._mark(db, round, stage, batch, len(rows), timings, tokens)
         return len(rows)
 
     def attempts_of_round(self, round: int) -> list[StoredAttempt]:

@@ -444,10 +444,10 @@ WRITER = textwrap.dedent(
 
         mark = RunStore._mark
 
-        def mark_or_die(self, db, round, stage, batch, items):
+        def mark_or_die(self, db, round, stage, batch, items, *rest):
             if stage == "propose" and batch == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
-            mark(self, db, round, stage, batch, items)
+            mark(self, db, round, stage, batch, items, *rest)
 
         RunStore._mark = mark_or_die
     with RunStore.open(run_dir) as store:
