@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from pathlib import Path
 
 from factory.errors import UserError
+from factory.export_cli import add_export_commands
 from sandbox.engine import SandboxUnavailable
 
 SANDBOX_EXIT = 3
@@ -123,9 +125,119 @@ def add_sandbox(subparsers) -> None:
     status.set_defaults(handler=cmd_sandbox_status)
 
 
+# ---------------------------------------------------------------- round / run / eval
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="checkpoint dir or Hub id (default: the embedded tiny model)")
+    parser.add_argument("--backend", choices=("transformers", "vllm", "openai"), default="transformers")
+    parser.add_argument("--base-url", default=None, help="openai backend: the server, e.g. http://localhost:8000/v1")
+
+
+def add_round_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-dir", type=Path, required=True, help="the run's store, checkpoints and summaries")
+    add_model_options(parser)
+    parser.add_argument("--puzzles", type=int, default=64, help="puzzles proposed per round")
+    parser.add_argument("--attempts", type=int, default=8, help="solutions sampled per new puzzle")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--propose-examples", type=int, default=3, help="puzzles shown in a propose prompt")
+    parser.add_argument("--solve-examples", type=int, default=1, help="(f, g) pairs shown in a solve prompt")
+    parser.add_argument("--no-train", action="store_true", help="skip fine-tuning")
+    parser.add_argument("--incremental", action="store_true", help="fine-tune the last checkpoint, not the base")
+    parser.add_argument("--lora", action="store_true", help="fine-tune LoRA adapters (peft) and merge them")
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--eval-samples", type=int, default=5, help="samples per held-out puzzle (n of pass@k)")
+    parser.add_argument("--eval-p3", default=None, help="evaluate on P3's puzzles.json instead of the held-out seeds")
+    parser.add_argument("--eval-split", default="test", choices=("train", "test"))
+    parser.add_argument("--eval-limit", type=int, default=None, help="only the first N evaluation puzzles")
+    add_sandbox_options(parser, timeout=2.0)
+
+
+def run_config_from(args: argparse.Namespace):
+    from factory.rounds import RunConfig
+
+    return RunConfig(
+        model=args.model, backend=args.backend, base_url=args.base_url, seed=args.seed, puzzles=args.puzzles,
+        attempts=args.attempts, propose_examples=args.propose_examples, solve_examples=args.solve_examples,
+        train=not args.no_train, incremental=args.incremental, lora=args.lora,
+        epochs=args.epochs, eval_samples=args.eval_samples, eval_p3=args.eval_p3, eval_split=args.eval_split, eval_limit=args.eval_limit,
+        timeout_s=args.timeout,
+    )
+
+
+def run_rounds(args: argparse.Namespace, until_finished: int | None) -> int:
+    """Runs the next round (``until_finished`` None) or rounds until that many are finished."""
+    from factory.rounds import SelfPlayRun, format_summary
+
+    config = run_config_from(args)
+    with open_sandbox_from(args) as sandbox, SelfPlayRun(args.run_dir, config, sandbox) as run:
+        base = run.evaluate_base()
+        print("round 0 (base model): " + ", ".join(f"pass@{k} {v:.3f}" for k, v in base.items()), file=sys.stderr)
+        target = run.finished_rounds() + 1 if until_finished is None else until_finished
+        while run.finished_rounds() < target:
+            summary = run.run_round(run.next_round())
+            print(format_summary(summary), file=sys.stderr)
+    return 0
+
+
+def cmd_round(args: argparse.Namespace) -> int:
+    return run_rounds(args, None)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.rounds < 1:
+        raise UserError("--rounds must be at least 1")
+    return run_rounds(args, args.rounds)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from factory.corpus import eval_set, seed_training_pairs
+    from factory.evaluate import EvalSettings, evaluate
+    from factory.models import ModelError, load_backend
+
+    ks = tuple(int(k) for k in args.k.split(","))
+    name, puzzles = eval_set(args.p3, args.split)
+    if args.limit:
+        puzzles = puzzles[: args.limit]
+    options = {"base_url": args.base_url} if args.backend == "openai" and args.base_url else {}
+    try:
+        backend = load_backend(args.backend, args.model, **options)
+    except ModelError as e:
+        raise UserError(str(e)) from None
+    settings = EvalSettings(samples=args.samples, ks=ks, examples=args.examples, timeout_s=args.timeout)
+    with open_sandbox_from(args) as sandbox:
+        result = evaluate(backend, puzzles, seed_training_pairs(), sandbox, name, settings)
+    backend.close()
+    report = {"dataset": name, "model": backend.name, "puzzles": result.total, "samples": result.samples,
+              "solved_puzzles": result.solved_puzzles, "pass_at_k": {str(k): v for k, v in result.pass_at_k.items()},
+              "seconds": result.seconds, "tokens": result.tokens}
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def add_round(subparsers) -> None:
+    p = subparsers.add_parser("round", help="run one self-play round (resumes an unfinished one)")
+    add_round_options(p)
+    p.set_defaults(handler=cmd_round)
+    p = subparsers.add_parser("run", help="run self-play rounds until N are finished (resumable)")
+    p.add_argument("--rounds", type=int, required=True)
+    add_round_options(p)
+    p.set_defaults(handler=cmd_run)
+    p = subparsers.add_parser("eval", help="pass@k of a model on held-out puzzles, verified in the sandbox")
+    add_model_options(p)
+    p.add_argument("--p3", type=Path, default=None, help="P3's puzzles.json (default: the held-out seeds)")
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--samples", type=int, default=10, help="n samples per puzzle")
+    p.add_argument("--k", default="1,10", help="comma-separated k values")
+    p.add_argument("--examples", type=int, default=1, help="(f, g) pairs shown in each prompt")
+    p.add_argument("--limit", type=int, default=None, help="only the first N puzzles")
+    add_sandbox_options(p, timeout=2.0)
+    p.set_defaults(handler=cmd_eval)
+
+
 # ---------------------------------------------------------------- main
 
-COMMANDS = [add_verify, add_sandbox]
+COMMANDS = [add_verify, add_sandbox, add_round, add_export_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
