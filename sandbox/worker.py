@@ -131,8 +131,9 @@ def child_setup(limits: Limits, workdir: str, out_w: int, res_w: int, cpu_second
             except OSError:
                 pass
     try:  # make this child the first choice of the OOM killer, never the worker
-        with open("/proc/self/oom_score_adj", "w") as fh:
-            fh.write("1000")
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        os.write(fd, b"1000")
+        os.close(fd)
     except OSError:
         pass
     cpu = int(cpu_seconds) + 2
@@ -147,8 +148,8 @@ def child_setup(limits: Limits, workdir: str, out_w: int, res_w: int, cpu_second
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         resource.setrlimit(rlimit, (value, value))
-    sys.stdout = os.fdopen(1, "w", buffering=1, errors="replace", closefd=False)
-    sys.stderr = os.fdopen(2, "w", buffering=1, errors="replace", closefd=False)
+    # sys.stdout and sys.stderr already write to fds 1 and 2, now the capped pipe; the worker left
+    # their buffers empty (it flushes after every reply).
     sys.stdin = None  # type: ignore[assignment]
 
 
@@ -465,13 +466,15 @@ def children_of(parent: int) -> list[int]:
     return found
 
 
-def wipe(path: str, keep_root: bool = True) -> None:
-    """Remove everything under ``path`` (a job may leave read-only dirs or odd names)."""
+def wipe(path: str, keep_root: bool = True, keep: str | None = None) -> None:
+    """Remove everything under ``path`` but ``keep`` (a job may leave read-only dirs or odd names)."""
     try:
         entries = os.listdir(path)
     except OSError:
         return
     for name in entries:
+        if name == keep:
+            continue
         full = os.path.join(path, name)
         try:
             if os.path.isdir(full) and not os.path.islink(full):
@@ -492,16 +495,18 @@ def decode_message(message: bytes) -> str:
     return message[1:].decode("utf-8", "replace")
 
 
-def run_job(job: dict, limits: Limits, counter: int) -> dict:
+WORKDIR_NAME = "work"  # the jobs' working directory inside the first scratch dir, emptied after each job
+
+
+def run_job(job: dict, limits: Limits) -> dict:
     timeout = float(job.get("timeout_s", 5.0))
-    workdir = os.path.join(limits.scratch_dirs[0], f"job{counter}")
+    workdir = os.path.join(limits.scratch_dirs[0], WORKDIR_NAME)
     total = 0.0
 
     def verdict(status: str, detail: str = "") -> dict:
         return {"id": job.get("id"), "status": status, "seconds": round(total, 6), "detail": detail[:500]}
 
     try:
-        os.mkdir(workdir, 0o700)
         if "answer_json" in job:
             answer_text = job["answer_json"]
         else:
@@ -544,7 +549,12 @@ def run_job(job: dict, limits: Limits, counter: int) -> dict:
         return verdict("error", "f sent a malformed result")
     finally:
         for directory in limits.scratch_dirs:
-            wipe(directory)
+            wipe(directory, keep=WORKDIR_NAME)
+        wipe(workdir)
+        try:
+            os.chmod(workdir, 0o700)
+        except OSError:
+            os.makedirs(workdir, mode=0o700, exist_ok=True)
 
 
 def set_prctl(option: int, value: int) -> None:
@@ -577,6 +587,7 @@ def parse_args(argv: list[str]) -> tuple[Limits, bool]:
     limits = Limits(
         int(options["memory-mb"]), int(options["output-bytes"]), int(options["answer-bytes"]), scratch
     )
+    os.makedirs(os.path.join(scratch[0], WORKDIR_NAME), mode=0o700, exist_ok=True)
     return limits, kill_all
 
 
@@ -594,15 +605,13 @@ def main(argv: list[str]) -> int:
     stdout = sys.stdout.buffer
     stdout.write(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
     stdout.flush()
-    counter = 0
     for line in stdin:
         if not line.strip():
             continue
-        counter += 1
         job = None
         try:
             job = json.loads(line)
-            reply = run_job(job, limits, counter)
+            reply = run_job(job, limits)
         except Exception as e:  # noqa: BLE001 - a bad job must not take the worker down
             reply = {
                 "id": None,
