@@ -12,8 +12,7 @@ import argparse
 import random
 import time
 
-from factory.default_model import default_model_path, synthetic_corpus
-from factory.models import SamplingConfig
+from factory.models import SamplingConfig  # first: sets OMP_WAIT_POLICY before torch loads
 from factory.models.transformers_backend import TransformersBackend
 
 STOP = ("\ndef ", "\nassert", "\nclass ", "\nif __name__", "\nprint(", "\n#")
@@ -21,12 +20,16 @@ STOP = ("\ndef ", "\nassert", "\nclass ", "\nif __name__", "\nprint(", "\n#")
 
 def make_prompts(count: int, seed: int = 0) -> list[str]:
     """Few-shot P3-style prompts of varied length, each ending in a new puzzle header."""
+    from factory.default_model import synthetic_corpus
+
     rng = random.Random(seed)
     texts = synthetic_corpus(200, seed=seed + 1)
     return [rng.choice(texts) + f"\ndef f{rng.randint(2, 9)}(" for _ in range(count)]
 
 
-def measure(backend: TransformersBackend, prompts: list[str], sampling: SamplingConfig, batch_size: int) -> float:
+def measure(
+    backend: TransformersBackend, prompts: list[str], sampling: SamplingConfig, batch_size: int
+) -> float:
     """Generated tokens per second with ``batch_size`` (1: each prompt on its own)."""
     backend.batch_size = batch_size
     backend.generate(prompts[:batch_size], sampling)  # warm-up
@@ -36,13 +39,19 @@ def measure(backend: TransformersBackend, prompts: list[str], sampling: Sampling
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="checkpoint directory or Hub id (default: the embedded default model)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", help="checkpoint directory or Hub id (default: the embedded default model)"
+    )
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16])
     parser.add_argument("--no-stop", action="store_true", help="generate max-new-tokens every time")
     args = parser.parse_args()
+
+    from factory.default_model import default_model_path
 
     model = args.model or str(default_model_path())
     backend = TransformersBackend(model)

@@ -129,13 +129,19 @@ def add_sandbox(subparsers) -> None:
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="checkpoint dir or Hub id (default: the embedded tiny model)")
+    parser.add_argument(
+        "--model", default=None, help="checkpoint dir or Hub id (default: the embedded tiny model)"
+    )
     parser.add_argument("--backend", choices=("transformers", "vllm", "openai"), default="transformers")
-    parser.add_argument("--base-url", default=None, help="openai backend: the server, e.g. http://localhost:8000/v1")
+    parser.add_argument(
+        "--base-url", default=None, help="openai backend: the server, e.g. http://localhost:8000/v1"
+    )
 
 
 def add_round_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-dir", type=Path, required=True, help="the run's store, checkpoints and summaries")
+    parser.add_argument(
+        "--run-dir", type=Path, required=True, help="the run's store, checkpoints and summaries"
+    )
     add_model_options(parser)
     parser.add_argument("--puzzles", type=int, default=64, help="puzzles proposed per round")
     parser.add_argument("--attempts", type=int, default=8, help="solutions sampled per new puzzle")
@@ -143,11 +149,17 @@ def add_round_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--propose-examples", type=int, default=3, help="puzzles shown in a propose prompt")
     parser.add_argument("--solve-examples", type=int, default=1, help="(f, g) pairs shown in a solve prompt")
     parser.add_argument("--no-train", action="store_true", help="skip fine-tuning")
-    parser.add_argument("--incremental", action="store_true", help="fine-tune the last checkpoint, not the base")
+    parser.add_argument(
+        "--incremental", action="store_true", help="fine-tune the last checkpoint, not the base"
+    )
     parser.add_argument("--lora", action="store_true", help="fine-tune LoRA adapters (peft) and merge them")
     parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--eval-samples", type=int, default=5, help="samples per held-out puzzle (n of pass@k)")
-    parser.add_argument("--eval-p3", default=None, help="evaluate on P3's puzzles.json instead of the held-out seeds")
+    parser.add_argument(
+        "--eval-samples", type=int, default=5, help="samples per held-out puzzle (n of pass@k)"
+    )
+    parser.add_argument(
+        "--eval-p3", default=None, help="evaluate on P3's puzzles.json instead of the held-out seeds"
+    )
     parser.add_argument("--eval-split", default="test", choices=("train", "test"))
     parser.add_argument("--eval-limit", type=int, default=None, help="only the first N evaluation puzzles")
     add_sandbox_options(parser, timeout=2.0)
@@ -157,10 +169,22 @@ def run_config_from(args: argparse.Namespace):
     from factory.rounds import RunConfig
 
     return RunConfig(
-        model=args.model, backend=args.backend, base_url=args.base_url, seed=args.seed, puzzles=args.puzzles,
-        attempts=args.attempts, propose_examples=args.propose_examples, solve_examples=args.solve_examples,
-        train=not args.no_train, incremental=args.incremental, lora=args.lora,
-        epochs=args.epochs, eval_samples=args.eval_samples, eval_p3=args.eval_p3, eval_split=args.eval_split, eval_limit=args.eval_limit,
+        model=args.model,
+        backend=args.backend,
+        base_url=args.base_url,
+        seed=args.seed,
+        puzzles=args.puzzles,
+        attempts=args.attempts,
+        propose_examples=args.propose_examples,
+        solve_examples=args.solve_examples,
+        train=not args.no_train,
+        incremental=args.incremental,
+        lora=args.lora,
+        epochs=args.epochs,
+        eval_samples=args.eval_samples,
+        eval_p3=args.eval_p3,
+        eval_split=args.eval_split,
+        eval_limit=args.eval_limit,
         timeout_s=args.timeout,
     )
 
@@ -172,7 +196,10 @@ def run_rounds(args: argparse.Namespace, until_finished: int | None) -> int:
     config = run_config_from(args)
     with open_sandbox_from(args) as sandbox, SelfPlayRun(args.run_dir, config, sandbox) as run:
         base = run.evaluate_base()
-        print("round 0 (base model): " + ", ".join(f"pass@{k} {v:.3f}" for k, v in base.items()), file=sys.stderr)
+        print(
+            "round 0 (base model): " + ", ".join(f"pass@{k} {v:.3f}" for k, v in base.items()),
+            file=sys.stderr,
+        )
         target = run.finished_rounds() + 1 if until_finished is None else until_finished
         while run.finished_rounds() < target:
             summary = run.run_round(run.next_round())
@@ -208,9 +235,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with open_sandbox_from(args) as sandbox:
         result = evaluate(backend, puzzles, seed_training_pairs(), sandbox, name, settings)
     backend.close()
-    report = {"dataset": name, "model": backend.name, "puzzles": result.total, "samples": result.samples,
-              "solved_puzzles": result.solved_puzzles, "pass_at_k": {str(k): v for k, v in result.pass_at_k.items()},
-              "seconds": result.seconds, "tokens": result.tokens}
+    report = {
+        "dataset": name,
+        "model": backend.name,
+        "puzzles": result.total,
+        "samples": result.samples,
+        "solved_puzzles": result.solved_puzzles,
+        "pass_at_k": {str(k): v for k, v in result.pass_at_k.items()},
+        "seconds": result.seconds,
+        "tokens": result.tokens,
+    }
     print(json.dumps(report, indent=2))
     return 0
 

@@ -1,0 +1,51 @@
+"""Where text comes from: the seed training pairs, the embedded model's corpus, the evaluation sets."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from factory.errors import UserError
+from factory.prompts import puzzle_listing, training_example
+from puzzles.records import NamedPuzzle
+from puzzles.seeds import load_seeds
+
+SEED_EVAL = "seeds-test"
+
+
+def seed_training_pairs() -> list[tuple[str, str]]:
+    """(f, g) sources of the seed set's training split: never the held-out evaluation split."""
+    return [(s.puzzle.source, s.solutions[0].source) for s in load_seeds("train")]
+
+
+def seed_corpus(listings: int = 200, per_listing: int = 4) -> list[str]:
+    """Texts the embedded default model learns from: every training seed as a solve block (f, g,
+    assert) and random listings of seed puzzles, the shape of a propose prompt. Deterministic."""
+    pairs = seed_training_pairs()
+    texts = [training_example(f, g) for f, g in pairs]
+    rng = random.Random(0)
+    puzzles = [f for f, _ in pairs]
+    texts += [puzzle_listing(rng.sample(puzzles, per_listing)) for _ in range(listings)]
+    return texts
+
+
+def eval_set(p3_path: Path | None = None, split: str = "test") -> tuple[str, list[NamedPuzzle]]:
+    """The named evaluation set: the held-out seeds by default, or a split of P3's puzzles.json."""
+    if p3_path is None:
+        return SEED_EVAL, load_seeds("test")
+    from puzzles.p3 import load_p3
+
+    try:
+        puzzles = load_p3(p3_path, split)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    if not puzzles:
+        raise UserError(f"{p3_path}: no puzzles in split {split!r}")
+    return f"p3-{split}", puzzles
+
+
+def embedded_model_path(log=None) -> str:
+    """The embedded default model, built from the seed corpus on first use and cached."""
+    from factory.default_model import default_model_path
+
+    return str(default_model_path(seed_corpus, log=log))

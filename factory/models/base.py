@@ -1,0 +1,72 @@
+"""The model backend interface: two records and one protocol, like vLLM's ``LLM.generate(prompts, SamplingParams)``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+class ModelError(RuntimeError):
+    """A model cannot be loaded or reached; the message says what to do (one line)."""
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to sample: ``n`` completions per prompt; ``temperature == 0`` means greedy decoding.
+
+    ``stop``: strings that end a completion; the text is cut before the first one found.
+    ``seed``: makes sampling reproducible where the backend allows it.
+    """
+
+    n: int = 1
+    max_new_tokens: int = 256
+    temperature: float = 0.8
+    top_p: float = 0.95
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"SamplingConfig.n must be >= 1, got {self.n}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"SamplingConfig.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"SamplingConfig.temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"SamplingConfig.top_p must be in (0, 1], got {self.top_p}")
+        if isinstance(self.stop, str):  # a bare string would be read as a tuple of characters
+            raise TypeError("SamplingConfig.stop must be a tuple of strings, not a string")
+        object.__setattr__(self, "stop", tuple(self.stop))
+        if any(not s for s in self.stop):
+            raise ValueError("SamplingConfig.stop must not contain empty strings")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled continuation of a prompt (the prompt itself excluded), cut before the first stop string.
+
+    ``tokens``: tokens the model generated for it. ``finished``: False when cut by ``max_new_tokens``.
+    """
+
+    text: str
+    tokens: int
+    finished: bool
+
+
+@runtime_checkable
+class ModelBackend(Protocol):
+    """Anything that turns prompts into completions. ``generate`` returns ``n`` completions per prompt,
+    in prompt order."""
+
+    name: str
+
+    def generate(self, prompts: Sequence[str], sampling: SamplingConfig) -> list[list[Completion]]: ...
+
+    def close(self) -> None: ...
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut ``text`` before the earliest occurrence of any stop string; also say whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

@@ -1,0 +1,215 @@
+"""The OpenAI-compatible backend against a real HTTP server on 127.0.0.1, started in the test."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from factory.models import Completion, ModelError, SamplingConfig, load_backend
+from factory.models.openai_backend import OpenAIBackend
+
+
+class FakeCompletionsServer:
+    """``/v1/completions`` that answers deterministically: choice ``i`` of prompt ``p`` is
+    ``"<p[-6:]>|i\\ndef next():\\n"``. ``fail_first`` requests get ``fail_status``; ``delay_s`` slows each
+    answer (to see concurrency); every request body and Authorization header is recorded."""
+
+    def __init__(self):
+        self.fail_first = 0
+        self.fail_status = 503
+        self.delay_s = 0.0
+        self.requests: list[dict] = []
+        self.auth: list[str | None] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.requests.append(body)
+                    server.auth.append(self.headers.get("Authorization"))
+                    failing = server.fail_first > 0
+                    server.fail_first -= failing
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    time.sleep(server.delay_s)
+                    if self.path != "/v1/completions":
+                        return self.reply(404, {"error": {"message": f"no route {self.path}"}})
+                    if failing:
+                        return self.reply(server.fail_status, {"error": {"message": "overloaded, try later"}})
+                    if body["model"] != "tiny":
+                        return self.reply(
+                            404, {"error": {"message": f"The model `{body['model']}` does not exist."}}
+                        )
+                    tail = body["prompt"][-6:]
+                    choices = [
+                        {
+                            "index": i,
+                            "text": f"<{tail}>|{i}\ndef next():\n",
+                            "finish_reason": "length" if i == 2 else "stop",
+                        }
+                        for i in reversed(range(body["n"]))  # out of order on purpose: index decides
+                    ]
+                    return self.reply(
+                        200, {"choices": choices, "usage": {"completion_tokens": 10 * body["n"]}}
+                    )
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+            def reply(self, status, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.handle_error = lambda request, address: None  # clients that time out hang up on purpose
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    server = FakeCompletionsServer()
+    yield server
+    server.close()
+
+
+def make_backend(server, **options):
+    defaults = {
+        "base_url": server.base_url,
+        "timeout_s": 5.0,
+        "max_retries": 3,
+        "backoff_s": 0.01,
+        "api_key": "",
+    }
+    return OpenAIBackend("tiny", **{**defaults, **options})
+
+
+def test_results_in_prompt_order_with_n_per_prompt(server):
+    server.delay_s = 0.2  # long enough for requests to overlap on a loaded machine
+    prompts = [f"def f{i}(" + "x" * (i % 3) for i in range(12)]
+    out = make_backend(server, max_concurrency=4).generate(prompts, SamplingConfig(n=3, max_new_tokens=32))
+    assert len(out) == 12
+    for prompt, row in zip(prompts, out, strict=True):
+        assert [c.text for c in row] == [f"<{prompt[-6:]}>|{i}\ndef next():\n" for i in range(3)]
+        assert [c.finished for c in row] == [True, True, False]  # finish_reason "length" -> not finished
+        assert sum(c.tokens for c in row) == 30
+    assert 1 < server.max_in_flight <= 4
+
+
+def test_request_body(server):
+    stop = ("\ndef ", "\nassert", "\nclass ", "\nif __name__", "\nprint(", "\n#")
+    make_backend(server).generate(
+        ["p"], SamplingConfig(n=2, max_new_tokens=50, temperature=0.5, top_p=0.9, stop=stop, seed=11)
+    )
+    assert server.requests == [
+        {
+            "model": "tiny",
+            "prompt": "p",
+            "n": 2,
+            "max_tokens": 50,
+            "temperature": 0.5,
+            "top_p": 0.9,
+            "seed": 11,
+            "stop": list(stop[:4]),  # the API takes at most 4
+        }
+    ]
+
+
+def test_stop_strings_are_also_cut_locally(server):
+    # "\n#"-style stops beyond the 4 sent are applied here; "\ndef " is in the server's text
+    sampling = SamplingConfig(n=1, stop=("\nA", "\nB", "\nC", "\nD", "\ndef "))
+    [[completion]] = make_backend(server).generate(["def f1("], sampling)
+    assert completion == Completion(text="<ef f1(>|0", tokens=10, finished=True)
+
+
+def test_retries_after_503_then_succeeds(server):
+    server.fail_first = 2
+    out = make_backend(server, max_retries=3).generate(["a"], SamplingConfig(n=1))
+    assert out[0][0].text.startswith("<a>|0")
+    assert len(server.requests) == 3
+
+
+def test_retries_on_429(server):
+    server.fail_first, server.fail_status = 1, 429
+    assert make_backend(server).generate(["a"], SamplingConfig())[0][0].text.startswith("<a>")
+    assert len(server.requests) == 2
+
+
+def test_gives_up_after_retries_with_model_error(server):
+    server.fail_first = 100
+    with pytest.raises(ModelError, match=r"after 3 tries \(HTTP 503: overloaded, try later\)"):
+        make_backend(server, max_retries=2).generate(["a"], SamplingConfig())
+    assert len(server.requests) == 3
+
+
+def test_client_error_is_not_retried(server):
+    with pytest.raises(ModelError, match=r"HTTP 404: The model `nope` does not exist"):
+        OpenAIBackend("nope", base_url=server.base_url, backoff_s=0.01, api_key="").generate(
+            ["a"], SamplingConfig()
+        )
+    assert len(server.requests) == 1
+
+
+def test_api_key_option_and_environment(server, monkeypatch):
+    make_backend(server, api_key="sk-option").generate(["a"], SamplingConfig())
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    OpenAIBackend("tiny", base_url=server.base_url).generate(["a"], SamplingConfig())
+    monkeypatch.delenv("OPENAI_API_KEY")
+    OpenAIBackend("tiny", base_url=server.base_url).generate(["a"], SamplingConfig())
+    assert server.auth == ["Bearer sk-option", "Bearer sk-env", None]
+
+
+def test_base_url_from_environment(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url + "/")
+    backend = load_backend("openai", "tiny", api_key="")
+    assert backend.base_url == server.base_url
+    assert backend.generate(["a"], SamplingConfig())[0][0].text.startswith("<a>")
+
+
+def test_unreachable_server_is_a_model_error_quickly():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    backend = OpenAIBackend(
+        "tiny", base_url=f"http://127.0.0.1:{port}/v1", timeout_s=1.0, max_retries=2, backoff_s=0.01
+    )
+    start = time.monotonic()
+    with pytest.raises(ModelError, match=r"cannot get a completion from .* after 3 tries .*start the server"):
+        backend.generate(["a", "b"], SamplingConfig())
+    assert time.monotonic() - start < 3.0
+
+
+def test_slow_server_times_out_into_model_error(server):
+    server.delay_s = 1.0
+    with pytest.raises(ModelError, match="after 1 tries"):
+        make_backend(server, timeout_s=0.2, max_retries=0).generate(["a"], SamplingConfig())
+
+
+def test_empty_prompt_list_sends_nothing(server):
+    assert make_backend(server).generate([], SamplingConfig()) == []
+    assert server.requests == []
