@@ -18,7 +18,7 @@ def seed_training_pairs() -> list[tuple[str, str]]:
     return [(s.puzzle.source, s.solutions[0].source) for s in load_seeds("train")]
 
 
-def seed_corpus(listings: int = 200, per_listing: int = 4) -> list[str]:
+def seed_corpus(listings: int = 80, per_listing: int = 3) -> list[str]:
     """Texts the embedded default model learns from: every training seed as a solve block (f, g,
     assert) and random listings of seed puzzles, the shape of a propose prompt. Deterministic."""
     pairs = seed_training_pairs()

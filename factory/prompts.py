@@ -203,16 +203,40 @@ def propose_prompt(examples: Sequence[str], rng: random.Random, k: int) -> tuple
     return PRELUDE + "".join(blocks) + prefix, prefix
 
 
+def _extra_arguments(puzzle_source: str) -> ast.arguments:
+    """The puzzle's arguments after the answer, with their defaults and without annotations."""
+    function = next(n for n in ast.parse(puzzle_source).body if isinstance(n, _FUNCTION_DEFS))
+    extra = [ast.arg(arg=a.arg) for a in function.args.args[1:]]
+    defaults = function.args.defaults[len(function.args.defaults) - len(extra) :] if extra else []
+    return ast.arguments(posonlyargs=[], args=extra, kwonlyargs=[], kw_defaults=[], defaults=defaults)
+
+
+def solution_signature(puzzle_source: str, name: str) -> str:
+    """``def name(a=..., b=...):``: the only signature a solution of this puzzle can have (P3 rules)."""
+    stub = ast.FunctionDef(name=name, args=_extra_arguments(puzzle_source), body=[ast.Pass()], decorator_list=[])
+    return ast.unparse(ast.fix_missing_locations(ast.Module(body=[stub], type_ignores=[]))).splitlines()[0]
+
+
+def with_puzzle_signature(puzzle_source: str, solution_source: str, name: str) -> str:
+    """The solution renamed to ``name`` with exactly the puzzle's extra arguments as its signature, so
+    that training text and prompts always show the signature a solve prompt ends with."""
+    renamed = ast.parse(rename_function(solution_source, name))
+    function = next(n for n in renamed.body if isinstance(n, _FUNCTION_DEFS))
+    function.args = _extra_arguments(puzzle_source)
+    return ast.unparse(renamed)
+
+
 def _solve_block(position: int, puzzle_source: str, solution_source: str) -> str:
     f = rename_function(puzzle_source, f"f{position}")
-    g = rename_function(solution_source, f"g{position}")
+    g = with_puzzle_signature(puzzle_source, solution_source, f"g{position}")
     return f"{f}\n\n{g}\n\nassert f{position}(g{position}())\n"
 
 
 def solve_prompt(
     examples: Sequence[tuple[str, str]], puzzle_source: str, rng: random.Random, k: int
 ) -> tuple[str, str]:
-    """A prompt of ``k`` random solved examples, then the target puzzle, ending in ``def g{k+1}(``.
+    """A prompt of ``k`` random solved examples, then the target puzzle, ending in the solution's whole
+    signature ``def g{k+1}(a=..., b=...):`` (determined by the puzzle), so the model writes the body.
 
     Examples whose puzzle is the target (same code up to names and formatting) are never used.
     Raises ``ValueError`` when the target itself cannot be renamed. Returns ``(prompt, prefix)``.
@@ -237,7 +261,7 @@ def solve_prompt(
     blocks = _pick(len(examples), k, rng, render)
     n = len(blocks) + 1
     target = rename_function(puzzle_source, f"f{n}")
-    prefix = f"def g{n}("
+    prefix = solution_signature(puzzle_source, f"g{n}")
     return PRELUDE + "".join(blocks) + target + "\n\n" + prefix, prefix
 
 

@@ -138,15 +138,15 @@ def test_propose_prompt_skips_broken_and_duplicate_examples():
 def test_solve_prompt_shape():
     target = "def mine(s: str, n=3) -> bool:\n    return len(s) == n\n"
     prompt, prefix = solve_prompt(PAIRS, target, random.Random(1), 3)
-    assert prefix == "def g4("
-    assert prompt.startswith(PRELUDE) and prompt.endswith("\n\ndef g4(")
+    assert prefix == "def g4(n=3):"  # the whole signature: the model writes only the body
+    assert prompt.startswith(PRELUDE) and prompt.endswith("\n\ndef g4(n=3):")
     assert re.findall(r"^def (\w+)\(", prompt, re.M) == ["f1", "g1", "f2", "g2", "f3", "g3", "f4", "g4"]
     assert re.findall(r"^assert .*$", prompt, re.M) == [f"assert f{i}(g{i}())" for i in (1, 2, 3)]
-    assert "def f4(s: str, n=3) -> bool:\n    return len(s) == n\n\ndef g4(" in prompt
+    assert "def f4(s: str, n=3) -> bool:\n    return len(s) == n\n\ndef g4(n=3):" in prompt
     # every example block holds: the prompt minus the unfinished target runs cleanly
     _exec(prompt[len(PRELUDE) : prompt.index("def f4(")])
     # a completion finishes the target
-    completion = "n=3):\n    return 'a' * n\n\nassert f4(g4())\n"
+    completion = "\n    return 'a' * n\n\nassert f4(g4())\n"
     namespace = _exec(prompt[len(PRELUDE) :] + completion)
     assert namespace["f4"](namespace["g4"]()) is True
 
@@ -158,8 +158,8 @@ def test_solve_prompt_deterministic_and_never_includes_target():
     examples = PAIRS + disguised
     for seed in range(30):
         prompt, prefix = solve_prompt(examples, target, random.Random(seed), 9)
-        assert prompt.count("a=4") == 1, seed  # only the target itself
-        assert prefix == "def g10("
+        assert prompt.count("a=4") == 2, seed  # only the target itself and its solution's signature
+        assert prefix == "def g10(a=4):"
     assert solve_prompt(examples, target, random.Random(7), 3) == solve_prompt(
         examples, target, random.Random(7), 3
     )
@@ -173,7 +173,7 @@ def test_solve_prompt_bad_target_raises():
 def test_solve_prompt_skips_pairs_that_do_not_rename():
     examples = [(PUZZLES[0], "def a():\n    return 1\ndef b():\n    return 2\n"), PAIRS[1]]
     prompt, prefix = solve_prompt(examples, PUZZLES[5], random.Random(0), 2)
-    assert prefix == "def g2("
+    assert prefix == "def g2(a=5):"
     assert "a=1" in prompt and "a=0" not in prompt
 
 
@@ -245,3 +245,15 @@ def test_function_text_cuts_at_the_first_column0_line():
     assert function_text(text) == "def f5(x: int) -> bool:\n    return x > 3\n"
     unfinished = "def f5(x: int) -> bool:\n    return x"
     assert function_text(unfinished) == unfinished + "\n"
+
+
+def test_training_examples_show_the_signature_a_solve_prompt_ends_with():
+    from factory.prompts import solution_signature
+
+    puzzle = "def f(s: str, n=3, c='z') -> bool:\n    return s == c * n\n"
+    no_args = "def sol():\n    return 'zzz'\n"
+    text = training_example(puzzle, no_args)
+    assert solution_signature(puzzle, "g1") == "def g1(n=3, c='z'):"
+    assert "def g1(n=3, c='z'):\n    return 'zzz'" in text
+    namespace: dict = {}
+    exec(text, namespace)  # the example itself runs: f1(g1()) holds
