@@ -14,6 +14,7 @@ import ast
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -120,7 +121,8 @@ def parse_source(text: str, what: str = "source") -> ast.Module:
     if "\x00" in text:
         raise InvalidProgram(f"{what} contains a NUL byte at offset {text.index(chr(0))}")
     try:
-        with int_digit_allowance():
+        with int_digit_allowance(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)  # model junk like "1abc" must not spam stderr
             return ast.parse(text)
     except SyntaxError as error:
         message = error.msg or "invalid syntax"
