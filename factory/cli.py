@@ -143,7 +143,7 @@ def add_round_options(parser: argparse.ArgumentParser) -> None:
         "--run-dir", type=Path, required=True, help="the run's store, checkpoints and summaries"
     )
     add_model_options(parser)
-    parser.add_argument("--puzzles", type=int, default=64, help="puzzles proposed per round")
+    parser.add_argument("--puzzles", type=int, default=128, help="puzzles proposed per round")
     parser.add_argument("--attempts", type=int, default=8, help="solutions sampled per new puzzle")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--propose-examples", type=int, default=3, help="puzzles shown in a propose prompt")

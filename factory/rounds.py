@@ -43,13 +43,14 @@ class RunConfig:
     backend: str = "transformers"
     base_url: str | None = None  # openai backend
     seed: int = 0
-    puzzles: int = 64  # puzzles proposed per round
+    puzzles: int = 128  # puzzles proposed per round
     attempts: int = 8  # solutions sampled per new puzzle
     propose_examples: int = 3  # puzzles shown before "def f{k+1}("
     solve_examples: int = 1  # (f, g) pairs shown before the puzzle to solve; more for larger models
     batch_size: int = 16  # prompts per generate call and per stored batch
     max_new_tokens: int = 160
-    temperature: float = 0.9
+    temperature: float = 0.7  # solving and evaluation
+    propose_temperature: float = 0.6  # lower: a small model's proposals are then more often valid code
     top_p: float = 0.95
     timeout_s: float = 2.0
     max_pairs_per_puzzle: int = 4
@@ -178,12 +179,12 @@ class SelfPlayRun:
             raise UserError(str(e)) from None
         return self._backend
 
-    def sampling(self, n: int, seed: int) -> SamplingConfig:
+    def sampling(self, n: int, seed: int, temperature: float) -> SamplingConfig:
         c = self.config
         return SamplingConfig(
             n=n,
             max_new_tokens=c.max_new_tokens,
-            temperature=c.temperature,
+            temperature=temperature,
             top_p=c.top_p,
             stop=tuple(STOP_SEQUENCES),
             seed=seed,
@@ -242,7 +243,7 @@ class SelfPlayRun:
                 prompts.append(prompt)
                 prefixes.append(prefix)
             t0 = time.perf_counter()
-            outputs = backend.generate(prompts, self.sampling(1, seed_of(c.seed, round, "propose", b)))
+            outputs = backend.generate(prompts, self.sampling(1, seed_of(c.seed, round, "propose", b), c.propose_temperature))
             t1 = time.perf_counter()
             raws = [
                 complete_function(prefix, out[0].text) for prefix, out in zip(prefixes, outputs, strict=True)
@@ -319,7 +320,7 @@ class SelfPlayRun:
                 prompts.append(prompt)
                 prefixes.append(prefix)
             t0 = time.perf_counter()
-            outputs = backend.generate(prompts, self.sampling(c.attempts, seed_of(c.seed, round, "solve", b)))
+            outputs = backend.generate(prompts, self.sampling(c.attempts, seed_of(c.seed, round, "solve", b), c.temperature))
             t1 = time.perf_counter()
             sources = [
                 [complete_function(prefix, o.text) for o in outs]
