@@ -287,6 +287,9 @@ class Daemon:
         self.metrics: MetricsServer | None = None
         self.stop_reason: str | None = None
         self._signals = 0
+        self._deadline: threading.Timer | None = None
+        self._deadline_due = False
+        self._handling_signals = False  # our SIGTERM/SIGINT handlers are installed (main thread only)
         self._cleaning_up = False
         self._started = time.monotonic()
 
@@ -489,7 +492,12 @@ class Daemon:
     # -- signals ---------------------------------------------------------------------------------------
 
     def _install_handlers(self) -> Callable[[], None]:
-        """SIGTERM/SIGINT handlers, the SIGALRM deadline, and library warnings into the JSON log."""
+        """SIGTERM/SIGINT handlers and library warnings into the JSON log; returns the undo.
+
+        The hard deadline is a timer thread that sends SIGTERM to the main thread (a signal wakes it from
+        a blocking wait, where a flag would not): no SIGALRM, so an embedding program's alarms (pytest-
+        timeout's, say) are left alone.
+        """
         handler = _JsonLogHandler(self.log)
         logging.getLogger().addHandler(handler)
         previous_showwarning = warnings.showwarning
@@ -499,15 +507,16 @@ class Daemon:
                      where=f"{filename}:{lineno}")
 
         warnings.showwarning = showwarning
-        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
+        signals = (signal.SIGTERM, signal.SIGINT)
         in_main = threading.current_thread() is threading.main_thread()
         previous = {s: signal.getsignal(s) for s in signals} if in_main else {}
-        if in_main:
-            signal.signal(signal.SIGTERM, self._on_signal)
-            signal.signal(signal.SIGINT, self._on_signal)
-            signal.signal(signal.SIGALRM, self._on_deadline)
+        for s in previous:
+            signal.signal(s, self._on_signal)
+        self._handling_signals = in_main
 
         def restore() -> None:
+            self._cancel_deadline()  # its SIGTERM after the handler is gone would kill the process
+            self._handling_signals = False
             logging.getLogger().removeHandler(handler)
             warnings.showwarning = previous_showwarning
             for s, h in previous.items():
@@ -516,33 +525,44 @@ class Daemon:
         return restore
 
     def request_stop(self, reason: str) -> None:
-        """Stop at the next stop point; interrupt the current step after ``stop_timeout_seconds``."""
+        """Stop at the next stop point; where the daemon handles signals (it runs in the main thread),
+        interrupt the current step after ``stop_timeout_seconds``."""
         self.stop.request(reason)
         self.state.update(phase="stopping")
         timeout = self.config.daemon.stop_timeout_seconds
         self.log("stop.requested", reason=reason, timeout_s=timeout)
-        if threading.current_thread() is threading.main_thread():
-            signal.setitimer(signal.ITIMER_REAL, timeout)
+        if self._handling_signals and self._deadline is None and not self._cleaning_up:
+            self._deadline = threading.Timer(timeout, self._deadline_passed)
+            self._deadline.daemon = True
+            self._deadline.start()
+
+    def _deadline_passed(self) -> None:
+        if not self._cleaning_up:
+            self._deadline_due = True
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
 
     def _on_signal(self, signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
+        if self._cleaning_up:
+            return
+        if self._deadline_due:
+            self._deadline_due = False
+            timeout = self.config.daemon.stop_timeout_seconds
+            self.log("stop.deadline", level="warning", timeout_s=timeout,
+                     message="the current step did not reach a stop point in time: interrupting it")
+            raise StopDeadline(f"{self.stop.reason}; the step in progress was interrupted after {timeout:g}s")
         self._signals += 1
         if self._signals == 1:
             self.request_stop(f"{name} received")
-        elif not self._cleaning_up:
+        else:
             raise StopDeadline(f"a second {name}: stopping now")
 
-    def _on_deadline(self, signum: int, frame: object) -> None:
-        if self._cleaning_up:
-            return
-        timeout = self.config.daemon.stop_timeout_seconds
-        self.log("stop.deadline", level="warning", timeout_s=timeout,
-                 message="the current step did not reach a stop point in time: interrupting it")
-        raise StopDeadline(f"{self.stop.reason}; the step in progress was interrupted after {timeout:g}s")
-
     def _cancel_deadline(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            signal.setitimer(signal.ITIMER_REAL, 0)
+        deadline = self._deadline
+        if deadline is not None:
+            deadline.cancel()
+            if deadline is not threading.current_thread():
+                deadline.join()  # a callback already running finishes (and sees _cleaning_up) first
 
     # -- logging of library messages -----------------------------------------------------------------
 

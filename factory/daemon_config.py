@@ -4,7 +4,7 @@ Three sections::
 
     [run]     run_dir, sandbox, workers, and every RunConfig field (same names, same defaults)
     [stop]    rounds, pairs, hours: the daemon stops at the first one met; none means run until stopped
-    [daemon]  metrics_port, log_file, backoff_max_seconds, stop_timeout_seconds
+    [daemon]  metrics_port, log_file, backoff_initial_seconds, backoff_max_seconds, stop_timeout_seconds
 
 Defaults of the [run] fields live in one place, ``RunConfig``: a key left out of the file is simply not
 passed, and ``example_config()`` reads them from there. Every mistake (unknown section or key, a wrong
@@ -96,7 +96,7 @@ RUN_HELP: dict[str, str] = {
 }
 RUN_EXTRA_HELP = {
     "run_dir": "the run's store, checkpoints and summaries (required)",
-    "sandbox": "where untrusted code runs: docker (hardened containers), process (NO isolation), auto",
+    "sandbox": "docker (hardened containers), process (NO isolation) or auto (docker if reachable at start)",
     "workers": "parallel sandbox workers (default: one per CPU)",
 }
 STOP_HELP = {

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from factory.models import ModelBackend, SamplingConfig
 from factory.passk import mean_pass_at_k
-from factory.prompts import STOP_SEQUENCES, solve_prompt
+from factory.prompts import STOP_SEQUENCES, ExampleIndex, solve_prompt
 from puzzles.parse import complete_function
 from puzzles.records import NamedPuzzle
 from sandbox.backend import Sandbox
@@ -58,11 +58,11 @@ def solve_samples(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[list[str]], int]:
     """``settings.samples`` candidate solution sources per puzzle, and the tokens generated."""
+    index = ExampleIndex(examples)
     prompts, prefixes = [], []
     for i, item in enumerate(puzzles):
-        prompt, prefix = solve_prompt(
-            examples, item.puzzle.source, random.Random(f"{seed}:{i}"), settings.examples
-        )
+        nearest = index.nearest(item.puzzle.source, settings.examples)
+        prompt, prefix = solve_prompt(nearest, item.puzzle.source, random.Random(f"{seed}:{i}"), settings.examples)
         prompts.append(prompt)
         prefixes.append(prefix)
     sources: list[list[str]] = []

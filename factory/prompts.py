@@ -354,3 +354,35 @@ def function_text(text: str) -> str:
     end = _function_end(text)
     body = text if end is None else text[:end]
     return body.rstrip() + "\n"
+
+
+class ExampleIndex:
+    """Few-shot (f, g) examples ranked by similarity to the puzzle being solved.
+
+    A solve prompt whose examples are the nearest puzzles (token 5-gram Jaccard, as for
+    near-duplicates) shows a small model the kind of solution the puzzle needs; random examples,
+    the paper's recipe, are ``k`` draws from the same list.
+    """
+
+    def __init__(self, pairs: Sequence[tuple[str, str]]):
+        from puzzles.canonical import near_duplicate_tokens
+        from puzzles.records import InvalidProgram
+
+        self.pairs = list(pairs)
+        self.tokens: list[frozenset[str]] = []
+        for f, _ in self.pairs:
+            try:
+                self.tokens.append(near_duplicate_tokens(f))
+            except InvalidProgram:
+                self.tokens.append(frozenset())
+
+    def nearest(self, puzzle_source: str, k: int) -> list[tuple[str, str]]:
+        from puzzles.canonical import near_duplicate_tokens, similarity
+        from puzzles.records import InvalidProgram
+
+        try:
+            target = near_duplicate_tokens(puzzle_source)
+        except InvalidProgram:
+            return self.pairs[:k]
+        ranked = sorted(range(len(self.pairs)), key=lambda i: -similarity(target, self.tokens[i]))
+        return [self.pairs[i] for i in ranked[: k + 1]]  # one spare: solve_prompt skips the target itself

@@ -20,7 +20,14 @@ from factory.corpus import eval_set, seed_training_pairs
 from factory.errors import UserError
 from factory.evaluate import EvalSettings, evaluate
 from factory.models import ModelBackend, ModelError, SamplingConfig, load_backend
-from factory.prompts import STOP_SEQUENCES, propose_prompt, puzzle_listing, solve_prompt, training_example
+from factory.prompts import (
+    STOP_SEQUENCES,
+    ExampleIndex,
+    propose_prompt,
+    puzzle_listing,
+    solve_prompt,
+    training_example,
+)
 from factory.store import PROPOSE_STAGE, SOLVE_STAGE, AttemptRow, ProposalRow, RunStore
 from puzzles.canonical import canonical_hash
 from puzzles.filters import EvalIndex, probe_answers
@@ -28,7 +35,7 @@ from puzzles.parse import complete_function, parse_puzzle
 from puzzles.records import InvalidProgram, Puzzle
 from puzzles.seeds import load_seeds
 from sandbox.backend import Sandbox
-from sandbox.verdicts import VERIFIED
+from sandbox.verdicts import ERROR, VERIFIED
 from sandbox.verify import SourcePair, probe_job, verify_pairs
 
 TRAIN_STAGE = "train"
@@ -278,27 +285,42 @@ class SelfPlayRun:
             else:
                 known.add(digest)
                 candidates.append((idx, raw, puzzle, digest))
-        trivial = self.trivial_by_probe([puzzle for _, _, puzzle, _ in candidates])
-        for (idx, raw, puzzle, digest), why in zip(candidates, trivial, strict=True):
-            if why:
-                rows[idx] = ProposalRow(idx, raw, "trivial", why, idx)
+        probed = self.probe([puzzle for _, _, puzzle, _ in candidates])
+        for (idx, raw, puzzle, digest), (status, why) in zip(candidates, probed, strict=True):
+            if status:
+                rows[idx] = ProposalRow(idx, raw, status, why, idx)
             else:
                 rows[idx] = ProposalRow(idx, raw, "accepted", "", idx, puzzle, digest)
         return [rows[idx] for idx in indices]
 
-    def trivial_by_probe(self, puzzles: Sequence[Puzzle]) -> list[str]:
-        """For each puzzle, which cheap answer solves it ("" when none does)."""
+    def probe(self, puzzles: Sequence[Puzzle]) -> list[tuple[str, str]]:
+        """Run each puzzle on cheap answers of its type in the sandbox: ("trivial", why) when one
+        solves it, ("invalid", why) when every probe hits a name the puzzle never defines (it can
+        never be solved), ("", "") otherwise."""
         jobs, owners, probes = [], [], []
         for p_index, puzzle in enumerate(puzzles):
             for answer in probe_answers(puzzle.answer_type):
                 jobs.append(probe_job(len(jobs), puzzle, answer, min(1.0, self.config.timeout_s)))
                 owners.append(p_index)
                 probes.append(answer)
-        reasons = [""] * len(puzzles)
+        solved_by: list[object] = [None] * len(puzzles)
+        name_errors = [0] * len(puzzles)
+        counts = [0] * len(puzzles)
         for result, owner, answer in zip(self.sandbox.run(jobs), owners, probes, strict=True):
-            if result.status == VERIFIED and not reasons[owner]:
-                reasons[owner] = f"solved by the probe answer {answer!r}"
-        return reasons
+            counts[owner] += 1
+            if result.status == VERIFIED and solved_by[owner] is None:
+                solved_by[owner] = answer
+            elif result.status == ERROR and ("NameError" in result.detail or "UnboundLocalError" in result.detail):
+                name_errors[owner] += 1
+        verdicts = []
+        for i in range(len(puzzles)):
+            if solved_by[i] is not None:
+                verdicts.append(("trivial", f"solved by the probe answer {solved_by[i]!r}"))
+            elif name_errors[i] == counts[i]:
+                verdicts.append(("invalid", "uses a name it never defines (NameError on every probe)"))
+            else:
+                verdicts.append(("", ""))
+        return verdicts
 
     # ------------------------------------------------------------------ solve and verify
 
@@ -309,14 +331,15 @@ class SelfPlayRun:
         todo = [b for b in range(batches) if not self.store.is_batch_done(round, SOLVE_STAGE, b)]
         if not todo:
             return
-        examples = self.store.training_pairs(up_to_round=round - 1)
+        examples = ExampleIndex(self.store.training_pairs(up_to_round=round - 1))
         backend = self.backend(model)
         for b in self._progress(todo, f"round {round} solve"):
             chunk = puzzles[b * c.batch_size : (b + 1) * c.batch_size]
             prompts, prefixes = [], []
             for stored in chunk:
                 rng = random.Random(f"{c.seed}:{round}:solve:{stored.canonical_hash}")
-                prompt, prefix = solve_prompt(examples, stored.source, rng, c.solve_examples)
+                nearest = examples.nearest(stored.source, c.solve_examples)
+                prompt, prefix = solve_prompt(nearest, stored.source, rng, c.solve_examples)
                 prompts.append(prompt)
                 prefixes.append(prefix)
             t0 = time.perf_counter()

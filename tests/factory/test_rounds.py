@@ -49,6 +49,7 @@ def test_filters_sort_proposals_into_the_funnel(tmp_path, process_sandbox):
         "def f(x: int:\n    return",  # invalid
         "def f(b: bool):\n    return b\n",  # trivial: bool answers
         "def f(x: int):\n    return x * x == 100\n",  # trivial: the probe 10 solves it
+        "def f(n: int, a=3):\n    return x * a == n\n",  # invalid: x is never defined
         train_seed.replace("def f(", "def f9(", 1),  # duplicate of a stored seed
         "# copied\n" + held_out.replace("def f(", "def f2(", 1),  # contaminated: a held-out puzzle
         fresh,
@@ -60,13 +61,15 @@ def test_filters_sort_proposals_into_the_funnel(tmp_path, process_sandbox):
         "invalid",
         "trivial",
         "trivial",
+        "invalid",
         "duplicate",
         "contaminated",
         "accepted",
         "duplicate",
     ]
-    assert "probe answer 10" in rows[2].reason and "evaluation puzzle seed/" in rows[4].reason
-    assert rows[5].puzzle is not None and rows[5].canonical_hash
+    assert "probe answer 10" in rows[2].reason and "NameError" in rows[3].reason
+    assert "evaluation puzzle seed/" in rows[5].reason
+    assert rows[6].puzzle is not None and rows[6].canonical_hash
 
 
 def test_a_changed_run_identity_is_refused(tmp_path, process_sandbox):
