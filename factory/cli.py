@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from factory.daemon_cli import add_daemon_commands
 from factory.errors import UserError
 from factory.export_cli import add_export_commands
 from sandbox.engine import SandboxUnavailable
@@ -271,7 +272,7 @@ def add_round(subparsers) -> None:
 
 # ---------------------------------------------------------------- main
 
-COMMANDS = [add_verify, add_sandbox, add_round, add_export_commands]
+COMMANDS = [add_verify, add_sandbox, add_round, add_export_commands, add_daemon_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

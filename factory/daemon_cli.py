@@ -1,6 +1,6 @@
 """``factory daemon``, ``factory init`` and ``factory status``: thin handlers over factory.daemon,
 factory.daemon_config and factory.run_status. ``factory.cli`` registers them with
-``add_daemon_commands(subparsers)``; ``python -m factory.daemon_cli`` runs them on their own.
+``add_daemon_commands(subparsers)``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 
 from factory.daemon_config import DEFAULT_CONFIG_NAME
-from factory.errors import UserError
-from sandbox.engine import SandboxUnavailable
 
 SANDBOX_EXIT = 3
 
@@ -61,24 +59,3 @@ def add_daemon_commands(subparsers) -> None:
     p.add_argument("run_dir", type=Path, help="the run directory")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(handler=cmd_status)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="factory", description="The self-play daemon and its tools.")
-    add_daemon_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except UserError as e:
-        print(f"factory: {e}", file=sys.stderr)
-        return e.exit_code
-    except SandboxUnavailable as e:
-        print(f"factory: sandbox unavailable: {e}", file=sys.stderr)
-        return SANDBOX_EXIT
-    except KeyboardInterrupt:
-        print("factory: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -98,18 +98,29 @@ class WorkerPool:
         in_flight: deque[int] = deque()
         while not failures:
             link = self._link(slot)
+            sending = None
             try:
                 while len(in_flight) < self.depth and (index := queue.take()) is not None:
+                    sending = index
                     link.send(jobs[index].to_wire())
                     in_flight.append(index)
+                    sending = None
                 if not in_flight:
                     return
                 job = jobs[in_flight[0]]
                 reply = link.receive(job.id, 2 * job.timeout_s + HOST_GRACE_S)
             except LinkBroken as e:
+                unsent = [sending] if sending is not None else []  # never reached the worker
+                if not in_flight:
+                    # The worker was gone before this run sent it anything (it died idle): no job to blame.
+                    queue.give_back(unsent)
+                    self._drop(slot)
+                    self.replaced += 1
+                    self.log(f"sandbox worker {slot} was gone ({e}); replacing it")
+                    continue
                 # The worker runs jobs in order: the oldest unanswered job broke it; the rest never ran.
                 culprit = in_flight.popleft()
-                queue.give_back(in_flight)
+                queue.give_back([*in_flight, *unsent])
                 in_flight.clear()
                 self._drop(slot)
                 self.replaced += 1
@@ -132,6 +143,8 @@ class WorkerPool:
         if link is None:
             error: BaseException | None = None
             for attempt in range(3):
+                if self._closed:  # a driver thread outliving an interrupted run() starts nothing new
+                    raise SandboxUnavailable("the sandbox is closed")
                 try:
                     link = self.start_link()
                     break
@@ -140,6 +153,10 @@ class WorkerPool:
                 time.sleep(0.5 * (attempt + 1))
             else:
                 raise SandboxUnavailable(f"cannot start a sandbox worker: {error}") from error
+            if self._closed:  # closed while this link started: it must not outlive the pool
+                self.links[slot] = link
+                self._drop(slot)
+                raise SandboxUnavailable("the sandbox is closed")
             self.links[slot] = link
         return link
 

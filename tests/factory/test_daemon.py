@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from factory.cli import main as daemon_main
 from factory.daemon import JsonLog, RunLock, StopFlag, StopRequested
-from factory.daemon_cli import main as daemon_main
 from factory.errors import UserError
 from factory.run_status import format_status, lock_state, read_status
 from factory.store import STORE_FILENAME
@@ -67,7 +67,8 @@ def _digest(*parts: object) -> int:
 
 
 def scripted_completion(prompt: str, seed: int, index: int) -> str:
-    """What the scripted model writes after ``prompt`` (which ends in ``def fK(`` or ``def gK(``)."""
+    """What the scripted model writes after ``prompt``, which ends in ``def fK(`` (propose) or in
+    ``def gK(`` or ``def gK(a=..., b=...):`` (solve)."""
     h = _digest(prompt, seed, index)
     if re.search(r"def f\d+\($", prompt):
         choice = h % 10
@@ -88,22 +89,26 @@ def scripted_completion(prompt: str, seed: int, index: int) -> str:
     family = shapes.get(tuple(names))
     if family is None:
         return "):\n    return None\n"
-    bodies = _families(0, 0, 0)[family][1]
-    arguments = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
-    return f"{arguments}):\n    return {bodies[h % 4]}\n"
+    body = f"\n    return {_families(0, 0, 0)[family][1][h % 4]}\n"
+    if prompt.endswith(":"):  # the prompt ends with the solution's whole signature
+        return body
+    return ", ".join(f"{k}={v!r}" for k, v in defaults.items()) + "):" + body
 
 
 class ScriptedModelServer:
     """``POST /v1/completions`` on 127.0.0.1, answering with ``scripted_completion`` after ``delay_s``."""
 
     def __init__(self, delay_s: float = 0.0):
+        self.delay_s = delay_s
+        server = self
+
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                time.sleep(delay_s)
+                time.sleep(server.delay_s)
                 texts = [scripted_completion(body["prompt"], body.get("seed", 0), i) for i in range(body["n"])]
                 choices = [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)]
                 data = json.dumps({"choices": choices, "usage": {"completion_tokens": sum(len(t) // 4 for t in texts)}}).encode()
@@ -150,9 +155,10 @@ def tiny_run(model: str) -> dict:
 
 
 def scripted_run(server: ScriptedModelServer) -> dict:
+    # No scripted solution loops: a generous timeout keeps verdicts independent of the machine's load.
     return {"model": "scripted", "backend": "openai", "base_url": server.base_url, "train": False,
             "puzzles": 8, "attempts": 4, "batch_size": 2, "propose_examples": 2, "solve_examples": 1,
-            "timeout_s": 1.0, "max_pairs_per_puzzle": 2, "eval_samples": 2, "eval_ks": [1, 2], "eval_limit": 4}
+            "timeout_s": 5.0, "max_pairs_per_puzzle": 2, "eval_samples": 2, "eval_ks": [1, 2], "eval_limit": 4}
 
 
 def write_config(directory: Path, run: dict, *, sandbox: str = "process", workers: int = 2, stop: dict | None = None,
@@ -171,12 +177,12 @@ def write_config(directory: Path, run: dict, *, sandbox: str = "process", worker
 
 
 def start_daemon(config: Path, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "factory.daemon_cli", "daemon", "--config", str(config)],
+    return subprocess.Popen([sys.executable, "-m", "factory.cli", "daemon", "--config", str(config)],
                             cwd=REPO, env=env or CHILD_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def run_daemon_to_end(config: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "factory.daemon_cli", "daemon", "--config", str(config)],
+    result = subprocess.run([sys.executable, "-m", "factory.cli", "daemon", "--config", str(config)],
                             cwd=REPO, env=CHILD_ENV, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:] + log_tail(config.parent)
     return result
@@ -301,7 +307,7 @@ def test_a_daemon_works_reports_and_refuses_a_second_daemon(tmp_path, scripted_m
     try:
         # A second daemon on the same run directory is refused, naming the first.
         wait_for(lambda: lock_state(tmp_path / "run")[0], 30, "the first daemon's lock")
-        second = subprocess.run([sys.executable, "-m", "factory.daemon_cli", "daemon", "--config", str(config)],
+        second = subprocess.run([sys.executable, "-m", "factory.cli", "daemon", "--config", str(config)],
                                 cwd=REPO, env=CHILD_ENV, capture_output=True, text=True, timeout=60)
         assert second.returncode == 2
         assert f"in use by another daemon: pid {daemon.pid}" in second.stderr and len(second.stderr.splitlines()) == 1
@@ -455,45 +461,100 @@ def test_sigterm_stops_within_seconds_and_removes_every_container(tmp_path, scri
     assert events[-1]["event"] == "daemon.stop" and "SIGTERM" in events[-1]["reason"]
 
 
-def kill_at_random_moments(config: Path, reference: Path, reference_seconds: float, rng: random.Random, kills: int,
+def test_a_step_that_outlives_the_stop_timeout_is_interrupted_and_abandoned(tmp_path):
+    """A generate call that takes longer than stop_timeout_seconds: SIGTERM, then the deadline interrupts
+    it; nothing of its batch is stored, and the next start does the work."""
+    model = ScriptedModelServer(delay_s=3.0)
+    try:
+        config = write_config(tmp_path, scripted_run(model), stop={"rounds": 1}, daemon={"stop_timeout_seconds": 0.5})
+        daemon = start_daemon(config)
+        try:
+            wait_for(lambda: any("evaluating" in e.get("message", "") for e in log_events(tmp_path)), 60, "the base eval")
+            time.sleep(0.5)  # inside its first generate call (3 s)
+            started = time.monotonic()
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=30) == 0, daemon.stderr.read().decode()[-2000:]
+            latency = time.monotonic() - started
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+        events = log_events(tmp_path)
+        names = [e["event"] for e in events]
+        assert names.index("stop.requested") < names.index("stop.deadline") < names.index("daemon.stop")
+        deadline = _event_time(events[names.index("stop.deadline")]) - _event_time(events[names.index("stop.requested")])
+        assert 0.4 < deadline < 2.0 and "interrupted after 0.5s" in events[-1]["reason"]
+        assert latency < 10  # the HTTP request in flight still ends first (the backend waits for it)
+        assert progress(tmp_path / "run") == 0  # the abandoned evaluation stored nothing
+        model.delay_s = 0.0
+        run_daemon_to_end(config, timeout=120)
+        assert progress(tmp_path / "run") > 0 and "1 rounds are finished" in log_events(tmp_path)[-1]["reason"]
+    finally:
+        model.close()
+
+
+def commit_times(run_dir: Path) -> list[float]:
+    db = sqlite3.connect(run_dir.resolve().as_uri() + "/" + STORE_FILENAME + "?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT finished_at FROM batches UNION ALL SELECT created_at FROM evals").fetchall()
+    finally:
+        db.close()
+    return sorted(t for (t,) in rows)
+
+
+def pause(daemon: subprocess.Popen, run_dir: Path, seconds: float, at_most: int) -> None:
+    """Sleep ``seconds``, or less: until the store holds more than ``at_most`` commits or the daemon ends."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and progress(run_dir) <= at_most and daemon.poll() is None:
+        time.sleep(0.005)
+
+
+def kill_at_random_moments(config: Path, reference: Path, rng: random.Random, kills: int,
                            sigterms: int = 0) -> tuple[int, list[float]]:
     """Start the daemon again and again and stop it at random moments spread over the whole run.
 
-    A third of the kills come at a random time in the first quarter of an uninterrupted run's duration
-    (start-up, lock, model loading, the first batches). The others wait for a random amount of
-    progress (commits in the store; at least one commit of this process's own), then a random part of
-    the mean time between two commits, so they land inside batches of every stage. A few of the stops are SIGTERM instead of SIGKILL: those must end within 10 s.
-    Returns the number of stops and the SIGTERM latencies.
+    ``reference`` is the directory of an uninterrupted run (config, log, store): its timeline scales
+    the delays. A third of the kills come at a random time before the first commit of a fresh start
+    (interpreter start-up, lock, sandbox, model loading), or at this process's second commit if that
+    comes first. The others wait for a random amount of progress (commits in the store; at least one
+    of this process's own), then up to twice the median time between two commits (at most two more
+    commits), so they land inside batches of every stage and the run cannot end before the last kill. ``sigterms`` of the stops
+    are SIGTERM instead of SIGKILL; those must end within 10 s. Returns the stops and SIGTERM latencies.
     """
     run_dir = config.parent / "run"
-    reference_progress = progress(reference)
-    between_commits = reference_seconds / reference_progress
+    times = commit_times(reference / "run")
+    started = _event_time(log_events(reference)[0])
+    startup = times[0] - started
+    gap = sorted(b - a for a, b in zip(times, times[1:], strict=False))[len(times) // 2]
     # One target in each of ``kills`` equal slices of the first 85% of the run's commits.
-    targets = [int((i + rng.random()) * reference_progress * 0.85 / kills) for i in range(kills)]
+    targets = [int((i + rng.random()) * len(times) * 0.85 / kills) for i in range(kills)]
     terminate_at = set(rng.sample(range(kills), sigterms))
     done, latencies = 0, []
-    for number, target in enumerate(targets):
+    for _attempt in range(3 * kills):
+        if done == kills:
+            break
         daemon = start_daemon(config)
         try:
-            if number in terminate_at:
+            if done in terminate_at:
                 # Before its handlers are in place (interpreter start-up) SIGTERM just ends the process,
                 # which is harmless; a SIGTERM here comes once the daemon works.
                 wait_for(lambda d=daemon: d.poll() is not None or any(
                     e["event"] == "sandbox.open" and e["pid"] == d.pid for e in log_events(config.parent)), 60, "work")
             if rng.random() < 1 / 3:
-                time.sleep(rng.uniform(0.1, 0.25 * reference_seconds))
+                at_most = progress(run_dir) + 1  # however fast this start is, no further than that
+                pause(daemon, run_dir, rng.uniform(0.05, startup), at_most)
             else:
-                goal = max(target, progress(run_dir))
+                goal = max(targets[done], progress(run_dir))
                 wait_for(lambda d=daemon, g=goal: progress(run_dir) > g or d.poll() is not None, 300, f"commit {goal}",
                          interval=0.01)
-                time.sleep(rng.uniform(0.0, 1.5 * between_commits))
+                pause(daemon, run_dir, rng.uniform(0.0, 2 * gap), goal + 2)
             if daemon.poll() is not None:
                 continue  # the run finished before this stop
-            if number in terminate_at:
-                started = time.monotonic()
+            if done in terminate_at:
+                begun = time.monotonic()
                 daemon.send_signal(signal.SIGTERM)
                 code = daemon.wait(timeout=30)
-                latencies.append(time.monotonic() - started)
+                latencies.append(time.monotonic() - begun)
                 stopped = [e for e in log_events(config.parent) if e["event"] == "daemon.stop" and e["pid"] == daemon.pid]
                 if code != 0:  # only a daemon already past its own stop (handlers restored) may die of it
                     assert code == -signal.SIGTERM and stopped and "SIGTERM" not in stopped[0]["reason"], (
@@ -502,7 +563,7 @@ def kill_at_random_moments(config: Path, reference: Path, reference_seconds: flo
                 daemon.kill()
                 daemon.wait()
             done += 1
-            print(f"stop {number}: target {target}, progress {progress(run_dir)}/{reference_progress}")
+            print(f"stop {done}: progress {progress(run_dir)}/{len(times)}")
         finally:
             if daemon.poll() is None:
                 daemon.kill()
@@ -522,7 +583,7 @@ def test_killed_at_random_moments_the_tiny_model_run_ends_as_if_never_killed(tmp
     resumed = write_config(tmp_path / "resumed", run, stop={"rounds": 2})
     rng = random.Random(int(os.environ.get("FACTORY_KILL_SEED", "1")))
     started = time.monotonic()
-    kills, latencies = kill_at_random_moments(resumed, tmp_path / "reference" / "run", seconds, rng, kills=12, sigterms=3)
+    kills, latencies = kill_at_random_moments(resumed, tmp_path / "reference", rng, kills=12, sigterms=3)
     run_daemon_to_end(resumed)
     print(f"{kills} kills and the final resume: {time.monotonic() - started:.1f}s; SIGTERM latencies {latencies}")
     assert kills >= 10
@@ -535,15 +596,13 @@ def test_killed_at_random_moments_the_tiny_model_run_ends_as_if_never_killed(tmp
 def test_killed_at_random_moments_a_run_with_pairs_loses_none_and_stores_none_twice(tmp_path, scripted_model):
     run = scripted_run(scripted_model)
     reference = write_config(tmp_path / "reference", run, stop={"rounds": 3})
-    started = time.monotonic()
     run_daemon_to_end(reference)
-    seconds = time.monotonic() - started
     expected = store_contents(tmp_path / "reference" / "run")
     assert len(expected["pairs"]) > 10 and {a[4] for a in expected["attempts"]} >= {"verified", "wrong", "error"}
 
     resumed = write_config(tmp_path / "resumed", run, stop={"rounds": 3})
     rng = random.Random(int(os.environ.get("FACTORY_KILL_SEED", "1")))
-    kills, _ = kill_at_random_moments(resumed, tmp_path / "reference" / "run", seconds, rng, kills=12, sigterms=2)
+    kills, _ = kill_at_random_moments(resumed, tmp_path / "reference", rng, kills=12, sigterms=2)
     run_daemon_to_end(resumed)
     assert kills >= 10
     assert store_contents(tmp_path / "resumed" / "run") == expected

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from factory.daemon_cli import main as daemon_main
+from factory.cli import main as daemon_main
 from factory.daemon_config import (
     DaemonConfig,
     DaemonSettings,

@@ -113,6 +113,7 @@ def test_pool_health_counts_workers_and_replaced_ones(tmp_path):
         assert sandbox.run([job])[0].status == "verified"
         link = next(link for link in sandbox.pool.links if link is not None)
         os.killpg(link.process.pid, signal.SIGKILL)  # the worker dies between runs: it is replaced
+        link.process.wait(timeout=10)
         assert [r.status for r in sandbox.run([job, job])] == ["verified", "verified"]
         values = samples(render(state.families()))
         assert values["factory_sandbox_workers"] == 2 and values["factory_sandbox_live_workers"] >= 1
