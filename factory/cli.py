@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from factory.daemon_cli import add_daemon_commands
@@ -290,6 +291,8 @@ def terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Model output is parsed in many places; Python's warnings about odd literals in it are noise.
+    warnings.filterwarnings("ignore", category=SyntaxWarning)
     signal.signal(signal.SIGTERM, terminate)
     try:
         return args.handler(args)
