@@ -470,7 +470,8 @@ def plot_throughput(report: RunReport):
             )
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(unit)
-        ax.set_ylim(0, max(v for _, v in known) * 1.2 + 1e-9)
+        top = max(v for _, v in known)
+        ax.set_ylim(0, top * 1.2 if top > 0 else 1.0)  # all zeros: a plain 0..1 axis, not 0..1e-9
         _round_axis(ax, xs, unfinished=_unfinished(report))
     return figure
 
