@@ -50,7 +50,9 @@ class EvalIndex:
         self.by_hash = {e.canonical_hash: e.key for e in self.entries}
 
     @classmethod
-    def from_sources(cls, items: Iterable[tuple[str, str]], threshold: float = NEAR_DUPLICATE_THRESHOLD) -> EvalIndex:
+    def from_sources(
+        cls, items: Iterable[tuple[str, str]], threshold: float = NEAR_DUPLICATE_THRESHOLD
+    ) -> EvalIndex:
         """``items``: (key, puzzle source) pairs."""
         return cls(
             (EvalEntry(key, canonical_hash(source), near_duplicate_tokens(source)) for key, source in items),

@@ -52,6 +52,9 @@ if ! "$PY" -c "import factory, pytest, peft" 2>/dev/null || [ pyproject.toml -nt
 fi
 
 log "sandbox image"
-"$VENV/bin/factory" sandbox status >/dev/null 2>&1 && "$VENV/bin/factory" sandbox status | grep -q "present" \
-  || "$VENV/bin/factory" sandbox build >/dev/null
+status=$("$VENV/bin/factory" sandbox status 2>&1 || true)
+case "$status" in
+  *" present"*) ;;
+  *) "$VENV/bin/factory" sandbox build >/dev/null ;;
+esac
 log "ready: $VENV/bin/factory"

@@ -6,9 +6,7 @@ import importlib.util
 from types import SimpleNamespace
 
 import pytest
-import torch
 
-from factory.default_model import BuildConfig, default_model_path, synthetic_corpus
 from factory.models import Completion, ModelBackend, ModelError, SamplingConfig, load_backend
 from factory.models.base import cut_at_stop
 from factory.models.transformers_backend import TransformersBackend
@@ -23,20 +21,13 @@ GREEDY = SamplingConfig(temperature=0, max_new_tokens=24)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread, and two threads on busy shared cores can be 50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    cache = tmp_path_factory.getbasetemp() / "model-cache"
-    return default_model_path(
-        lambda: synthetic_corpus(150), cache, config=BuildConfig.tiny(), log=lambda m: None
-    )
+def tiny_model(synthetic_tiny_model):
+    return synthetic_tiny_model
 
 
 @pytest.fixture(scope="module")

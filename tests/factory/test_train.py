@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 import factory.train as train
-from factory.default_model import BuildConfig, default_model_path, synthetic_corpus
+from factory.default_model import synthetic_corpus
 from factory.models import ModelError, SamplingConfig
 from factory.models.transformers_backend import TransformersBackend
 from factory.train import TrainReport, cosine_lr, fine_tune, mean_loss
@@ -17,20 +17,13 @@ TEXTS = synthetic_corpus(24, seed=99)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread, and two threads on busy shared cores can be 50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
-def base_model(tmp_path_factory):
-    cache = tmp_path_factory.getbasetemp() / "model-cache"
-    return default_model_path(
-        lambda: synthetic_corpus(150), cache, config=BuildConfig.tiny(), log=lambda m: None
-    )
+def base_model(synthetic_tiny_model):
+    return synthetic_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,24 @@
+"""Fixtures shared by the model and training tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from factory.default_model import BuildConfig, default_model_path, synthetic_corpus
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and two threads on busy shared cores can be 50x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def synthetic_tiny_model(tmp_path_factory):
+    """A ~0.1M-parameter model built in about a second from a synthetic corpus."""
+    cache = tmp_path_factory.getbasetemp() / "model-cache"
+    return default_model_path(lambda: synthetic_corpus(150), cache, config=BuildConfig.tiny(), log=lambda m: None)
