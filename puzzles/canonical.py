@@ -15,7 +15,13 @@ import keyword
 import textwrap
 import tokenize
 
-from puzzles.parse import ALLOWED_IMPORTS, MAX_SOURCE_CHARS, int_digit_allowance, parse_source
+from puzzles.parse import (
+    ALLOWED_IMPORTS,
+    MAX_SOURCE_CHARS,
+    int_digit_allowance,
+    is_typing_import,
+    parse_source,
+)
 from puzzles.records import InvalidProgram
 
 CANONICAL_NAME = "f"
@@ -41,7 +47,6 @@ _SKIPPED_TOKENS = {
     tokenize.ENDMARKER,
     tokenize.TYPE_COMMENT,
 }
-_TYPING_MODULES = ("typing",)
 
 
 def canonical_source(source: str) -> str:
@@ -52,7 +57,7 @@ def canonical_source(source: str) -> str:
     when the source does not parse or is too deeply nested to print.
     """
     tree = parse_source(textwrap.dedent(source) if isinstance(source, str) else source)
-    tree.body = [statement for statement in tree.body if not _is_typing_import(statement)]
+    tree.body = [statement for statement in tree.body if not is_typing_import(statement)]
     _drop_docstrings(tree)
     functions = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
     if len(functions) == 1:
@@ -140,14 +145,6 @@ def _is_unary(last: str | None) -> bool:
     if last in ("NUM", "STR", ")", "]", "}"):
         return False
     return not (last.isidentifier() and not keyword.iskeyword(last))
-
-
-def _is_typing_import(statement: ast.stmt) -> bool:
-    if isinstance(statement, ast.ImportFrom):
-        return statement.module in _TYPING_MODULES and statement.level == 0
-    if isinstance(statement, ast.Import):
-        return all(alias.name in _TYPING_MODULES for alias in statement.names)
-    return False
 
 
 def _drop_docstrings(tree: ast.Module) -> None:

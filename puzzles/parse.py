@@ -263,7 +263,7 @@ def _single_function(text: str, what: str) -> tuple[str, ast.FunctionDef, tuple[
     if len(functions) > 1:
         raise InvalidProgram(f"{len(functions)} functions found, expected 1")
     for statement in module.body:
-        if statement is not functions[0] and not _is_typing_import(statement):
+        if statement is not functions[0] and not is_typing_import(statement):
             raise InvalidProgram(
                 f"unexpected {_describe(statement)} at line {statement.lineno}; expected only one function"
             )
@@ -378,7 +378,8 @@ def _check_module(name: str) -> None:
         raise InvalidProgram(f"import of module '{name}' is not allowed (allowed: {allowed})")
 
 
-def _is_typing_import(statement: ast.stmt) -> bool:
+def is_typing_import(statement: ast.stmt) -> bool:
+    """``from typing import ...`` or ``import typing``: allowed beside a puzzle and ignored."""
     if isinstance(statement, ast.ImportFrom):
         return statement.module in _TYPING_NAMES and statement.level == 0
     if isinstance(statement, ast.Import):
