@@ -427,8 +427,7 @@ class SelfPlayRun:
         result = evaluate(
             self.backend(model), puzzles, seed_training_pairs(), self.sandbox, self.eval_name, settings
         )
-        if round > 0:
-            self.store.start_round(round, model)
+        if round > 0:  # round 0 (the base model) has no rounds row to hang a marker on
             timings = {f"eval.{k}": v for k, v in result.seconds.items()}
             self.store.mark_batch_done(
                 round, EVAL_STAGE, 0, result.total, timings=timings, tokens=result.tokens

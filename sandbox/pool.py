@@ -110,23 +110,20 @@ class WorkerPool:
                 job = jobs[in_flight[0]]
                 reply = link.receive(job.id, 2 * job.timeout_s + HOST_GRACE_S)
             except LinkBroken as e:
-                unsent = [sending] if sending is not None else []  # never reached the worker
-                if not in_flight:
-                    # The worker was gone before this run sent it anything (it died idle): no job to blame.
-                    queue.give_back(unsent)
-                    self._drop(slot)
-                    self.replaced += 1
-                    self.log(f"sandbox worker {slot} was gone ({e}); replacing it")
-                    continue
                 # The worker runs jobs in order: the oldest unanswered job broke it; the rest never ran.
-                culprit = in_flight.popleft()
+                # With none in flight, the worker was gone before this run sent it anything (it died
+                # idle): no job to blame.
+                culprit = in_flight.popleft() if in_flight else None
+                unsent = [sending] if sending is not None else []  # never reached the worker
                 queue.give_back([*in_flight, *unsent])
                 in_flight.clear()
                 self._drop(slot)
                 self.replaced += 1
-                self.log(f"sandbox worker {slot} lost job {jobs[culprit].id} ({e}); replacing it")
-                self._link(slot)  # no replacement means the sandbox itself is gone: raises
-                deliver(culprit, Result(CRASHED, 0.0, f"the sandbox lost the job: {e}"))
+                lost = f"lost job {jobs[culprit].id}" if culprit is not None else "was gone"
+                self.log(f"sandbox worker {slot} {lost} ({e}); replacing it")
+                if culprit is not None:
+                    self._link(slot)  # no replacement means the sandbox itself is gone: raises
+                    deliver(culprit, Result(CRASHED, 0.0, f"the sandbox lost the job: {e}"))
                 continue
             index = in_flight.popleft()
             deliver(
