@@ -18,10 +18,17 @@ def seed_training_pairs() -> list[tuple[str, str]]:
     return [(s.puzzle.source, s.solutions[0].source) for s in load_seeds("train")]
 
 
-def seed_corpus(listings: int = 80, per_listing: int = 3) -> list[str]:
-    """Texts the embedded default model learns from: every training seed as a solve block (f, g,
-    assert) and random listings of seed puzzles, the shape of a propose prompt. Deterministic."""
+EXTRA_INSTANCES_PER_FAMILY = 24
+
+
+def seed_corpus(listings: int = 240, per_listing: int = 3) -> list[str]:
+    """Texts the embedded default model learns from: each training seed, plus more instances of the
+    training families (``extra_training_seeds``), as a solve block (f, g, assert), and random listings
+    of those puzzles, the shape of a propose prompt. Deterministic. Held-out families never appear."""
+    from puzzles.seeds import extra_training_seeds
+
     pairs = seed_training_pairs()
+    pairs += [(s.puzzle.source, s.solutions[0].source) for s in extra_training_seeds(EXTRA_INSTANCES_PER_FAMILY)]
     texts = [training_example(f, g) for f, g in pairs]
     rng = random.Random(0)
     puzzles = [f for f, _ in pairs]

@@ -125,9 +125,12 @@ class SelfPlayRun:
         self.eval_name, self.eval_puzzles = eval_set(
             Path(config.eval_p3) if config.eval_p3 else None, config.eval_split
         )
-        self.eval_index = EvalIndex.from_sources((p.key, p.puzzle.source) for p in self.eval_puzzles)
-        self.store.block_hashes(self.eval_index.hashes(), f"evaluation set {self.eval_name}")
         seeds = load_seeds("train")
+        self.eval_index = EvalIndex.from_sources(
+            ((p.key, p.puzzle.source) for p in self.eval_puzzles),
+            training=(s.puzzle.source for s in seeds),
+        )
+        self.store.block_hashes(self.eval_index.hashes(), f"evaluation set {self.eval_name}")
         self.store.add_seed_puzzles((s, canonical_hash(s.puzzle.source)) for s in seeds)
         self._backend: ModelBackend | None = None
 
@@ -158,10 +161,9 @@ class SelfPlayRun:
     def base_model(self) -> str:
         if self.config.model is not None:
             return self.config.model
-        from factory.corpus import seed_corpus
-        from factory.default_model import default_model_path
+        from factory.corpus import embedded_model_path
 
-        return str(default_model_path(seed_corpus, log=self.log))
+        return embedded_model_path(log=self.log)
 
     def model_for_round(self, round: int) -> str:
         """The model that generates in ``round``: the previous round's checkpoint, else the base model."""

@@ -39,10 +39,18 @@ class EvalEntry:
     key: str
     canonical_hash: str
     tokens: frozenset[str]
+    near_check: bool = True  # False: only an exact (canonical) match counts, see EvalIndex
 
 
 class EvalIndex:
-    """The evaluation puzzles in use: exact canonical hashes and near-duplicate token sets."""
+    """The evaluation puzzles in use: exact canonical hashes and near-duplicate token sets.
+
+    An evaluation puzzle that the training data already comes near (a fresh instance of a seed family
+    whose other instances are training seeds) is checked by canonical hash only: the near-duplicate
+    check would reject every instance of its family, training seeds included, so it would block all
+    in-family data while protecting nothing the training set does not already contain. Held-out
+    families (nothing in training comes near them) keep the full near-duplicate check.
+    """
 
     def __init__(self, entries: Iterable[EvalEntry], threshold: float = NEAR_DUPLICATE_THRESHOLD):
         self.entries = list(entries)
@@ -51,13 +59,19 @@ class EvalIndex:
 
     @classmethod
     def from_sources(
-        cls, items: Iterable[tuple[str, str]], threshold: float = NEAR_DUPLICATE_THRESHOLD
+        cls,
+        items: Iterable[tuple[str, str]],
+        threshold: float = NEAR_DUPLICATE_THRESHOLD,
+        training: Iterable[str] = (),
     ) -> EvalIndex:
-        """``items``: (key, puzzle source) pairs."""
-        return cls(
-            (EvalEntry(key, canonical_hash(source), near_duplicate_tokens(source)) for key, source in items),
-            threshold,
-        )
+        """``items``: (key, puzzle source) pairs; ``training``: puzzle sources already trained on."""
+        seen = [near_duplicate_tokens(source) for source in training]
+        entries = []
+        for key, source in items:
+            tokens = near_duplicate_tokens(source)
+            covered = any(similarity(tokens, other) >= threshold for other in seen)
+            entries.append(EvalEntry(key, canonical_hash(source), tokens, near_check=not covered))
+        return cls(entries, threshold)
 
     def hashes(self) -> set[str]:
         return set(self.by_hash)
@@ -72,6 +86,8 @@ class EvalIndex:
         if digest in self.by_hash:
             return f"same canonical form as evaluation puzzle {self.by_hash[digest]}"
         for entry in self.entries:
+            if not entry.near_check:
+                continue
             score = similarity(tokens, entry.tokens)
             if score >= self.threshold:
                 return f"near-duplicate of evaluation puzzle {entry.key} (similarity {score:.2f})"

@@ -25,7 +25,7 @@ from puzzles.seeds import (
 )
 from puzzles.seeds.family import Family, fill_defaults, find_function
 
-__all__ = ["Family", "SPLITS", "all_families", "load_seeds"]
+__all__ = ["Family", "SPLITS", "all_families", "extra_training_seeds", "load_seeds"]
 
 SPLITS = ("train", "test")
 
@@ -55,6 +55,24 @@ def load_seeds(split: str | None = None) -> list[NamedPuzzle]:
     return [seed for seed in _build_all() if split is None or seed.split == split]
 
 
+def extra_training_seeds(per_family: int) -> list[NamedPuzzle]:
+    """``per_family`` more instances of every training family, drawn past its fixed ones, keyed
+    ``seed/<family>:x<i>``: corpus for the embedded default model only. They are not seeds (never
+    stored, shown in prompts or evaluated); none has the canonical form of an evaluation seed."""
+    from puzzles.canonical import canonical_hash
+
+    held = {canonical_hash(seed.puzzle.source) for seed in load_seeds("test")}
+    extra = []
+    for topic, family in all_families():
+        if family.held_out:
+            continue
+        for index, values in enumerate(family.instances.more(per_family)):
+            seed = _build_one(topic, family, index, values, key=f"seed/{family.name}:x{index}", split="train")
+            if canonical_hash(seed.puzzle.source) not in held:
+                extra.append(seed)
+    return extra
+
+
 @functools.lru_cache(maxsize=1)
 def _build_all() -> tuple[NamedPuzzle, ...]:
     seeds = []
@@ -68,7 +86,14 @@ def _build_all() -> tuple[NamedPuzzle, ...]:
     return tuple(seeds)
 
 
-def _build_one(topic: str, family: Family, index: int, values: dict[str, object]) -> NamedPuzzle:
+def _build_one(
+    topic: str,
+    family: Family,
+    index: int,
+    values: dict[str, object],
+    key: str | None = None,
+    split: str | None = None,
+) -> NamedPuzzle:
     f_source, defaults = fill_defaults(family.f, "f", values)
     g_source, _ = fill_defaults(family.g, "g", values)
     answer = find_function(f_source, "f").args.args[0]
@@ -81,12 +106,14 @@ def _build_one(topic: str, family: Family, index: int, values: dict[str, object]
         answer_type=ast.unparse(answer.annotation),
         defaults=defaults,
     )
-    last = index == len(family.instances) - 1
+    if split is None:
+        last = index == len(family.instances) - 1
+        split = "test" if family.held_out or last else "train"
     return NamedPuzzle(
-        key=f"seed/{family.name}:{index}",
+        key=key or f"seed/{family.name}:{index}",
         puzzle=puzzle,
         solutions=(Solution(source=g_source, name="g"),),
-        split="test" if family.held_out or last else "train",
+        split=split,
         family=family.name,
         tags=(topic,),
     )

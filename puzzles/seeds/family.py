@@ -22,7 +22,7 @@ class Family:
     name: str
     f: str
     g: str
-    instances: tuple[dict[str, object], ...]
+    instances: Instances
     held_out: bool = False
 
     def __post_init__(self) -> None:
@@ -30,10 +30,29 @@ class Family:
         object.__setattr__(self, "g", textwrap.dedent(self.g).strip() + "\n")
 
 
-def make_instances(
-    seed: int, make: Callable[[random.Random], dict[str, object]], count: int = 8
-) -> tuple[dict[str, object], ...]:
+class Instances(tuple):
+    """A family's fixed instances (a tuple of value dicts) and the draw that made them, so that more
+    instances can be drawn later (``more``) without changing the fixed ones."""
+
+    seed: int
+    make: Callable[[random.Random], dict[str, object]]
+
+    def more(self, count: int) -> tuple[dict[str, object], ...]:
+        """Up to ``count`` further distinct instances: the same draw, continued past the fixed ones
+        (fewer when the family has few distinct instances)."""
+        return _draw(self.seed, self.make, len(self) + count, exact=False)[len(self) :]
+
+
+def make_instances(seed: int, make: Callable[[random.Random], dict[str, object]], count: int = 8) -> Instances:
     """``count`` distinct instances drawn by ``make`` from ``random.Random(seed)``, in draw order."""
+    instances = Instances(_draw(seed, make, count))
+    instances.seed, instances.make = seed, make
+    return instances
+
+
+def _draw(
+    seed: int, make: Callable[[random.Random], dict[str, object]], count: int, exact: bool = True
+) -> tuple[dict[str, object], ...]:
     rng = random.Random(seed)
     instances: list[dict[str, object]] = []
     seen: set[str] = set()
@@ -45,7 +64,7 @@ def make_instances(
         if fingerprint not in seen:
             seen.add(fingerprint)
             instances.append(instance)
-    if len(instances) != count:
+    if exact and len(instances) != count:
         raise ValueError(f"seed {seed}: could only draw {len(instances)} distinct instances of {count}")
     return tuple(instances)
 

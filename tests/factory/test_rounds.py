@@ -54,6 +54,9 @@ def test_filters_sort_proposals_into_the_funnel(tmp_path, process_sandbox):
         "# copied\n" + held_out.replace("def f(", "def f2(", 1),  # contaminated: a held-out puzzle
         fresh,
         fresh.replace("def f(", "def f3(", 1),  # duplicate within the batch
+        # A new instance of a training family: near its held-out instance, but so are its training
+        # seeds, so only an exact copy of that instance would count as contaminated.
+        "def f(s: str, target='qwerty') -> bool:\n    return s[::-1] == target\n",
     ]
     with SelfPlayRun(tmp_path / "run", RunConfig(model="unused"), process_sandbox, **QUIET) as run:
         rows = run.filter_proposals(list(range(len(raws))), raws)
@@ -66,6 +69,7 @@ def test_filters_sort_proposals_into_the_funnel(tmp_path, process_sandbox):
         "contaminated",
         "accepted",
         "duplicate",
+        "accepted",
     ]
     assert "probe answer 10" in rows[2].reason and "NameError" in rows[3].reason
     assert "evaluation puzzle seed/" in rows[5].reason

@@ -236,3 +236,28 @@ def test_no_family_copies_a_p3_puzzle():
         assert re.sub(r"\s+", "", seed.puzzle.source) not in whole, seed.key
     for family in FAMILIES:
         assert _body_text(family.f) not in bodies, f"{family.name}: body identical to a P3 puzzle"
+
+
+def test_extra_training_instances_continue_the_draw_and_verify():
+    from puzzles.canonical import canonical_hash
+    from puzzles.seeds import extra_training_seeds
+
+    extra = extra_training_seeds(6)
+    held_out = {family.name for family in FAMILIES if family.held_out}
+    assert {seed.family for seed in extra} == {family.name for family in FAMILIES} - held_out
+    assert all(seed.split == "train" and ":x" in seed.key for seed in extra)
+    fixed = {canonical_hash(seed.puzzle.source) for seed in SEEDS}
+    hashes = [canonical_hash(seed.puzzle.source) for seed in extra]
+    assert len(set(hashes)) == len(hashes) and not fixed & set(hashes)
+    # Drawing more extends the same sequence: the first six come back unchanged.
+    assert [s.puzzle.source for s in extra_training_seeds(7) if not s.key.endswith(":x6")] == [
+        s.puzzle.source for s in extra
+    ]
+    for seed in extra:
+        f = load_function(seed.puzzle.source, "f")
+        g = load_function(seed.solutions[0].source, "g")
+        with time_limit(CALL_SECONDS):
+            answer = g()
+        assert has_type(answer, seed.puzzle.answer_type), seed.key
+        with time_limit(CALL_SECONDS):
+            assert f(answer) is True, seed.key
