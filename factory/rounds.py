@@ -35,7 +35,7 @@ from puzzles.parse import complete_function, parse_puzzle
 from puzzles.records import InvalidProgram, Puzzle
 from puzzles.seeds import load_seeds
 from sandbox.backend import Sandbox
-from sandbox.verdicts import ERROR, VERIFIED
+from sandbox.verdicts import ERROR, VERIFIED, WRONG
 from sandbox.verify import SourcePair, probe_job, verify_pairs
 
 TRAIN_STAGE = "train"
@@ -297,8 +297,8 @@ class SelfPlayRun:
 
     def probe(self, puzzles: Sequence[Puzzle]) -> list[tuple[str, str]]:
         """Run each puzzle on cheap answers of its type in the sandbox: ("trivial", why) when one
-        solves it, ("invalid", why) when every probe hits a name the puzzle never defines (it can
-        never be solved), ("", "") otherwise."""
+        solves it, ("invalid", why) when every probe hits a name the puzzle never defines or gets
+        something other than a bool back (it can never be solved), ("", "") otherwise."""
         jobs, owners, probes = [], [], []
         for p_index, puzzle in enumerate(puzzles):
             for answer in probe_answers(puzzle.answer_type):
@@ -307,6 +307,7 @@ class SelfPlayRun:
                 probes.append(answer)
         solved_by: list[object] = [None] * len(puzzles)
         name_errors = [0] * len(puzzles)
+        not_bool = [0] * len(puzzles)  # f returned something other than a bool
         counts = [0] * len(puzzles)
         for result, owner, answer in zip(self.sandbox.run(jobs), owners, probes, strict=True):
             counts[owner] += 1
@@ -314,12 +315,16 @@ class SelfPlayRun:
                 solved_by[owner] = answer
             elif result.status == ERROR and ("NameError" in result.detail or "UnboundLocalError" in result.detail):
                 name_errors[owner] += 1
+            elif result.status == WRONG and result.detail.startswith("f returned ") and result.detail != "f returned False":
+                not_bool[owner] += 1
         verdicts = []
         for i in range(len(puzzles)):
             if solved_by[i] is not None:
                 verdicts.append(("trivial", f"solved by the probe answer {solved_by[i]!r}"))
             elif name_errors[i] == counts[i]:
                 verdicts.append(("invalid", "uses a name it never defines (NameError on every probe)"))
+            elif not_bool[i] == counts[i]:
+                verdicts.append(("invalid", "returns something other than a bool on every probe"))
             else:
                 verdicts.append(("", ""))
         return verdicts

@@ -123,7 +123,10 @@ def parse_source(text: str, what: str = "source") -> ast.Module:
     try:
         with int_digit_allowance(), warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)  # model junk like "1abc" must not spam stderr
-            return ast.parse(text)
+            tree = ast.parse(text)
+            # Errors that only the compiler finds (a repeated argument name, a bad nonlocal).
+            compile(tree, f"<{what}>", "exec")
+            return tree
     except SyntaxError as error:
         message = error.msg or "invalid syntax"
         if "integer string conversion" in message:

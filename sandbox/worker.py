@@ -36,6 +36,7 @@ import signal
 import string  # noqa: F401
 import sys
 import time
+import types
 import typing
 
 PRELUDE = {
@@ -243,20 +244,35 @@ def guarded_eval(expression: object, *rest: object) -> object:
     return eval(compile(tree, "<answer>", "eval"), {"__builtins__": SAFE_EVAL_BUILTINS}, scope)
 
 
-def load_function(source: str, name: str, eval_function: object = None) -> object:
+MAX_SOURCE_CHARS = 1_000_000
+
+
+def compile_source(source: object, name: str) -> types.CodeType:
+    """Compile a job's source in the worker, before forking, so that a child only executes it:
+    compiling is a large share of a short job's cost, and every child would pay it again. Compiling
+    runs none of the job's code; a hostile source can only make it raise (the job's error) or, at
+    worst, crash the compiler and so this worker, which costs that job alone."""
+    if type(source) is not str:
+        raise TypeError("the source is not a string")
+    if len(source) > MAX_SOURCE_CHARS:
+        raise ValueError(f"the source is longer than {MAX_SOURCE_CHARS} characters")
+    return compile(source, "<" + name + ">", "exec")
+
+
+def load_function(code: types.CodeType, name: str, eval_function: object = None) -> object:
     namespace: dict = {"__name__": "__puzzle__", "__builtins__": __builtins__, **PRELUDE}
     if eval_function is not None:
         namespace["eval"] = eval_function
-    exec(compile(source, "<" + name + ">", "exec"), namespace)
+    exec(code, namespace)
     fn = namespace.get(name)
     if not callable(fn):
         raise NameError(f"function {name} is not defined")
     return fn
 
 
-def child_run_g(job: dict) -> bytes:
+def child_run_g(job: dict, code: types.CodeType) -> bytes:
     try:
-        g = load_function(job["g_source"], job["g_name"])
+        g = load_function(code, job["g_name"])
         answer = g()  # type: ignore[operator]
     except MemoryError:
         return OUT_OF_MEMORY
@@ -270,9 +286,9 @@ def child_run_g(job: dict) -> bytes:
         return NOT_PLAIN + describe_exception(e).encode("utf-8", "replace")
 
 
-def child_run_f(job: dict, answer: object) -> bytes:
+def child_run_f(job: dict, code: types.CodeType, answer: object) -> bytes:
     try:
-        f = load_function(job["f_source"], job["f_name"], guarded_eval)
+        f = load_function(code, job["f_name"], guarded_eval)
         outcome = f(answer)  # type: ignore[operator]
     except MemoryError:
         return OUT_OF_MEMORY
@@ -517,10 +533,18 @@ def run_job(job: dict, limits: Limits) -> dict:
         return {"id": job.get("id"), "status": status, "seconds": round(total, 6), "detail": detail[:500]}
 
     try:
+        try:
+            f_code = compile_source(job["f_source"], job["f_name"])
+        except Exception as e:  # noqa: BLE001 - SyntaxError, RecursionError, MemoryError, ...
+            return verdict("error", "f raised " + describe_exception(e))
         if "answer_json" in job:
             answer_text = job["answer_json"]
         else:
-            g = run_child(child_run_g, job, limits, workdir, timeout)
+            try:
+                g_code = compile_source(job["g_source"], job["g_name"])
+            except Exception as e:  # noqa: BLE001
+                return verdict("error", "g raised " + describe_exception(e))
+            g = run_child(child_run_g, job, limits, workdir, timeout, g_code)
             total += g.seconds
             if g.status:
                 return verdict(g.status, g.detail)
@@ -541,7 +565,7 @@ def run_job(job: dict, limits: Limits) -> dict:
         why = type_mismatch(answer, job["answer_type"])
         if why:
             return verdict("wrong", "answer has the wrong type: " + why)
-        f = run_child(child_run_f, job, limits, workdir, timeout, answer)
+        f = run_child(child_run_f, job, limits, workdir, timeout, f_code, answer)
         total += f.seconds
         if f.status:
             return verdict(f.status, "while running f: " + f.detail)
@@ -606,9 +630,6 @@ def main(argv: list[str]) -> int:
     limits, KILL_ALL = parse_args(argv)
     sys.set_int_max_str_digits(MAX_INT_DIGITS)
     OOM_KILLS_SEEN = oom_kills()
-    # The first compile() in a process builds the interpreter's AST types (about 2 ms); do it here once
-    # so that no forked child pays for it again.
-    compile("pass", "<warm-up>", "exec")
     limit_worker(limits)
     json.loads(json.dumps([0, 0.5, "", None, {}]))
     gc.freeze()  # forked children then never touch (and copy) the worker's objects when they collect

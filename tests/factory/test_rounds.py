@@ -57,6 +57,7 @@ def test_filters_sort_proposals_into_the_funnel(tmp_path, process_sandbox):
         # A new instance of a training family: near its held-out instance, but so are its training
         # seeds, so only an exact copy of that instance would count as contaminated.
         "def f(s: str, target='qwerty') -> bool:\n    return s[::-1] == target\n",
+        "def f(s: str, words=['b', 'a']):\n    return sorted(words)\n",  # invalid: never a bool
     ]
     with SelfPlayRun(tmp_path / "run", RunConfig(model="unused"), process_sandbox, **QUIET) as run:
         rows = run.filter_proposals(list(range(len(raws))), raws)
@@ -70,7 +71,9 @@ def test_filters_sort_proposals_into_the_funnel(tmp_path, process_sandbox):
         "accepted",
         "duplicate",
         "accepted",
+        "invalid",
     ]
+    assert "other than a bool" in rows[9].reason
     assert "probe answer 10" in rows[2].reason and "NameError" in rows[3].reason
     assert "evaluation puzzle seed/" in rows[5].reason
     assert rows[6].puzzle is not None and rows[6].canonical_hash

@@ -101,6 +101,8 @@ CASES = {
         WRONG,
     ),
     # exits and tricks
+    "error only the compiler finds": (F_SIX, "def g():\n    nonlocal x\n    return 6\n", INVALID),
+    "repeated argument name": ("def f(x: int, n=1, n=2):\n    return True\n", g("return 6"), INVALID),
     "os._exit(0)": (F_SIX, g("import os\nos._exit(0)"), ERROR),
     "SystemExit(0)": (F_SIX, g("raise SystemExit(0)"), ERROR),
     "excepthook and atexit": (

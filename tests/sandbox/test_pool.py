@@ -57,6 +57,28 @@ def test_basic_limits_hold_in_both_backends(sandbox):
     assert statuses == [TIMEOUT, MEMORY, OUTPUT, ERROR, VERIFIED]
 
 
+def test_sources_are_compiled_by_the_worker_and_compile_errors_are_the_jobs_errors(sandbox):
+    from sandbox.verdicts import Job
+
+    def job(i: int, f: str, g: str) -> Job:
+        return Job(id=i, f_source=f, f_name="f", answer_type="int", g_source=g, g_name="g", timeout_s=2.0)
+
+    f, g = "def f(x: int):\n    return x == 1\n", "def g():\n    return 1\n"
+    jobs = [
+        job(0, f, "def g():\n    nonlocal x\n    return 1\n"),
+        job(1, "def f(x: int, n=1, n=2):\n    return True\n", g),
+        job(2, f, "def g():\n    return " + "-" * 50_000 + "1\n"),
+        job(3, f, "#" * 1_000_001),
+        job(4, f, g),
+    ]
+    results = sandbox.run(jobs)
+    assert [r.status for r in results] == [ERROR, ERROR, ERROR, ERROR, VERIFIED], results
+    assert results[0].detail.startswith("g raised SyntaxError: no binding for nonlocal 'x'")
+    assert results[1].detail.startswith("f raised SyntaxError: duplicate argument 'n'")
+    assert "RecursionError" in results[2].detail or "MemoryError" in results[2].detail
+    assert "longer than 1000000 characters" in results[3].detail
+
+
 def test_progress_callback_sees_every_pair_once(sandbox):
     seen = []
     verify_pairs(
