@@ -3,7 +3,8 @@
 Standard library only, one file: it is copied into the sandbox image and also runs as a plain local
 process. It reads one JSON job per line on stdin and writes one JSON result per line on stdout.
 
-For each job the worker (trusted: it never runs untrusted code itself) forks
+For each job the worker (trusted: it never runs untrusted code itself) compiles both sources, which
+runs none of their code, then forks
   1. a child that runs ``g()`` and sends its answer back as plain JSON data, then
   2. a second, fresh child that runs ``f(answer)`` on that data and reports whether it returned
      exactly ``True``.
