@@ -5,8 +5,8 @@
 Rows: the Docker pool (warm hardened containers), the process backend, one `docker run` per pair
 (hardened the same way), an unisolated baseline that forks once per pair with no limits from a
 minimal interpreter, and the same forking twice per pair (g, then f in a fresh process: the least
-the verification rule allows). The last lines are the ratios of the Docker pool to both. Each backend is warmed up
-before it is timed; start-up costs are printed separately.
+the verification rule allows). The last lines are the ratios of the Docker pool to both. Each
+backend is warmed up before it is timed; start-up costs are printed separately.
 """
 
 from __future__ import annotations

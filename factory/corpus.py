@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
 
@@ -21,7 +22,8 @@ def seed_training_pairs() -> list[tuple[str, str]]:
 EXTRA_INSTANCES_PER_FAMILY = 24
 
 
-def seed_corpus(listings: int = 240, per_listing: int = 3) -> list[str]:
+@functools.lru_cache(maxsize=4)  # every look-up of the embedded model fingerprints it: build it once
+def seed_corpus(listings: int = 240, per_listing: int = 3) -> tuple[str, ...]:
     """Texts the embedded default model learns from: each training seed, plus more instances of the
     training families (``extra_training_seeds``), as a solve block (f, g, assert), and random listings
     of those puzzles, the shape of a propose prompt. Deterministic. Held-out families never appear."""
@@ -33,7 +35,7 @@ def seed_corpus(listings: int = 240, per_listing: int = 3) -> list[str]:
     rng = random.Random(0)
     puzzles = [f for f, _ in pairs]
     texts += [puzzle_listing(rng.sample(puzzles, per_listing)) for _ in range(listings)]
-    return texts
+    return tuple(texts)
 
 
 def eval_set(p3_path: Path | None = None, split: str = "test") -> tuple[str, list[NamedPuzzle]]:

@@ -100,7 +100,7 @@ def cache_root() -> Path:
 
 
 def default_model_path(
-    corpus: Callable[[], list[str]] | None = None,
+    corpus: Callable[[], Sequence[str]] | None = None,
     cache_dir: Path | None = None,
     *,
     config: BuildConfig | None = None,

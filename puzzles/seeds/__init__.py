@@ -58,19 +58,14 @@ def load_seeds(split: str | None = None) -> list[NamedPuzzle]:
 def extra_training_seeds(per_family: int) -> list[NamedPuzzle]:
     """``per_family`` more instances of every training family, drawn past its fixed ones, keyed
     ``seed/<family>:x<i>``: corpus for the embedded default model only. They are not seeds (never
-    stored, shown in prompts or evaluated); none has the canonical form of an evaluation seed."""
-    from puzzles.canonical import canonical_hash
-
-    held = {canonical_hash(seed.puzzle.source) for seed in load_seeds("test")}
-    extra = []
-    for topic, family in all_families():
-        if family.held_out:
-            continue
-        for index, values in enumerate(family.instances.more(per_family)):
-            seed = _build_one(topic, family, index, values, key=f"seed/{family.name}:x{index}", split="train")
-            if canonical_hash(seed.puzzle.source) not in held:
-                extra.append(seed)
-    return extra
+    stored, shown in prompts or evaluated). The draw never repeats an instance's values, so none is
+    a fixed instance, the held-out one included."""
+    return [
+        _build_one(topic, family, index, values, key=f"seed/{family.name}:x{index}", split="train")
+        for topic, family in all_families()
+        if not family.held_out
+        for index, values in enumerate(family.instances.more(per_family))
+    ]
 
 
 @functools.lru_cache(maxsize=1)
