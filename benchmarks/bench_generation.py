@@ -20,7 +20,7 @@ STOP = ("\ndef ", "\nassert", "\nclass ", "\nif __name__", "\nprint(", "\n#")
 
 def make_prompts(count: int, seed: int = 0) -> list[str]:
     """Few-shot P3-style prompts of varied length, each ending in a new puzzle header."""
-    from factory.default_model import synthetic_corpus
+    from factory.models.embedded import synthetic_corpus
 
     rng = random.Random(seed)
     texts = synthetic_corpus(200, seed=seed + 1)
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--no-stop", action="store_true", help="generate max-new-tokens every time")
     args = parser.parse_args()
 
-    from factory.default_model import default_model_path
+    from factory.models.embedded import default_model_path
 
     model = args.model or str(default_model_path())
     backend = TransformersBackend(model)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from factory.rounds import RunConfig, SelfPlayRun  # noqa: E402
+from factory.config import RunConfig
+from factory.loop.run import SelfPlayRun  # noqa: E402
 from sandbox.backend import open_sandbox  # noqa: E402
 
 

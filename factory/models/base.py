@@ -7,10 +7,6 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 
-class ModelError(RuntimeError):
-    """A model cannot be loaded or reached; the message says what to do (one line)."""
-
-
 @dataclass(frozen=True)
 class SamplingConfig:
     """How to sample: ``n`` completions per prompt; ``temperature == 0`` means greedy decoding.

@@ -15,7 +15,8 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from factory.models.base import Completion, ModelError, SamplingConfig, cut_at_stop
+from factory.errors import ModelError
+from factory.models.base import Completion, SamplingConfig, cut_at_stop
 
 MAX_API_STOP = 4  # OpenAI accepts at most 4 stop strings; the rest are applied locally
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from factory.models.base import Completion, ModelError, SamplingConfig, cut_at_stop
+from factory.errors import ModelError
+from factory.models.base import Completion, SamplingConfig, cut_at_stop
 
 
 class StopOnStrings:

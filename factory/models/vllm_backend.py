@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from factory.models.base import Completion, ModelError, SamplingConfig, cut_at_stop
+from factory.errors import ModelError
+from factory.models.base import Completion, SamplingConfig, cut_at_stop
 
 
 class VLLMBackend:

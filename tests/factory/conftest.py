@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from factory.default_model import BuildConfig, default_model_path, synthetic_corpus
+from factory.models.embedded import BuildConfig, default_model_path, synthetic_corpus
 
 
 @pytest.fixture(scope="module")

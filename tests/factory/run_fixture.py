@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from factory.rounds import RunConfig
+from factory.config import RunConfig
 from factory.store import AttemptRow, ProposalRow, RunStore
 from puzzles.canonical import canonical_hash
 from puzzles.filters import EvalIndex

@@ -1,0 +1,152 @@
+"""`factory export` and `factory report`: thin handlers over factory.outputs.export and factory.report.
+
+``add_export_commands(subparsers)`` registers both with the main `factory` parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from factory.errors import UserError
+from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- export
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from factory.outputs.export import (
+        ExportFilters,
+        export_dataset,
+        hub_target,
+        near_set,
+        near_set_p3,
+        parse_rounds,
+        push_to_hub,
+    )
+
+    if args.private and not args.push_to_hub:
+        raise UserError("--private only applies with --push-to-hub USER/NAME")
+    threshold = NEAR_DUPLICATE_THRESHOLD if args.near_threshold is None else args.near_threshold
+    if not 0.0 < threshold <= 1.0:
+        raise UserError(f"--near-threshold must be in (0, 1] (got {threshold})")
+    # Everything a push needs without the network is checked before any work is done.
+    target = hub_target(args.push_to_hub, private=args.private) if args.push_to_hub else None
+    near = tuple(near_set(name, threshold) for name in args.exclude_near)
+    near += tuple(near_set_p3(path, args.p3_split, threshold) for path in args.exclude_near_p3)
+    filters = ExportFilters(
+        include_seeds=args.include_seeds,
+        rounds=parse_rounds(args.rounds) if args.rounds is not None else None,
+        min_solve_rate=args.min_solve_rate,
+        max_per_puzzle=args.max_per_puzzle,
+        near=near,
+    )
+    result = export_dataset(args.run_dir, args.out, filters, force=args.force, license=args.license)
+    removed = ", ".join(f"{name} {n}" for name, n in result.dropped.items() if n) or "nothing"
+    by_round = ", ".join(f"round {r}: {n}" for r, n in result.rows_by_round.items())
+    log(f"exported {result.rows} pairs over {result.puzzles} puzzles ({by_round}); filters removed {removed}")
+    if target is not None:
+        url = push_to_hub(result.out_dir, target, log=log)
+        log(f"pushed to {url}")
+    print(result.out_dir)
+    return 0
+
+
+def add_export(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="write a run's verified pairs as a Hugging Face dataset (parquet + card)",
+        description=(
+            "Write the verified (puzzle, solution) pairs of a run as a Hugging Face dataset: "
+            "DIR/data/train-00000-of-00001.parquet and DIR/README.md (the dataset card). "
+            "datasets.load_dataset(DIR) loads it. By default only generated pairs are exported; "
+            "the filters apply to generated pairs (seed rows, with --include-seeds, are kept whole)."
+        ),
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run directory (its factory.sqlite)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory to write the dataset to")
+    p.add_argument("--force", action="store_true", help="replace an earlier export in DIR")
+    p.add_argument("--include-seeds", action="store_true", help="also export the seed puzzles' pairs")
+    p.add_argument("--rounds", metavar="SPEC", help="only pairs of these rounds, e.g. 1-3 or 2,3 or 1-2,5")
+    p.add_argument(
+        "--min-solve-rate",
+        type=float,
+        metavar="X",
+        help="only puzzles whose attempts in their round were verified at least this often (0..1)",
+    )
+    p.add_argument(
+        "--max-per-puzzle", type=int, metavar="N", help="at most N solutions per puzzle, shortest first"
+    )
+    p.add_argument(
+        "--exclude-near",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="drop puzzles equal or near to an evaluation set: seeds-test (repeatable)",
+    )
+    p.add_argument(
+        "--exclude-near-p3",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="drop puzzles equal or near to P3's puzzles (puzzles.json; repeatable)",
+    )
+    p.add_argument(
+        "--p3-split",
+        choices=("test", "train", "all"),
+        default="test",
+        help="which P3 split --exclude-near-p3 compares with (default: test)",
+    )
+    p.add_argument(
+        "--near-threshold",
+        type=float,
+        default=None,
+        metavar="S",
+        help="similarity at or above which a puzzle counts as near (default: 0.8, the decontamination threshold)",
+    )
+    p.add_argument("--license", default="mit", help="licence identifier for the card (default: mit)")
+    p.add_argument(
+        "--push-to-hub", metavar="USER/NAME", help="also push the dataset and card to the Hugging Face Hub"
+    )
+    p.add_argument(
+        "--private", action="store_true", help="with --push-to-hub: create the Hub repository private"
+    )
+    p.set_defaults(handler=cmd_export)
+
+
+# ---------------------------------------------------------------- report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from factory.outputs.report import write_report
+
+    result = write_report(args.run_dir, args.out)
+    log(f"wrote {len(result.images)} plots and {result.index.name} to {result.out_dir}")
+    print(result.index)
+    return 0
+
+
+def add_report(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="plots and a static HTML page of a run (pass@k, funnel, verdicts, throughput, diversity)",
+        description="Write PNG plots and DIR/index.html from a run's store.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run directory (its factory.sqlite)")
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="directory for the PNGs and index.html"
+    )
+    p.set_defaults(handler=cmd_report)
+
+
+def add_export_commands(subparsers) -> None:
+    """Register `export` and `report` with the `factory` parser's subparsers."""
+    add_export(subparsers)
+    add_report(subparsers)

@@ -1,0 +1,60 @@
+"""Where text comes from: the seed training pairs, the embedded model's corpus, the evaluation sets."""
+
+from __future__ import annotations
+
+import functools
+import random
+from pathlib import Path
+
+from factory.errors import UserError
+from factory.loop.prompts import puzzle_listing, training_example
+from puzzles.records import NamedPuzzle
+from puzzles.seeds import load_seeds
+
+SEED_EVAL = "seeds-test"
+
+
+def seed_training_pairs() -> list[tuple[str, str]]:
+    """(f, g) sources of the seed set's training split: never the held-out evaluation split."""
+    return [(s.puzzle.source, s.solutions[0].source) for s in load_seeds("train")]
+
+
+EXTRA_INSTANCES_PER_FAMILY = 24
+
+
+@functools.lru_cache(maxsize=4)  # every look-up of the embedded model fingerprints it: build it once
+def seed_corpus(listings: int = 240, per_listing: int = 3) -> tuple[str, ...]:
+    """Texts the embedded default model learns from: each training seed, plus more instances of the
+    training families (``extra_training_seeds``), as a solve block (f, g, assert), and random listings
+    of those puzzles, the shape of a propose prompt. Deterministic. Held-out families never appear."""
+    from puzzles.seeds import extra_training_seeds
+
+    pairs = seed_training_pairs()
+    pairs += [(s.puzzle.source, s.solutions[0].source) for s in extra_training_seeds(EXTRA_INSTANCES_PER_FAMILY)]
+    texts = [training_example(f, g) for f, g in pairs]
+    rng = random.Random(0)
+    puzzles = [f for f, _ in pairs]
+    texts += [puzzle_listing(rng.sample(puzzles, per_listing)) for _ in range(listings)]
+    return tuple(texts)
+
+
+def eval_set(p3_path: Path | None = None, split: str = "test") -> tuple[str, list[NamedPuzzle]]:
+    """The named evaluation set: the held-out seeds by default, or a split of P3's puzzles.json."""
+    if p3_path is None:
+        return SEED_EVAL, load_seeds("test")
+    from puzzles.p3 import load_p3
+
+    try:
+        puzzles = load_p3(p3_path, split)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    if not puzzles:
+        raise UserError(f"{p3_path}: no puzzles in split {split!r}")
+    return f"p3-{split}", puzzles
+
+
+def embedded_model_path(log=None) -> str:
+    """The embedded default model, built from the seed corpus on first use and cached."""
+    from factory.models.embedded import default_model_path
+
+    return str(default_model_path(seed_corpus, log=log))

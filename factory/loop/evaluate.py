@@ -1,0 +1,126 @@
+"""pass@k of a model on held-out puzzles: n sampled solutions each, verified in the sandbox."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from factory.loop.passk import mean_pass_at_k
+from factory.loop.prompts import STOP_SEQUENCES, ExampleIndex, solve_prompt
+from factory.models import ModelBackend, SamplingConfig
+from puzzles.parse import complete_function
+from puzzles.records import NamedPuzzle
+from sandbox.backend import Sandbox
+from sandbox.verdicts import VERIFIED
+from sandbox.verify import SourcePair, verify_pairs
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    samples: int = 10  # n per puzzle
+    ks: tuple[int, ...] = (1, 10)
+    examples: int = 3  # few-shot (f, g) pairs in each prompt
+    max_new_tokens: int = 160
+    temperature: float = 0.8
+    top_p: float = 0.95
+    timeout_s: float = 2.0
+    batch_size: int = 16  # prompts per generate call
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    dataset: str
+    model: str
+    samples: int
+    pass_at_k: dict[int, float]
+    solved: dict[str, int]  # puzzle key -> verified samples (c)
+    seconds: dict[str, float] = field(default_factory=dict)  # "generate", "verify"
+    tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.solved)
+
+    @property
+    def solved_puzzles(self) -> int:
+        return sum(1 for c in self.solved.values() if c > 0)
+
+
+def solve_samples(
+    backend: ModelBackend,
+    puzzles: Sequence[NamedPuzzle],
+    examples: Sequence[tuple[str, str]],
+    settings: EvalSettings,
+    seed: int,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[list[str]], int]:
+    """``settings.samples`` candidate solution sources per puzzle, and the tokens generated."""
+    index = ExampleIndex(examples)
+    prompts, prefixes = [], []
+    for i, item in enumerate(puzzles):
+        nearest = index.nearest(item.puzzle.source, settings.examples)
+        prompt, prefix = solve_prompt(nearest, item.puzzle.source, random.Random(f"{seed}:{i}"), settings.examples)
+        prompts.append(prompt)
+        prefixes.append(prefix)
+    sources: list[list[str]] = []
+    tokens = 0
+    for start in range(0, len(prompts), settings.batch_size):
+        sampling = SamplingConfig(
+            n=settings.samples,
+            max_new_tokens=settings.max_new_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            stop=tuple(STOP_SEQUENCES),
+            seed=seed + start,
+        )
+        batch = backend.generate(prompts[start : start + settings.batch_size], sampling)
+        for offset, completions in enumerate(batch):
+            prefix = prefixes[start + offset]
+            sources.append([complete_function(prefix, c.text) for c in completions])
+            tokens += sum(c.tokens for c in completions)
+        if progress is not None:
+            progress(len(batch))
+    return sources, tokens
+
+
+def evaluate(
+    backend: ModelBackend,
+    puzzles: Sequence[NamedPuzzle],
+    examples: Sequence[tuple[str, str]],
+    sandbox: Sandbox,
+    dataset: str,
+    settings: EvalSettings = EvalSettings(),
+    progress: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """pass@k (unbiased estimator) over ``puzzles`` with ``settings.samples`` samples each.
+
+    ``examples`` are the few-shot (f, g) pairs shown in prompts: they must come from training data,
+    never from ``puzzles``.
+    """
+    if not puzzles:
+        raise ValueError(f"evaluation set {dataset!r} is empty")
+    ks = tuple(k for k in settings.ks if k <= settings.samples)
+    if not ks:
+        raise ValueError(f"every k in {settings.ks} exceeds the {settings.samples} samples per puzzle")
+    start = time.perf_counter()
+    sources, tokens = solve_samples(backend, puzzles, examples, settings, settings.seed, progress)
+    generated = time.perf_counter()
+    pairs = [SourcePair(item.puzzle.source, g) for item, gs in zip(puzzles, sources, strict=True) for g in gs]
+    verdicts = verify_pairs(pairs, sandbox, settings.timeout_s, trusted_puzzles=True)
+    solved: dict[str, int] = {}
+    for i, item in enumerate(puzzles):
+        chunk = verdicts[i * settings.samples : (i + 1) * settings.samples]
+        solved[item.key] = sum(1 for r in chunk if r.status == VERIFIED)
+    counts = [(settings.samples, c) for c in solved.values()]
+    return EvalResult(
+        dataset=dataset,
+        model=backend.name,
+        samples=settings.samples,
+        pass_at_k={k: mean_pass_at_k(counts, k) for k in ks},
+        solved=solved,
+        seconds={"generate": generated - start, "verify": time.perf_counter() - generated},
+        tokens=tokens,
+    )

@@ -1,0 +1,246 @@
+"""What a run directory holds and whether a daemon works on it: for ``factory status RUN_DIR``.
+
+Read-only: the store is only queried, and the daemon's lock file (``RUN_DIR/daemon.lock``) is only read
+and probed with a non-blocking shared ``flock`` that is released at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from factory.errors import UserError
+
+LOCK_FILENAME = "daemon.lock"
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds (or last held) a run directory's daemon lock, as written in the lock file."""
+
+    pid: int
+    host: str
+    started_at: float
+    stopped_at: float | None = None  # written by a daemon that stopped cleanly
+
+    def to_text(self) -> str:
+        data = {"pid": self.pid, "host": self.host, "started_at": self.started_at, "started": utc_text(self.started_at)}
+        if self.stopped_at is not None:
+            data.update(stopped_at=self.stopped_at, stopped=utc_text(self.stopped_at))
+        return json.dumps(data) + "\n"
+
+    @classmethod
+    def parse(cls, text: str) -> LockHolder | None:
+        try:
+            data = json.loads(text)
+            stopped = data.get("stopped_at")
+            return cls(int(data["pid"]), str(data["host"]), float(data["started_at"]),
+                       float(stopped) if stopped is not None else None)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def stopped(self) -> LockHolder:
+        return dataclasses.replace(self, stopped_at=time.time())
+
+    def describe(self) -> str:
+        text = f"pid {self.pid} on {self.host}, started {utc_text(self.started_at)}"
+        return text + (f", stopped {utc_text(self.stopped_at)}" if self.stopped_at is not None else "")
+
+
+def lock_state(run_dir: Path | str) -> tuple[bool, LockHolder | None]:
+    """(a live daemon holds the lock now, the holder written in the lock file)."""
+    path = Path(run_dir) / LOCK_FILENAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False, None
+    try:
+        holder = LockHolder.parse(os.read(fd, 4096).decode(errors="replace"))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True, holder
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False, holder
+    finally:
+        os.close(fd)
+
+
+def utc_text(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def duration_text(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+# ---------------------------------------------------------------------------------------------------
+# last activity
+
+
+@dataclass(frozen=True)
+class Activity:
+    at: float  # Unix time
+    what: str
+
+
+def last_activity(run_dir: Path | str) -> Activity | None:
+    """The store's latest recorded step: a batch stored, a round started or finished, an evaluation."""
+    from factory.store import STORE_FILENAME
+
+    path = Path(run_dir) / STORE_FILENAME
+    if not path.exists():
+        return None
+    db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    try:
+        candidates: list[Activity] = []
+        row = db.execute("SELECT round, stage, batch, finished_at FROM batches ORDER BY finished_at DESC LIMIT 1").fetchone()
+        if row:
+            candidates.append(Activity(row[3], f"round {row[0]} {row[1]} batch {row[2]} stored"))
+        for number, started, finished in db.execute("SELECT round, started_at, finished_at FROM rounds"):
+            candidates.append(Activity(started, f"round {number} started"))
+            if finished is not None:
+                candidates.append(Activity(finished, f"round {number} finished"))
+        row = db.execute("SELECT round, k, created_at FROM evals ORDER BY created_at DESC LIMIT 1").fetchone()
+        if row:
+            candidates.append(Activity(row[2], f"round {row[0]} pass@{row[1]} recorded"))
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        db.close()
+    return max(candidates, key=lambda a: a.at, default=None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the whole status
+
+
+@dataclass(frozen=True)
+class RoundStatus:
+    round: int
+    model: str
+    started_at: float
+    finished_at: float | None
+    seconds: float | None  # the round's own time, from its summary (finished rounds)
+    funnel: dict[str, int]
+    verdicts: dict[str, int]
+    pass_at_k: dict[int, float]
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    run_dir: str
+    running: bool
+    holder: LockHolder | None
+    config: dict | None
+    dataset: str | None
+    rounds: tuple[RoundStatus, ...]  # round 0 (the base model's evaluation) first when present
+    generated_pairs: int
+    seed_pairs: int
+    last_activity: Activity | None
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["rounds"] = [{**asdict(r), "pass_at_k": {str(k): v for k, v in r.pass_at_k.items()}} for r in self.rounds]
+        return data
+
+
+def read_status(run_dir: Path | str) -> RunStatus:
+    from factory.errors import StoreError
+    from factory.store import STORE_FILENAME, RunStore
+
+    run_dir = Path(run_dir)
+    if not (run_dir / STORE_FILENAME).exists():
+        raise UserError(f"{run_dir} holds no run (no {STORE_FILENAME}): is this the run directory?")
+    running, holder = lock_state(run_dir)
+    try:
+        store = RunStore.open(run_dir, create=False)
+    except StoreError as e:
+        raise UserError(str(e)) from None
+    try:
+        config = store.config()
+        evals = store.evals()
+        datasets = [e.dataset for e in evals]
+        dataset = datasets[-1] if datasets else None
+        rounds = []
+        for info in store.rounds():
+            summary = info.summary or {}
+            rounds.append(RoundStatus(
+                round=info.round, model=info.model, started_at=info.started_at, finished_at=info.finished_at,
+                seconds=summary.get("seconds") if info.finished_at is not None else None,
+                funnel=store.funnel(info.round), verdicts=store.verdict_counts(info.round),
+                pass_at_k={e.k: e.pass_at_k for e in evals if e.round == info.round and e.dataset == dataset},
+            ))
+        if evals and not any(r.round == 0 for r in rounds):  # the base evaluation starts no round row
+            rounds.insert(0, RoundStatus(0, str(config.get("model") if config else ""), evals[0].created_at,
+                                         evals[0].created_at, None, {}, {},
+                                         {e.k: e.pass_at_k for e in evals if e.round == 0 and e.dataset == dataset}))
+        seed_pairs = store.funnel(0)["pairs"]
+    finally:
+        store.close()
+    generated = sum(r.funnel.get("pairs", 0) for r in rounds if r.round > 0)
+    return RunStatus(str(run_dir), running, holder, config, dataset, tuple(rounds), generated, seed_pairs,
+                     last_activity(run_dir))
+
+
+def format_status(status: RunStatus, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    lines = [f"run {status.run_dir}"]
+    if status.running and status.holder:
+        lines.append(f"state: running (daemon {status.holder.describe()}, up {duration_text(now - status.holder.started_at)})")
+    elif status.running:
+        lines.append("state: running (a daemon holds the lock; its lock file is unreadable)")
+    elif status.holder and status.holder.stopped_at is None:
+        lines.append(f"state: not running (last daemon: {status.holder.describe()}; it died without stopping cleanly)")
+    elif status.holder:
+        lines.append(f"state: not running (last daemon: {status.holder.describe()})")
+    else:
+        lines.append("state: not running (no daemon has worked on it; `factory run` may have)")
+    if status.config:
+        c = status.config
+        lines.append(f"model: {c.get('model') or 'the embedded default model'} ({c.get('backend')}), seed {c.get('seed')}, "
+                     f"{c.get('puzzles')} puzzles x {c.get('attempts')} attempts per round")
+    if status.last_activity:
+        a = status.last_activity
+        lines.append(f"last activity: {utc_text(a.at)} ({duration_text(now - a.at)} ago): {a.what}")
+    finished = sum(1 for r in status.rounds if r.round > 0 and r.finished_at is not None)
+    lines.append(f"rounds finished: {finished}; pairs: {status.generated_pairs} generated, {status.seed_pairs} seed references")
+    ks = sorted({k for r in status.rounds for k in r.pass_at_k})
+    head = ["round", "state", "proposed", "accepted", "attempts", "verified", "pairs", *(f"pass@{k}" for k in ks), "time"]
+    rows = []
+    for r in status.rounds:
+        if r.round == 0:
+            state = "base"
+            counts = ["-"] * 5
+        else:
+            state = "finished" if r.finished_at is not None else ("running" if status.running else "unfinished")
+            f = r.funnel
+            counts = [f.get("proposed", 0), f.get("accepted", 0), f.get("attempts", 0), f.get("attempts_verified", 0),
+                      f.get("pairs", 0)]
+        passes = [f"{r.pass_at_k[k]:.3f}" if k in r.pass_at_k else "-" for k in ks]
+        rows.append([r.round, state, *counts, *passes, duration_text(r.seconds) if r.seconds is not None else "-"])
+    if rows:
+        lines.append(f"evaluation: {status.dataset}" if status.dataset else "evaluation: none yet")
+        widths = [max(len(str(x)) for x in column) for column in zip(head, *rows, strict=True)]
+        for row in [head, *rows]:
+            lines.append("  ".join(str(x).rjust(w) if i != 1 else str(x).ljust(w) for i, (x, w) in enumerate(zip(row, widths, strict=True))))
+    else:
+        lines.append("no rounds yet")
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""The store's records: what goes in (rows a stage writes), what comes out, and the status names."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from dataclasses import dataclass
+
+from puzzles.records import Puzzle
+
+# What the filters said about one raw proposal; only "accepted" ones become puzzles.
+ACCEPTED = "accepted"
+PROPOSAL_STATUSES = ("invalid", "trivial", "duplicate", "contaminated", ACCEPTED)
+
+# Stage names of the markers the store writes itself.
+PROPOSE_STAGE = "propose"
+SOLVE_STAGE = "solve"
+SELECT_STAGE = "select"
+
+SEED = "seed"
+GENERATED = "generated"
+
+
+# ---------------------------------------------------------------------------------------------------
+# records going in
+
+
+@dataclass(frozen=True)
+class ProposalRow:
+    """One raw generation of the propose stage and the filters' verdict on it.
+
+    ``idx`` is its index within the batch. An accepted row carries its parsed ``puzzle`` and
+    ``canonical_hash``; the store may still downgrade it to "duplicate" or "contaminated".
+    """
+
+    idx: int
+    raw: str
+    status: str
+    reason: str = ""
+    prompt_seed: int | None = None
+    puzzle: Puzzle | None = None
+    canonical_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One sampled solution of a stored puzzle and its sandbox verdict (``sandbox.verdicts``).
+
+    ``idx`` is the sample's index for this puzzle within the round. ``solution_hash`` defaults to
+    ``solution_hash(source)``; pass a canonical one to make "distinct" stricter.
+    """
+
+    puzzle_id: int
+    idx: int
+    source: str
+    status: str
+    seconds: float = 0.0
+    detail: str = ""
+    prompt_seed: int | None = None
+    solution_hash: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# records coming out
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    round: int
+    model: str
+    started_at: float
+    finished_at: float | None
+    summary: dict | None
+
+
+@dataclass(frozen=True)
+class StoredPuzzle:
+    id: int
+    canonical_hash: str
+    source: str
+    name: str
+    answer_arg: str
+    answer_type: str
+    defaults: tuple[tuple[str, str], ...]
+    origin: str  # "seed" or "generated"
+    key: str | None  # the seed's key
+    round: int  # 0 for seeds
+    model: str | None
+    prompt_seed: int | None
+
+    @property
+    def puzzle(self) -> Puzzle:
+        return Puzzle(self.source, self.name, self.answer_arg, self.answer_type, self.defaults)
+
+
+@dataclass(frozen=True)
+class StoredProposal:
+    id: int
+    round: int
+    batch: int
+    idx: int
+    prompt_seed: int | None
+    raw: str
+    status: str
+    reason: str
+    puzzle_id: int | None
+
+
+@dataclass(frozen=True)
+class StoredAttempt:
+    id: int
+    puzzle_id: int
+    round: int
+    batch: int
+    idx: int
+    source: str
+    solution_hash: str
+    length: int
+    status: str
+    seconds: float
+    detail: str
+    model: str | None
+    prompt_seed: int | None
+
+
+@dataclass(frozen=True)
+class StoredPair:
+    id: int
+    puzzle_id: int
+    attempt_id: int | None  # None for a seed's reference solution
+    round: int
+    puzzle_source: str
+    solution_source: str
+    solution_hash: str
+    length: int
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    round: int
+    path: str
+    base_model: str
+    examples: int
+    seconds: float
+    created_at: float
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    round: int
+    model: str
+    dataset: str
+    k: int
+    n: int
+    pass_at_k: float
+    solved: int
+    total: int
+    details: dict
+    created_at: float
+
+
+# ---------------------------------------------------------------------------------------------------
+# rules the store applies to solutions
+
+
+def solution_hash(source: str) -> str:
+    """SHA-256 of a solution's code, independent of formatting, comments and the function's name.
+
+    Text that does not parse is hashed as stripped text.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        text = "text:" + source.strip()
+    else:
+        defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        if len(defs) == 1:
+            old = defs[0].name
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == old:
+                    node.name = "g"
+                elif isinstance(node, ast.Name) and node.id == old:
+                    node.id = "g"
+        text = "ast:" + ast.dump(tree)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def solution_length(source: str) -> int:
+    """The length the shortest-solutions rule compares: characters of the stripped source."""
+    return len(source.strip())
+

@@ -1,0 +1,778 @@
+"""The run store: one SQLite file per run directory, the single source of truth of a self-play run.
+
+Every stage reads its input from here and writes its output here, one transaction per batch. A batch's
+rows and its completion marker (a row of ``batches``) commit together, so after a crash, ``kill -9`` or
+SIGTERM a batch is either entirely stored or entirely absent, and a resumed round redoes exactly the
+batches without a marker (``is_batch_done``).
+
+Durability: the file runs in WAL mode with ``synchronous=NORMAL``. A committed transaction has been
+written to the WAL through the OS before ``COMMIT`` returns, so it survives the death of the process
+(kill -9, OOM killer, crash). Only a power loss or kernel crash can lose the last few commits, and then
+whole transactions at once: the file stays consistent and the lost batches lack their markers, so they
+are simply redone. ``FULL`` would fsync on every batch for no gain against the failures a run meets.
+WAL also lets readers (reports, ``factory status``) run while a round writes.
+
+Integrity rules the store enforces itself rather than trusting callers:
+- a puzzle's canonical hash is unique across the whole run (seeds and every round);
+- hashes on the blocklist (the evaluation puzzles) never enter as puzzles and never reach
+  ``pool_puzzles`` or ``training_pairs``; a seed with ``split == "test"`` is refused;
+- proposals, attempts and markers need a started round; attempts and pairs need a stored puzzle.
+
+Use one ``RunStore`` per thread; other threads and processes open their own.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from factory.errors import StoreError
+from factory.store.records import (
+    ACCEPTED,
+    GENERATED,
+    PROPOSAL_STATUSES,
+    PROPOSE_STAGE,
+    SEED,
+    SELECT_STAGE,
+    SOLVE_STAGE,
+    AttemptRow,
+    CheckpointInfo,
+    EvalRecord,
+    ProposalRow,
+    RoundInfo,
+    StoredAttempt,
+    StoredPair,
+    StoredProposal,
+    StoredPuzzle,
+    solution_hash,
+    solution_length,
+)
+from factory.store.schema import SCHEMA_STATEMENTS, SCHEMA_VERSION, STORE_FILENAME
+from puzzles.records import NamedPuzzle, Puzzle
+from sandbox.verdicts import ALL_VERDICTS, VERIFIED
+
+_PUZZLE_COLUMNS = (
+    "id, canonical_hash, source, name, answer_arg, answer_type, defaults_json, origin, key, round, "
+    "model, prompt_seed"
+)
+_NOT_BLOCKED = "NOT EXISTS (SELECT 1 FROM blocked_hashes b WHERE b.canonical_hash = {alias}.canonical_hash)"
+
+
+def _puzzle(row: sqlite3.Row) -> StoredPuzzle:
+    defaults = tuple((name, text) for name, text in json.loads(row["defaults_json"]))
+    return StoredPuzzle(
+        id=row["id"],
+        canonical_hash=row["canonical_hash"],
+        source=row["source"],
+        name=row["name"],
+        answer_arg=row["answer_arg"],
+        answer_type=row["answer_type"],
+        defaults=defaults,
+        origin=row["origin"],
+        key=row["key"],
+        round=row["round"],
+        model=row["model"],
+        prompt_seed=row["prompt_seed"],
+    )
+
+
+def _round_info(row: sqlite3.Row) -> RoundInfo:
+    summary = json.loads(row["summary_json"]) if row["summary_json"] is not None else None
+    return RoundInfo(row["round"], row["model"], row["started_at"], row["finished_at"], summary)
+
+
+def _check_int(name: str, value: object, minimum: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# the store
+
+
+class RunStore:
+    """All state of one self-play run in one SQLite file. Every write method is one transaction."""
+
+    def __init__(self, path: Path | str, *, create: bool = True, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(
+                f"{self.path} is a directory; give the store file, or use RunStore.open(run_dir)"
+            )
+        if not create and not self.path.exists():
+            raise StoreError(f"no factory store at {self.path}; is this the right run directory?")
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=busy_timeout_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the factory store {self.path}: {exc}") from exc
+        self._db.row_factory = sqlite3.Row
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            self._check_or_create_schema()
+        except StoreError:
+            self._db.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(
+                f"{self.path} is not a usable factory store ({exc}); move it away or choose another run directory"
+            ) from exc
+
+    @classmethod
+    def open(cls, run_dir: Path | str, *, create: bool = True) -> RunStore:
+        """The store of a run directory (``run_dir/factory.sqlite``), created with the directory if asked."""
+        run_dir = Path(run_dir)
+        if create:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        return cls(run_dir / STORE_FILENAME, create=create)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- transactions --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction (taking the write lock up front); rolled back on any exception."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{what}: cannot start a write transaction on {self.path}: {exc}") from exc
+        try:
+            yield self._db
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"{what} failed and nothing of it was stored: {exc}") from exc
+            raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: several queries see one snapshot even while another process writes."""
+        self._db.execute("BEGIN")
+        try:
+            yield self._db
+        finally:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+
+    def _check_or_create_schema(self) -> None:
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            with self._write("creating the store schema") as db:
+                if db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+                    return self._check_or_create_schema_version(db)  # another process was first
+                for statement in SCHEMA_STATEMENTS:
+                    db.execute(statement)
+                db.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)",
+                    [("schema_version", str(SCHEMA_VERSION)), ("created_at", repr(time.time()))],
+                )
+            return None
+        if "meta" not in tables:
+            raise StoreError(
+                f"{self.path} is an SQLite database but not a factory store (it has no meta table); "
+                "move it away or choose another run directory"
+            )
+        return self._check_or_create_schema_version(self._db)
+
+    def _check_or_create_schema_version(self, db: sqlite3.Connection) -> None:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = row[0] if row else None
+        if version != str(SCHEMA_VERSION):
+            if version is not None and version.isdigit() and int(version) > SCHEMA_VERSION:
+                hint = "it was written by a newer version of the factory; upgrade this installation"
+            else:
+                hint = "this version of the factory cannot read it"
+            raise StoreError(
+                f"{self.path} has store schema version {version!r}, this code knows version "
+                f"{SCHEMA_VERSION}: {hint}"
+            )
+
+    def _require_round(self, db: sqlite3.Connection, round: int) -> RoundInfo:
+        row = db.execute("SELECT * FROM rounds WHERE round = ?", (round,)).fetchone()
+        if row is None:
+            raise StoreError(f"round {round} was never started; call start_round({round}, model) first")
+        return _round_info(row)
+
+    def _mark(
+        self,
+        db: sqlite3.Connection,
+        round: int,
+        stage: str,
+        batch: int,
+        items: int,
+        timings: Mapping[str, float] | None = None,
+        tokens: int = 0,
+    ) -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO batches(round, stage, batch, items, finished_at, timings_json, tokens) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (round, stage, batch, items, time.time(), json.dumps(dict(timings or {})), tokens),
+        )
+
+    def _batch_done(self, db: sqlite3.Connection, round: int, stage: str, batch: int) -> bool:
+        row = db.execute(
+            "SELECT 1 FROM batches WHERE round = ? AND stage = ? AND batch = ?", (round, stage, batch)
+        ).fetchone()
+        return row is not None
+
+    # -- run metadata --------------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return SCHEMA_VERSION
+
+    def record_config(self, config: Mapping[str, object]) -> dict:
+        """Store the run's configuration if none is stored yet; return the stored one to compare."""
+        text = json.dumps(dict(config), sort_keys=True)
+        with self._write("recording the run config") as db:
+            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('config', ?)", (text,))
+            stored = db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0]
+        return json.loads(stored)
+
+    def config(self) -> dict | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        return json.loads(row[0]) if row else None
+
+    # -- rounds and batch markers --------------------------------------------------------------------
+
+    def start_round(self, round: int, model: str) -> RoundInfo:
+        """Record that ``round`` runs with ``model``. Idempotent: a started round keeps its first record."""
+        _check_int("round", round)
+        with self._write(f"starting round {round}") as db:
+            db.execute(
+                "INSERT OR IGNORE INTO rounds(round, model, started_at) VALUES (?, ?, ?)",
+                (round, model, time.time()),
+            )
+            return self._require_round(db, round)
+
+    def finish_round(self, round: int, summary: Mapping[str, object]) -> RoundInfo:
+        """Mark ``round`` finished with a JSON summary (kept from the first call's time, latest summary)."""
+        text = json.dumps(dict(summary), sort_keys=True)
+        with self._write(f"finishing round {round}") as db:
+            self._require_round(db, round)
+            db.execute(
+                "UPDATE rounds SET finished_at = COALESCE(finished_at, ?), summary_json = ? WHERE round = ?",
+                (time.time(), text, round),
+            )
+            return self._require_round(db, round)
+
+    def round_info(self, round: int) -> RoundInfo | None:
+        row = self._db.execute("SELECT * FROM rounds WHERE round = ?", (round,)).fetchone()
+        return _round_info(row) if row else None
+
+    def rounds(self) -> list[RoundInfo]:
+        return [_round_info(row) for row in self._db.execute("SELECT * FROM rounds ORDER BY round")]
+
+    def is_batch_done(self, round: int, stage: str, batch: int) -> bool:
+        return self._batch_done(self._db, round, stage, batch)
+
+    def done_batches(self, round: int, stage: str) -> set[int]:
+        rows = self._db.execute("SELECT batch FROM batches WHERE round = ? AND stage = ?", (round, stage))
+        return {row[0] for row in rows}
+
+    def mark_batch_done(
+        self,
+        round: int,
+        stage: str,
+        batch: int,
+        items: int = 0,
+        *,
+        timings: Mapping[str, float] | None = None,
+        tokens: int = 0,
+    ) -> None:
+        """A marker for a stage whose work lives outside the store (training, say). Idempotent."""
+        with self._write(f"marking round {round} {stage} batch {batch} done") as db:
+            self._require_round(db, round)
+            self._mark(db, round, stage, batch, items, timings, tokens)
+
+    def stage_timings(self, round: int) -> dict[str, float]:
+        """Seconds per named step ("propose.generate", "solve.verify", ...) summed over the round's batches."""
+        totals: dict[str, float] = {}
+        for (text,) in self._db.execute("SELECT timings_json FROM batches WHERE round = ?", (round,)):
+            for key, seconds in json.loads(text).items():
+                totals[key] = totals.get(key, 0.0) + float(seconds)
+        return totals
+
+    def generated_tokens(self, round: int, stage: str | None = None) -> int:
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(tokens), 0) FROM batches WHERE round = ? AND (? IS NULL OR stage = ?)",
+            (round, stage, stage),
+        ).fetchone()
+        return int(row[0])
+
+    # -- puzzles -------------------------------------------------------------------------------------
+
+    def block_hashes(self, hashes: Iterable[str], reason: str) -> int:
+        """Put canonical hashes (the evaluation puzzles') on the blocklist; returns how many were new.
+
+        Blocked puzzles never enter the store, and never reach ``pool_puzzles`` or ``training_pairs``.
+        """
+        rows = [(h, reason) for h in set(hashes)]
+        with self._write("blocking hashes") as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO blocked_hashes(canonical_hash, reason) VALUES (?, ?)", rows)
+            return db.total_changes - before
+
+    def blocked_hashes(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT canonical_hash FROM blocked_hashes")}
+
+    def add_seed_puzzles(self, items: Iterable[tuple[NamedPuzzle, str]]) -> int:
+        """Store seed puzzles (each with its canonical hash) and their reference solutions as round-0 pairs.
+
+        Idempotent by hash: a puzzle already stored is not stored again, but its reference solutions
+        are added when missing. Refuses (and stores nothing) if any item is an evaluation puzzle
+        (``split == "test"``) or has a blocked hash. Returns the number of new puzzles.
+        """
+        items = list(items)
+        for named, _ in items:
+            if named.split == "test":
+                raise StoreError(
+                    f"seed {named.key!r} belongs to the test split: evaluation puzzles must never be seeds"
+                )
+        new = 0
+        with self._write("adding seed puzzles") as db:
+            now = time.time()
+            for named, canonical_hash in items:
+                reason = self._blocked(db, canonical_hash)
+                if reason is not None:
+                    raise StoreError(
+                        f"seed {named.key!r} has a blocked canonical hash ({reason}): it is an evaluation "
+                        "puzzle and must not be a seed"
+                    )
+                puzzle_id = self._puzzle_id(db, canonical_hash)
+                if puzzle_id is None:
+                    puzzle_id = self._insert_puzzle(
+                        db, named.puzzle, canonical_hash, SEED, named.key, 0, None, None, now
+                    )
+                    new += 1
+                for solution in named.solutions:
+                    db.execute(
+                        "INSERT OR IGNORE INTO pairs(puzzle_id, attempt_id, round, solution_source, "
+                        "solution_hash, length, created_at) VALUES (?, NULL, 0, ?, ?, ?, ?)",
+                        (
+                            puzzle_id,
+                            solution.source,
+                            solution_hash(solution.source),
+                            solution_length(solution.source),
+                            now,
+                        ),
+                    )
+        return new
+
+    def _blocked(self, db: sqlite3.Connection, canonical_hash: str) -> str | None:
+        row = db.execute(
+            "SELECT reason FROM blocked_hashes WHERE canonical_hash = ?", (canonical_hash,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def _puzzle_id(self, db: sqlite3.Connection, canonical_hash: str) -> int | None:
+        row = db.execute("SELECT id FROM puzzles WHERE canonical_hash = ?", (canonical_hash,)).fetchone()
+        return row[0] if row else None
+
+    def _insert_puzzle(
+        self,
+        db: sqlite3.Connection,
+        puzzle: Puzzle,
+        canonical_hash: str,
+        origin: str,
+        key: str | None,
+        round: int,
+        model: str | None,
+        prompt_seed: int | None,
+        now: float,
+    ) -> int:
+        cursor = db.execute(
+            "INSERT INTO puzzles(canonical_hash, source, name, answer_arg, answer_type, defaults_json, "
+            "origin, key, round, model, prompt_seed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                canonical_hash,
+                puzzle.source,
+                puzzle.name,
+                puzzle.answer_arg,
+                puzzle.answer_type,
+                json.dumps([list(d) for d in puzzle.defaults]),
+                origin,
+                key,
+                round,
+                model,
+                prompt_seed,
+                now,
+            ),
+        )
+        return int(cursor.lastrowid)
+
+    def known_hashes(self) -> set[str]:
+        """Canonical hashes of every stored puzzle (seeds and all rounds), for deduplication."""
+        return {row[0] for row in self._db.execute("SELECT canonical_hash FROM puzzles")}
+
+    def puzzle(self, puzzle_id: int) -> StoredPuzzle | None:
+        row = self._db.execute(f"SELECT {_PUZZLE_COLUMNS} FROM puzzles WHERE id = ?", (puzzle_id,)).fetchone()
+        return _puzzle(row) if row else None
+
+    def puzzles_of_round(self, round: int) -> list[StoredPuzzle]:
+        """Puzzles generated (accepted) in ``round``, in id order: the solve stage's input."""
+        rows = self._db.execute(
+            f"SELECT {_PUZZLE_COLUMNS} FROM puzzles WHERE origin = 'generated' AND round = ? ORDER BY id",
+            (round,),
+        )
+        return [_puzzle(row) for row in rows]
+
+    def puzzles_without_pairs(self, round: int | None = None) -> list[StoredPuzzle]:
+        """Puzzles (of ``round``, or all) with no stored pair yet, in id order."""
+        where = "" if round is None else "AND p.round = ?"
+        params = () if round is None else (round,)
+        rows = self._db.execute(
+            f"SELECT {_PUZZLE_COLUMNS} FROM puzzles p WHERE NOT EXISTS "
+            f"(SELECT 1 FROM pairs q WHERE q.puzzle_id = p.id) {where} ORDER BY p.id",
+            params,
+        )
+        return [_puzzle(row) for row in rows]
+
+    def pool_puzzles(self, up_to_round: int | None = None, *, solved_only: bool = True) -> list[StoredPuzzle]:
+        """Puzzles for propose prompts: seeds and generated puzzles of rounds ``<= up_to_round``.
+
+        With ``solved_only`` (the default) only puzzles with a stored pair of such a round count.
+        Blocked hashes are never returned.
+        """
+        limit = -1 if up_to_round is None else up_to_round
+        solved = (
+            "AND EXISTS (SELECT 1 FROM pairs q WHERE q.puzzle_id = p.id AND (? < 0 OR q.round <= ?))"
+            if solved_only
+            else ""
+        )
+        params: tuple = (limit, limit, limit, limit) if solved_only else (limit, limit)
+        rows = self._db.execute(
+            f"SELECT {_PUZZLE_COLUMNS} FROM puzzles p WHERE (? < 0 OR p.round <= ?) {solved} "
+            f"AND {_NOT_BLOCKED.format(alias='p')} ORDER BY p.id",
+            params,
+        )
+        return [_puzzle(row) for row in rows]
+
+    # -- proposals -----------------------------------------------------------------------------------
+
+    def record_proposals(
+        self,
+        round: int,
+        batch: int,
+        rows: Sequence[ProposalRow],
+        *,
+        model: str | None = None,
+        timings: Mapping[str, float] | None = None,
+        tokens: int = 0,
+    ) -> tuple[int, ...]:
+        """Store one propose batch: every raw proposal, the newly accepted puzzles and the marker.
+
+        One transaction. An accepted row whose hash is already stored becomes "duplicate", one whose
+        hash is blocked becomes "contaminated". ``model`` defaults to the round's model. Returns the
+        ids of the new puzzles; a batch already done stores nothing and returns ``()``.
+        """
+        _check_int("batch", batch)
+        seen_idx: set[int] = set()
+        for row in rows:
+            if row.status not in PROPOSAL_STATUSES:
+                raise ValueError(
+                    f"proposal {row.idx}: status {row.status!r} is not one of {PROPOSAL_STATUSES}"
+                )
+            if row.status == ACCEPTED and (row.puzzle is None or not row.canonical_hash):
+                raise ValueError(
+                    f"proposal {row.idx}: an accepted proposal needs its puzzle and canonical_hash"
+                )
+            if row.idx in seen_idx:
+                raise ValueError(f"proposal index {row.idx} appears twice in round {round} batch {batch}")
+            seen_idx.add(row.idx)
+        new_ids: list[int] = []
+        with self._write(f"storing round {round} propose batch {batch}") as db:
+            info = self._require_round(db, round)
+            if self._batch_done(db, round, PROPOSE_STAGE, batch):
+                return ()
+            now = time.time()
+            for row in rows:
+                status, reason, puzzle_id = row.status, row.reason, None
+                if status == ACCEPTED:
+                    assert row.puzzle is not None and row.canonical_hash is not None
+                    blocked = self._blocked(db, row.canonical_hash)
+                    existing = self._puzzle_id(db, row.canonical_hash)
+                    if blocked is not None:
+                        status, reason = "contaminated", f"canonical hash is blocked ({blocked})"
+                    elif existing is not None:
+                        status, reason = "duplicate", f"same canonical hash as stored puzzle {existing}"
+                    else:
+                        puzzle_id = self._insert_puzzle(
+                            db,
+                            row.puzzle,
+                            row.canonical_hash,
+                            GENERATED,
+                            None,
+                            round,
+                            model or info.model,
+                            row.prompt_seed,
+                            now,
+                        )
+                        new_ids.append(puzzle_id)
+                db.execute(
+                    "INSERT INTO proposals(round, batch, idx, prompt_seed, raw, status, reason, puzzle_id, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (round, batch, row.idx, row.prompt_seed, row.raw, status, reason, puzzle_id, now),
+                )
+            self._mark(db, round, PROPOSE_STAGE, batch, len(rows), timings, tokens)
+        return tuple(new_ids)
+
+    def proposals_of_round(self, round: int) -> list[StoredProposal]:
+        rows = self._db.execute(
+            "SELECT id, round, batch, idx, prompt_seed, raw, status, reason, puzzle_id FROM proposals "
+            "WHERE round = ? ORDER BY batch, idx",
+            (round,),
+        )
+        return [StoredProposal(*row) for row in rows]
+
+    # -- attempts ------------------------------------------------------------------------------------
+
+    def record_attempts(
+        self,
+        round: int,
+        batch: int,
+        rows: Sequence[AttemptRow],
+        *,
+        model: str | None = None,
+        stage: str = SOLVE_STAGE,
+        timings: Mapping[str, float] | None = None,
+        tokens: int = 0,
+    ) -> int:
+        """Store one batch of solution attempts with their verdicts and the batch's marker.
+
+        One transaction; an unknown puzzle id or an attempt already stored for the same
+        (puzzle, round, idx) rolls the whole batch back with a ``StoreError``. ``model`` defaults to
+        the round's model. Returns the number stored; a batch already done stores nothing (0).
+        """
+        _check_int("batch", batch)
+        seen: set[tuple[int, int]] = set()
+        for row in rows:
+            if row.status not in ALL_VERDICTS:
+                raise ValueError(f"attempt {row.puzzle_id}/{row.idx}: {row.status!r} is not a verdict")
+            if (row.puzzle_id, row.idx) in seen:
+                raise ValueError(f"attempt {row.puzzle_id}/{row.idx} appears twice in batch {batch}")
+            seen.add((row.puzzle_id, row.idx))
+        with self._write(f"storing round {round} {stage} batch {batch}") as db:
+            info = self._require_round(db, round)
+            if self._batch_done(db, round, stage, batch):
+                return 0
+            now = time.time()
+            db.executemany(
+                "INSERT INTO attempts(puzzle_id, round, batch, idx, source, solution_hash, length, status, "
+                "seconds, detail, model, prompt_seed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        row.puzzle_id,
+                        round,
+                        batch,
+                        row.idx,
+                        row.source,
+                        row.solution_hash or solution_hash(row.source),
+                        solution_length(row.source),
+                        row.status,
+                        float(row.seconds),
+                        row.detail,
+                        model or info.model,
+                        row.prompt_seed,
+                        now,
+                    )
+                    for row in rows
+                ],
+            )
+            self._mark(db, round, stage, batch, len(rows), timings, tokens)
+        return len(rows)
+
+    def attempts_of_round(self, round: int) -> list[StoredAttempt]:
+        rows = self._db.execute(
+            "SELECT id, puzzle_id, round, batch, idx, source, solution_hash, length, status, seconds, detail, "
+            "model, prompt_seed FROM attempts WHERE round = ? ORDER BY id",
+            (round,),
+        )
+        return [StoredAttempt(*row) for row in rows]
+
+    def verdict_counts(self, round: int) -> dict[str, int]:
+        """Attempts of ``round`` by verdict, every verdict present (zero when none)."""
+        counts = dict.fromkeys(ALL_VERDICTS, 0)
+        rows = self._db.execute(
+            "SELECT status, COUNT(*) FROM attempts WHERE round = ? GROUP BY status", (round,)
+        )
+        counts.update({status: n for status, n in rows})
+        return counts
+
+    # -- pairs ---------------------------------------------------------------------------------------
+
+    def select_pairs(self, round: int, max_per_puzzle: int) -> int:
+        """Keep the shortest distinct verified solutions of ``round``: at most ``max_per_puzzle`` per puzzle.
+
+        Pairs already stored for a puzzle (earlier rounds, seeds' references) count towards the limit
+        and are never replaced; a solution whose hash is already stored for the puzzle is not distinct.
+        Ties in length go to the earlier attempt. Idempotent; marks (round, "select", 0) done.
+        Returns the number of pairs added.
+        """
+        _check_int("max_per_puzzle", max_per_puzzle, minimum=1)
+        with self._write(f"selecting round {round} pairs") as db:
+            self._require_round(db, round)
+            chosen = db.execute(
+                """
+                WITH candidates AS (
+                    SELECT a.id, a.puzzle_id, a.source, a.solution_hash, a.length,
+                           ROW_NUMBER() OVER (PARTITION BY a.puzzle_id, a.solution_hash
+                                              ORDER BY a.length, a.id) AS copy
+                    FROM attempts a
+                    WHERE a.round = ? AND a.status = ?
+                      AND NOT EXISTS (SELECT 1 FROM pairs p
+                                      WHERE p.puzzle_id = a.puzzle_id AND p.solution_hash = a.solution_hash)
+                ), ranked AS (
+                    SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.puzzle_id ORDER BY c.length, c.id) AS rank
+                    FROM candidates c WHERE c.copy = 1
+                )
+                SELECT r.id, r.puzzle_id, r.source, r.solution_hash, r.length FROM ranked r
+                WHERE r.rank <= ? - (SELECT COUNT(*) FROM pairs p WHERE p.puzzle_id = r.puzzle_id)
+                ORDER BY r.puzzle_id, r.rank
+                """,
+                (round, VERIFIED, max_per_puzzle),
+            ).fetchall()
+            now = time.time()
+            db.executemany(
+                "INSERT INTO pairs(puzzle_id, attempt_id, round, solution_source, solution_hash, length, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r["puzzle_id"], r["id"], round, r["source"], r["solution_hash"], r["length"], now)
+                    for r in chosen
+                ],
+            )
+            self._mark(db, round, SELECT_STAGE, 0, len(chosen))
+        return len(chosen)
+
+    def stored_pairs(self, up_to_round: int | None = None) -> list[StoredPair]:
+        """Every stored pair of rounds ``<= up_to_round`` (seeds are round 0), in the order stored."""
+        limit = -1 if up_to_round is None else up_to_round
+        rows = self._db.execute(
+            "SELECT q.id, q.puzzle_id, q.attempt_id, q.round, p.source, q.solution_source, q.solution_hash, "
+            "q.length FROM pairs q JOIN puzzles p ON p.id = q.puzzle_id "
+            f"WHERE (? < 0 OR q.round <= ?) AND {_NOT_BLOCKED.format(alias='p')} ORDER BY q.id",
+            (limit, limit),
+        )
+        return [StoredPair(*row) for row in rows]
+
+    def training_pairs(self, up_to_round: int | None = None) -> list[tuple[str, str]]:
+        """(puzzle source, solution source) of every pair of rounds ``<= up_to_round``, seeds included.
+
+        Blocked (evaluation) puzzles are never returned.
+        """
+        return [(pair.puzzle_source, pair.solution_source) for pair in self.stored_pairs(up_to_round)]
+
+    # -- checkpoints and evaluations -----------------------------------------------------------------
+
+    def record_checkpoint(
+        self, round: int, path: str, base_model: str, examples: int, seconds: float
+    ) -> CheckpointInfo:
+        """The checkpoint trained in ``round``. Recording a round again replaces its record."""
+        now = time.time()
+        with self._write(f"recording the round {round} checkpoint") as db:
+            db.execute(
+                "INSERT INTO checkpoints(round, path, base_model, examples, seconds, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(round) DO UPDATE SET path = excluded.path, "
+                "base_model = excluded.base_model, examples = excluded.examples, seconds = excluded.seconds, "
+                "created_at = excluded.created_at",
+                (round, str(path), base_model, examples, float(seconds), now),
+            )
+        return CheckpointInfo(round, str(path), base_model, examples, float(seconds), now)
+
+    def checkpoint(self, round: int) -> CheckpointInfo | None:
+        row = self._db.execute(
+            "SELECT round, path, base_model, examples, seconds, created_at FROM checkpoints WHERE round = ?",
+            (round,),
+        ).fetchone()
+        return CheckpointInfo(*row) if row else None
+
+    def checkpoints(self) -> list[CheckpointInfo]:
+        rows = self._db.execute(
+            "SELECT round, path, base_model, examples, seconds, created_at FROM checkpoints ORDER BY round"
+        )
+        return [CheckpointInfo(*row) for row in rows]
+
+    def latest_checkpoint(self) -> CheckpointInfo | None:
+        checkpoints = self.checkpoints()
+        return checkpoints[-1] if checkpoints else None
+
+    def record_eval(
+        self,
+        *,
+        round: int,
+        model: str,
+        dataset: str,
+        k: int,
+        n: int,
+        pass_at_k: float,
+        solved: int,
+        total: int,
+        details: Mapping[str, object] | None = None,
+    ) -> EvalRecord:
+        """One pass@k result. Recording (round, dataset, k) again replaces it."""
+        details_dict = dict(details or {})
+        now = time.time()
+        with self._write(f"recording the round {round} {dataset} pass@{k}") as db:
+            db.execute(
+                "INSERT INTO evals(round, model, dataset, k, n, pass_at_k, solved, total, details_json, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(round, dataset, k) DO UPDATE "
+                "SET model = excluded.model, n = excluded.n, pass_at_k = excluded.pass_at_k, "
+                "solved = excluded.solved, total = excluded.total, details_json = excluded.details_json, "
+                "created_at = excluded.created_at",
+                (round, model, dataset, k, n, float(pass_at_k), solved, total, json.dumps(details_dict), now),
+            )
+        return EvalRecord(round, model, dataset, k, n, float(pass_at_k), solved, total, details_dict, now)
+
+    def evals(self, round: int | None = None) -> list[EvalRecord]:
+        limit = -1 if round is None else round
+        rows = self._db.execute(
+            "SELECT round, model, dataset, k, n, pass_at_k, solved, total, details_json, created_at "
+            "FROM evals WHERE (? < 0 OR round = ?) ORDER BY round, dataset, k",
+            (limit, limit),
+        )
+        return [EvalRecord(*row[:8], json.loads(row[8]), row[9]) for row in rows]
+
+    # -- reports -------------------------------------------------------------------------------------
+
+    def funnel(self, round: int) -> dict[str, int]:
+        """What happened to round ``round``'s generations, stage by stage (one consistent snapshot).
+
+        Keys: proposed, invalid, trivial, duplicate, contaminated, accepted, puzzles, attempts,
+        attempts_<verdict> for every verdict, solved_puzzles, pairs.
+        """
+        with self._read() as db:
+            counts: dict[str, int] = {"proposed": 0, **dict.fromkeys(PROPOSAL_STATUSES, 0)}
+            for status, n in db.execute(
+                "SELECT status, COUNT(*) FROM proposals WHERE round = ? GROUP BY status", (round,)
+            ):
+                counts[status] = n
+                counts["proposed"] += n
+            counts["puzzles"] = db.execute(
+                "SELECT COUNT(*) FROM puzzles WHERE origin = 'generated' AND round = ?", (round,)
+            ).fetchone()[0]
+            verdicts = self.verdict_counts(round)
+            counts["attempts"] = sum(verdicts.values())
+            counts.update({f"attempts_{verdict}": n for verdict, n in verdicts.items()})
+            counts["solved_puzzles"] = db.execute(
+                "SELECT COUNT(DISTINCT puzzle_id) FROM attempts WHERE round = ? AND status = ?",
+                (round, VERIFIED),
+            ).fetchone()[0]
+            counts["pairs"] = db.execute("SELECT COUNT(*) FROM pairs WHERE round = ?", (round,)).fetchone()[0]
+        return counts

@@ -1,0 +1,110 @@
+"""The store's SQLite schema and its version (bump SCHEMA_VERSION, with a migration, on any change)."""
+
+from __future__ import annotations
+
+from factory.store.records import PROPOSAL_STATUSES
+from sandbox.verdicts import ALL_VERDICTS
+
+SCHEMA_VERSION = 1
+STORE_FILENAME = "factory.sqlite"
+
+_STATUS_CHECK = ", ".join(f"'{s}'" for s in PROPOSAL_STATUSES)
+_VERDICT_CHECK = ", ".join(f"'{v}'" for v in ALL_VERDICTS)
+
+SCHEMA_STATEMENTS = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE rounds (
+        round INTEGER PRIMARY KEY CHECK (round >= 0),
+        model TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        summary_json TEXT)""",
+    """CREATE TABLE batches (
+        round INTEGER NOT NULL REFERENCES rounds(round),
+        stage TEXT NOT NULL,
+        batch INTEGER NOT NULL,
+        items INTEGER NOT NULL,
+        finished_at REAL NOT NULL,
+        timings_json TEXT NOT NULL DEFAULT '{}',
+        tokens INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (round, stage, batch))""",
+    """CREATE TABLE puzzles (
+        id INTEGER PRIMARY KEY,
+        canonical_hash TEXT UNIQUE NOT NULL,
+        source TEXT NOT NULL,
+        name TEXT NOT NULL,
+        answer_arg TEXT NOT NULL,
+        answer_type TEXT NOT NULL,
+        defaults_json TEXT NOT NULL,
+        origin TEXT NOT NULL CHECK (origin IN ('seed', 'generated')),
+        key TEXT,
+        round INTEGER NOT NULL,
+        model TEXT,
+        prompt_seed INTEGER,
+        created_at REAL NOT NULL)""",
+    "CREATE INDEX puzzles_round ON puzzles(round)",
+    f"""CREATE TABLE proposals (
+        id INTEGER PRIMARY KEY,
+        round INTEGER NOT NULL REFERENCES rounds(round),
+        batch INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        prompt_seed INTEGER,
+        raw TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ({_STATUS_CHECK})),
+        reason TEXT NOT NULL,
+        puzzle_id INTEGER REFERENCES puzzles(id),
+        created_at REAL NOT NULL,
+        UNIQUE (round, batch, idx))""",
+    f"""CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        puzzle_id INTEGER NOT NULL REFERENCES puzzles(id),
+        round INTEGER NOT NULL REFERENCES rounds(round),
+        batch INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        solution_hash TEXT NOT NULL,
+        length INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ({_VERDICT_CHECK})),
+        seconds REAL NOT NULL,
+        detail TEXT NOT NULL,
+        model TEXT,
+        prompt_seed INTEGER,
+        created_at REAL NOT NULL,
+        UNIQUE (puzzle_id, round, idx))""",
+    "CREATE INDEX attempts_round_status ON attempts(round, status)",
+    """CREATE TABLE pairs (
+        id INTEGER PRIMARY KEY,
+        puzzle_id INTEGER NOT NULL REFERENCES puzzles(id),
+        attempt_id INTEGER UNIQUE REFERENCES attempts(id),
+        round INTEGER NOT NULL,
+        solution_source TEXT NOT NULL,
+        solution_hash TEXT NOT NULL,
+        length INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (puzzle_id, solution_hash))""",
+    "CREATE INDEX pairs_round ON pairs(round)",
+    """CREATE TABLE blocked_hashes (
+        canonical_hash TEXT PRIMARY KEY,
+        reason TEXT NOT NULL)""",
+    """CREATE TABLE checkpoints (
+        round INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        base_model TEXT NOT NULL,
+        examples INTEGER NOT NULL,
+        seconds REAL NOT NULL,
+        created_at REAL NOT NULL)""",
+    """CREATE TABLE evals (
+        id INTEGER PRIMARY KEY,
+        round INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        k INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        pass_at_k REAL NOT NULL,
+        solved INTEGER NOT NULL,
+        total INTEGER NOT NULL,
+        details_json TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (round, dataset, k))""",
+)
+
