@@ -193,7 +193,8 @@ def run_config_from(args: argparse.Namespace):
 
 def run_rounds(args: argparse.Namespace, until_finished: int | None) -> int:
     """Runs the next round (``until_finished`` None) or rounds until that many are finished."""
-    from factory.loop.run import SelfPlayRun, format_summary
+    from factory.loop.run import SelfPlayRun
+    from factory.loop.summary import format_summary
 
     config = run_config_from(args)
     with open_sandbox_from(args) as sandbox, SelfPlayRun(args.run_dir, config, sandbox) as run:
@@ -220,8 +221,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from factory.config import RunConfig
     from factory.loop.corpus import embedded_model_path, eval_set, seed_training_pairs
-    from factory.loop.evaluate import EvalSettings, evaluate
+    from factory.loop.evaluate import eval_settings, evaluate
     from factory.models import load_backend
 
     ks = tuple(int(k) for k in args.k.split(","))
@@ -231,7 +233,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     options = {"base_url": args.base_url} if args.backend == "openai" and args.base_url else {}
     model = args.model if args.model is not None or args.backend == "openai" else embedded_model_path()
     backend = load_backend(args.backend, model, **options)
-    settings = EvalSettings(samples=args.samples, ks=ks, examples=args.examples, timeout_s=args.timeout)
+    config = RunConfig(
+        model=args.model, backend=args.backend, base_url=args.base_url, eval_samples=args.samples,
+        eval_ks=ks, solve_examples=args.examples, timeout_s=args.timeout,
+    )
+    settings = eval_settings(config)
     with open_sandbox_from(args) as sandbox:
         result = evaluate(backend, puzzles, seed_training_pairs(), sandbox, name, settings)
     backend.close()

@@ -17,7 +17,6 @@ round exactly where the last commit left it. The daemon adds what an unattended 
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import logging
@@ -38,10 +37,8 @@ from factory.daemon.config import DaemonConfig
 from factory.daemon.metrics import DaemonState, MetricsServer, collect
 from factory.errors import UserError
 from factory.loop.run import SelfPlayRun
-from factory.outputs.status import LOCK_FILENAME, LockHolder
+from factory.store.lock import RunLock
 from sandbox.engine import SandboxUnavailable
-
-LOCK_WAIT_S = 1.0  # a `factory status` probe holds the lock for microseconds: retry that long
 
 
 class StopRequested(BaseException):
@@ -143,77 +140,6 @@ class _JsonLogHandler(logging.Handler):
 
 # ---------------------------------------------------------------------------------------------------
 # the lock
-
-
-class RunLock:
-    """An exclusive ``flock`` on ``RUN_DIR/daemon.lock``; the file names its holder (pid, host, start).
-
-    The kernel drops the lock when its holder dies, however it dies: a lock left by a killed daemon is
-    simply taken, and ``acquire`` returns who held it before (for the log).
-    """
-
-    def __init__(self, run_dir: Path | str):
-        self.path = Path(run_dir) / LOCK_FILENAME
-        self._fd: int | None = None
-        self.holder: LockHolder | None = None
-
-    def acquire(self, wait_s: float = LOCK_WAIT_S) -> LockHolder | None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise UserError(f"cannot create the lock file {self.path}: {e.strerror or e}") from None
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
-                holder = LockHolder.parse(_read_all(fd))
-                os.close(fd)
-                who = holder.describe() if holder else "a process that has not written its name yet"
-                stop = f" (stop it with `kill -TERM {holder.pid}` on {holder.host})" if holder else ""
-                raise UserError(
-                    f"{self.path.parent} is in use by another daemon: {who}{stop}; "
-                    "two daemons must not share a run directory"
-                ) from None
-        previous = LockHolder.parse(_read_all(fd))
-        self._fd = fd
-        self.holder = LockHolder(os.getpid(), socket.gethostname(), time.time())
-        self._write(self.holder)
-        return previous
-
-    def _write(self, holder: LockHolder) -> None:
-        assert self._fd is not None
-        data = holder.to_text().encode()
-        os.pwrite(self._fd, data, 0)
-        os.ftruncate(self._fd, len(data))
-
-    def release(self) -> None:
-        """Unlock, leaving the holder in the file with ``stopped_at`` (a clean stop, not a crash)."""
-        if self._fd is None:
-            return
-        try:
-            if self.holder is not None:
-                self._write(self.holder.stopped())
-        except OSError:
-            pass
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = None
-
-    def __enter__(self) -> RunLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _read_all(fd: int) -> str:
-    return os.pread(fd, 65536, 0).decode(errors="replace")
 
 
 # ---------------------------------------------------------------------------------------------------

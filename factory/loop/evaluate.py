@@ -7,8 +7,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from factory.config import RunConfig
 from factory.loop.passk import mean_pass_at_k
 from factory.loop.prompts import STOP_SEQUENCES, ExampleIndex, solve_prompt
+from factory.loop.seeds import seed_of
 from factory.models import ModelBackend, SamplingConfig
 from puzzles.parse import complete_function
 from puzzles.records import NamedPuzzle
@@ -19,15 +21,33 @@ from sandbox.verify import SourcePair, verify_pairs
 
 @dataclass(frozen=True)
 class EvalSettings:
-    samples: int = 10  # n per puzzle
-    ks: tuple[int, ...] = (1, 10)
-    examples: int = 3  # few-shot (f, g) pairs in each prompt
-    max_new_tokens: int = 160
-    temperature: float = 0.8
-    top_p: float = 0.95
-    timeout_s: float = 2.0
-    batch_size: int = 16  # prompts per generate call
-    seed: int = 0
+    """How a model is evaluated; made by ``eval_settings`` from a run's settings, the one definition
+    that `factory eval` and every round share, so their pass@k can be compared."""
+
+    samples: int  # n per puzzle
+    ks: tuple[int, ...]  # those above ``samples`` are dropped
+    examples: int  # few-shot (f, g) pairs in each prompt
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    timeout_s: float
+    batch_size: int  # prompts per generate call
+    seed: int
+
+
+def eval_settings(config: RunConfig) -> EvalSettings:
+    """The evaluation of a run with these settings: its sampling, its n and k, one seed per run seed."""
+    return EvalSettings(
+        samples=config.eval_samples,
+        ks=tuple(k for k in config.eval_ks if k <= config.eval_samples),
+        examples=config.solve_examples,
+        max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        timeout_s=config.timeout_s,
+        batch_size=config.batch_size,
+        seed=seed_of(config.seed, 0, "eval", 0),
+    )
 
 
 @dataclass(frozen=True)
@@ -92,7 +112,7 @@ def evaluate(
     examples: Sequence[tuple[str, str]],
     sandbox: Sandbox,
     dataset: str,
-    settings: EvalSettings = EvalSettings(),
+    settings: EvalSettings,
     progress: Callable[[int], None] | None = None,
 ) -> EvalResult:
     """pass@k (unbiased estimator) over ``puzzles`` with ``settings.samples`` samples each.

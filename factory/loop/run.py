@@ -18,7 +18,7 @@ from pathlib import Path
 from factory.config import IDENTITY_FIELDS, RunConfig
 from factory.errors import UserError
 from factory.loop.corpus import eval_set, seed_training_pairs
-from factory.loop.evaluate import EvalSettings, evaluate
+from factory.loop.evaluate import eval_settings, evaluate
 from factory.loop.prompts import (
     STOP_SEQUENCES,
     ExampleIndex,
@@ -27,6 +27,8 @@ from factory.loop.prompts import (
     solve_prompt,
     training_example,
 )
+from factory.loop.seeds import seed_of
+from factory.loop.summary import round_summary
 from factory.models import ModelBackend, SamplingConfig, load_backend
 from factory.store import PROPOSE_STAGE, SOLVE_STAGE, AttemptRow, ProposalRow, RunStore
 from puzzles.canonical import canonical_hash
@@ -166,7 +168,10 @@ class SelfPlayRun:
         self.store.select_pairs(round, self.config.max_pairs_per_puzzle)
         trained = self.train(round) if self.config.train else None
         pass_at_k = self._evaluate(round, trained or model)
-        summary = self.summary(round, pass_at_k, time.perf_counter() - started)
+        summary = round_summary(
+            self.store, round, self.model_for_round(round), self.eval_name, pass_at_k,
+            time.perf_counter() - started,
+        )
         self.store.finish_round(round, summary)
         self._write_summary(round, summary)
         return summary
@@ -357,17 +362,7 @@ class SelfPlayRun:
         recorded = {e.k: e.pass_at_k for e in self.store.evals(round) if e.dataset == self.eval_name}
         if ks and all(k in recorded for k in ks):
             return recorded
-        settings = EvalSettings(
-            samples=c.eval_samples,
-            ks=tuple(ks),
-            examples=c.solve_examples,
-            max_new_tokens=c.max_new_tokens,
-            temperature=c.temperature,
-            top_p=c.top_p,
-            timeout_s=c.timeout_s,
-            batch_size=c.batch_size,
-            seed=seed_of(c.seed, 0, "eval", 0),
-        )
+        settings = eval_settings(c)
         puzzles = self.eval_puzzles[: c.eval_limit] if c.eval_limit else self.eval_puzzles
         self.log(
             f"round {round}: evaluating {model} on {self.eval_name} ({len(puzzles)} puzzles x {c.eval_samples})"
@@ -394,29 +389,6 @@ class SelfPlayRun:
             )
         return result.pass_at_k
 
-    # ------------------------------------------------------------------ summaries
-
-    def summary(self, round: int, pass_at_k: dict[int, float], seconds: float) -> dict:
-        timings = self.store.stage_timings(round)
-        generation_seconds = sum(v for k, v in timings.items() if k.endswith("generate"))
-        tokens = self.store.generated_tokens(round)
-        baseline = {e.k: e.pass_at_k for e in self.store.evals(0) if e.dataset == self.eval_name}
-        return {
-            "round": round,
-            "model": self.model_for_round(round),
-            "funnel": self.store.funnel(round),
-            "verdicts": self.store.verdict_counts(round),
-            "timings": {k: round_to(v) for k, v in sorted(timings.items())},
-            "seconds": round_to(seconds),
-            "tokens": tokens,
-            "tokens_per_second": round_to(tokens / generation_seconds) if generation_seconds else 0.0,
-            "eval": {
-                "dataset": self.eval_name,
-                "pass_at_k": {str(k): v for k, v in pass_at_k.items()},
-                "base_pass_at_k": {str(k): v for k, v in baseline.items()},
-            },
-        }
-
     def _write_summary(self, round: int, summary: dict) -> None:
         path = self.run_dir / "rounds" / f"round-{round}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -437,45 +409,3 @@ class SelfPlayRun:
             disable=not (self.show_progress and sys.stderr.isatty()),
             leave=False,
         )
-
-
-def seed_of(run_seed: int, round: int, stage: str, batch: int) -> int:
-    """A sampling seed for one batch that depends on nothing but its coordinates."""
-    import hashlib
-
-    digest = hashlib.sha256(f"{run_seed}:{round}:{stage}:{batch}".encode()).digest()
-    return int.from_bytes(digest[:4], "big")
-
-
-def round_to(value: float, digits: int = 3) -> float:
-    return float(f"{value:.{digits}f}")
-
-
-def format_summary(summary: dict) -> str:
-    f = summary["funnel"]
-    lines = [
-        f"round {summary['round']} ({summary['seconds']:.0f} s, {summary['tokens']} tokens at {summary['tokens_per_second']:.0f} tokens/s)",
-        "  funnel: "
-        + ", ".join(
-            f"{k} {f.get(k, 0)}"
-            for k in (
-                "proposed",
-                "invalid",
-                "trivial",
-                "duplicate",
-                "contaminated",
-                "accepted",
-                "solved_puzzles",
-                "attempts_verified",
-                "pairs",
-            )
-        ),
-        "  verdicts: " + ", ".join(f"{k} {v}" for k, v in summary["verdicts"].items() if v),
-        "  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary["timings"].items()),
-        f"  {summary['eval']['dataset']}: "
-        + ", ".join(
-            f"pass@{k} {v:.3f} (base {summary['eval']['base_pass_at_k'].get(k, float('nan')):.3f})"
-            for k, v in summary["eval"]["pass_at_k"].items()
-        ),
-    ]
-    return "\n".join(lines)

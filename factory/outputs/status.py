@@ -6,75 +6,13 @@ and probed with a non-blocking shared ``flock`` that is released at once.
 
 from __future__ import annotations
 
-import dataclasses
-import fcntl
-import json
-import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from factory.errors import UserError
-
-LOCK_FILENAME = "daemon.lock"
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    """Who holds (or last held) a run directory's daemon lock, as written in the lock file."""
-
-    pid: int
-    host: str
-    started_at: float
-    stopped_at: float | None = None  # written by a daemon that stopped cleanly
-
-    def to_text(self) -> str:
-        data = {"pid": self.pid, "host": self.host, "started_at": self.started_at, "started": utc_text(self.started_at)}
-        if self.stopped_at is not None:
-            data.update(stopped_at=self.stopped_at, stopped=utc_text(self.stopped_at))
-        return json.dumps(data) + "\n"
-
-    @classmethod
-    def parse(cls, text: str) -> LockHolder | None:
-        try:
-            data = json.loads(text)
-            stopped = data.get("stopped_at")
-            return cls(int(data["pid"]), str(data["host"]), float(data["started_at"]),
-                       float(stopped) if stopped is not None else None)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None
-
-    def stopped(self) -> LockHolder:
-        return dataclasses.replace(self, stopped_at=time.time())
-
-    def describe(self) -> str:
-        text = f"pid {self.pid} on {self.host}, started {utc_text(self.started_at)}"
-        return text + (f", stopped {utc_text(self.stopped_at)}" if self.stopped_at is not None else "")
-
-
-def lock_state(run_dir: Path | str) -> tuple[bool, LockHolder | None]:
-    """(a live daemon holds the lock now, the holder written in the lock file)."""
-    path = Path(run_dir) / LOCK_FILENAME
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False, None
-    try:
-        holder = LockHolder.parse(os.read(fd, 4096).decode(errors="replace"))
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True, holder
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False, holder
-    finally:
-        os.close(fd)
-
-
-def utc_text(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+from factory.store.lock import LockHolder, lock_state, utc_text
 
 
 def duration_text(seconds: float) -> str:

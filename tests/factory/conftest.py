@@ -1,4 +1,4 @@
-"""Fixtures shared by the model and training tests."""
+"""Fixtures shared by the factory tests: tiny models, one torch thread, the scripted model server."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from factory.models.embedded import BuildConfig, default_model_path, synthetic_corpus
+from tests.factory.scripted_model import ScriptedModelServer
 
 
 @pytest.fixture(scope="module")
@@ -22,3 +23,11 @@ def synthetic_tiny_model(tmp_path_factory):
     """A ~0.1M-parameter model built in about a second from a synthetic corpus."""
     cache = tmp_path_factory.getbasetemp() / "model-cache"
     return default_model_path(lambda: synthetic_corpus(150), cache, config=BuildConfig.tiny(), log=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def scripted_model():
+    """The scripted model's server, for rounds with ``backend="openai"`` (``server.base_url``)."""
+    server = ScriptedModelServer()
+    yield server
+    server.close()

@@ -11,8 +11,6 @@ n), as a seeded model's would, so a resumed run must end with exactly the store 
 
 from __future__ import annotations
 
-import ast
-import hashlib
 import json
 import os
 import random
@@ -22,118 +20,24 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from factory.cli.main import main as daemon_main
-from factory.daemon.daemon import JsonLog, RunLock, StopFlag, StopRequested
+from factory.daemon.daemon import JsonLog, StopFlag, StopRequested
 from factory.errors import UserError
-from factory.outputs.status import format_status, lock_state, read_status
+from factory.outputs.status import format_status, read_status
 from factory.store import STORE_FILENAME
+from factory.store.lock import RunLock, lock_state
 from tests.factory.loop.test_run import store_contents
+from tests.factory.scripted_model import ScriptedModelServer
 
 REPO = Path(__file__).resolve().parents[3]
 # One torch thread: on a small, busy machine two threads make the tiny model ten times slower.
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-
-
-# ---------------------------------------------------------------------------------------------------
-# the scripted model
-
-
-def _families(n: int, a: int, b: int) -> list[tuple[str, list[str]]]:
-    """(puzzle continuation after ``def fK(``, solution bodies: two right, one wrong, one raising)."""
-    c = 1 + a % 4
-    length = 5 + n % 8
-    lo, hi = 200 + a % 800, 200 + b % 800
-    size, total = 3 + n % 4, 50 + b % 50
-    return [
-        (f"s: str, n={length}, c={c}):\n    return len(s) == n and s.count('z') == c\n",
-         ["'z' * c + 'a' * (n - c)", "'a' * (n - c) + 'z' * c", "'z' * n", "'z' * c + 1"]),
-        (f"x: int, a={lo}, b={hi}):\n    return x - a == b\n",
-         ["a + b", "b + a + 0", "a - b", "a // 0"]),
-        (f"li: List[int], n={size}, t={total}):\n    return len(li) == n and sum(li) == t\n",
-         ["[t - n + 1] + [1] * (n - 1)", "[1] * (n - 1) + [t - n + 1]", "[t] * n", "[t] * None"]),
-    ]
-
-
-def _digest(*parts: object) -> int:
-    return int.from_bytes(hashlib.sha256("\x00".join(map(str, parts)).encode()).digest()[:8], "big")
-
-
-def scripted_completion(prompt: str, seed: int, index: int) -> str:
-    """What the scripted model writes after ``prompt``, which ends in ``def fK(`` (propose) or in
-    ``def gK(`` or ``def gK(a=..., b=...):`` (solve)."""
-    h = _digest(prompt, seed, index)
-    if re.search(r"def f\d+\($", prompt):
-        choice = h % 10
-        if choice == 0:
-            return "x: int:\n    return x\n"  # invalid
-        if choice == 1:
-            return "b: bool):\n    return b\n"  # trivial
-        puzzle, _ = _families(h >> 8 & 0xFF, h >> 16 & 0x3FF, h >> 26 & 0x3FF)[choice % 3]
-        return puzzle + "\ndef next_one("
-    target = prompt[: prompt.rfind("\n\ndef g")]
-    try:
-        function = ast.parse(target[target.rfind("\ndef f") :]).body[-1]
-        names = [arg.arg for arg in function.args.args]
-        defaults = {arg.arg: ast.literal_eval(d) for arg, d in zip(function.args.args[1:], function.args.defaults, strict=True)}
-    except (SyntaxError, ValueError, IndexError, AttributeError):
-        return "):\n    return None\n"
-    shapes = {("s", "n", "c"): 0, ("x", "a", "b"): 1, ("li", "n", "t"): 2}
-    family = shapes.get(tuple(names))
-    if family is None:
-        return "):\n    return None\n"
-    body = f"\n    return {_families(0, 0, 0)[family][1][h % 4]}\n"
-    if prompt.endswith(":"):  # the prompt ends with the solution's whole signature
-        return body
-    return ", ".join(f"{k}={v!r}" for k, v in defaults.items()) + "):" + body
-
-
-class ScriptedModelServer:
-    """``POST /v1/completions`` on 127.0.0.1, answering with ``scripted_completion`` after ``delay_s``."""
-
-    def __init__(self, delay_s: float = 0.0):
-        self.delay_s = delay_s
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                time.sleep(server.delay_s)
-                texts = [scripted_completion(body["prompt"], body.get("seed", 0), i) for i in range(body["n"])]
-                choices = [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)]
-                data = json.dumps({"choices": choices, "usage": {"completion_tokens": sum(len(t) // 4 for t in texts)}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def scripted_model():
-    server = ScriptedModelServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +175,7 @@ def test_json_log_writes_one_object_per_line(tmp_path):
     assert second["round"] == 3 and second["retry_in_s"] == 2.0 and second["error"] == 'engine "gone"\nreally'
 
 
-HOLD_LOCK = "import sys, time; from factory.daemon.daemon import RunLock; RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)"
+HOLD_LOCK = "import sys, time; from factory.store.lock import RunLock; RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)"
 
 
 def test_the_lock_names_its_holder_and_a_dead_holder_is_taken_over(tmp_path):
@@ -280,7 +184,7 @@ def test_the_lock_names_its_holder_and_a_dead_holder_is_taken_over(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         assert lock_state(tmp_path)[0] is True
-        with pytest.raises(UserError, match=rf"in use by another daemon: pid {holder.pid} on {socket.gethostname()}"):
+        with pytest.raises(UserError, match=rf"in use by another factory process: pid {holder.pid} on {socket.gethostname()}"):
             RunLock(tmp_path).acquire(wait_s=0.2)
     finally:
         holder.kill()
@@ -309,8 +213,8 @@ def test_a_daemon_works_reports_and_refuses_a_second_daemon(tmp_path, scripted_m
         wait_for(lambda: lock_state(tmp_path / "run")[0], 30, "the first daemon's lock")
         second = subprocess.run([sys.executable, "-m", "factory.cli", "daemon", "--config", str(config)],
                                 cwd=REPO, env=CHILD_ENV, capture_output=True, text=True, timeout=60)
-        assert second.returncode == 2
-        assert f"in use by another daemon: pid {daemon.pid}" in second.stderr and len(second.stderr.splitlines()) == 1
+        assert second.returncode == 4  # StoreError: the run directory is in use
+        assert f"in use by another factory process: pid {daemon.pid}" in second.stderr and len(second.stderr.splitlines()) == 1
         # Metrics over real HTTP, and the status, while it works.
         metrics = wait_for(lambda: _try_scrape(port), 30, "the metrics endpoint")
         assert metrics["factory_daemon_up"] == 1 and metrics["factory_daemon_pid"] == daemon.pid
