@@ -193,20 +193,13 @@ def run_config_from(args: argparse.Namespace):
 
 def run_rounds(args: argparse.Namespace, until_finished: int | None) -> int:
     """Runs the next round (``until_finished`` None) or rounds until that many are finished."""
-    from factory.loop.run import SelfPlayRun
-    from factory.loop.summary import format_summary
+    from factory.loop.run import SelfPlayRun, run_rounds
+    from factory.store.lock import RunLock
 
     config = run_config_from(args)
-    with open_sandbox_from(args) as sandbox, SelfPlayRun(args.run_dir, config, sandbox) as run:
-        base = run.evaluate_base()
-        print(
-            "round 0 (base model): " + ", ".join(f"pass@{k} {v:.3f}" for k, v in base.items()),
-            file=sys.stderr,
-        )
+    with RunLock(args.run_dir), open_sandbox_from(args) as sandbox, SelfPlayRun(args.run_dir, config, sandbox) as run:
         target = run.finished_rounds() + 1 if until_finished is None else until_finished
-        while run.finished_rounds() < target:
-            summary = run.run_round(run.next_round())
-            print(format_summary(summary), file=sys.stderr)
+        run_rounds(run, lambda r: f"{target} rounds are finished" if r.finished_rounds() >= target else None)
     return 0
 
 

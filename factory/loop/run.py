@@ -8,12 +8,14 @@ batches and ends with the same store as a round that was never interrupted.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from factory.config import IDENTITY_FIELDS, RunConfig
 from factory.errors import UserError
@@ -28,7 +30,7 @@ from factory.loop.prompts import (
     training_example,
 )
 from factory.loop.seeds import seed_of
-from factory.loop.summary import round_summary
+from factory.loop.summary import format_summary, round_summary
 from factory.models import ModelBackend, SamplingConfig, load_backend
 from factory.store import PROPOSE_STAGE, SOLVE_STAGE, AttemptRow, ProposalRow, RunStore
 from puzzles.canonical import canonical_hash
@@ -42,6 +44,7 @@ from sandbox.verify import SourcePair, probe_job, verify_pairs
 
 TRAIN_STAGE = "train"
 EVAL_STAGE = "eval"
+T = TypeVar("T")
 
 
 def log_to_stderr(message: str) -> None:
@@ -409,3 +412,36 @@ class SelfPlayRun:
             disable=not (self.show_progress and sys.stderr.isatty()),
             leave=False,
         )
+
+
+class RoundEvents:
+    """What ``run_rounds`` tells its caller; the default prints the summaries to stderr (the CLI's)."""
+
+    def base_evaluated(self, pass_at_k: dict[int, float]) -> None:
+        log_to_stderr("round 0 (base model): " + ", ".join(f"pass@{k} {v:.3f}" for k, v in pass_at_k.items()))
+
+    def round_started(self, round: int, model: str) -> None:
+        pass
+
+    def round_finished(self, summary: dict) -> None:
+        log_to_stderr(format_summary(summary))
+
+
+def run_rounds(
+    run: SelfPlayRun,
+    stop_reason: Callable[[SelfPlayRun], str | None],
+    events: RoundEvents | None = None,
+    attempt: Callable[[Callable[[], T]], T] = lambda step: step(),
+) -> str:
+    """The loop shared by `factory round/run` and the daemon: evaluate the base model once (a no-op
+    when the store has it), then run rounds until ``stop_reason(run)`` gives a reason, which is returned.
+    ``attempt`` runs each evaluation and round (the daemon's retries it after a sandbox outage)."""
+    events = events or RoundEvents()
+    if (reason := stop_reason(run)) is not None:
+        return reason
+    events.base_evaluated(attempt(run.evaluate_base))
+    while (reason := stop_reason(run)) is None:
+        number = run.next_round()
+        events.round_started(number, run.model_for_round(number))
+        events.round_finished(attempt(functools.partial(run.run_round, number)))
+    return reason

@@ -140,6 +140,8 @@ class RunLock:
         self._fd = None
 
     def __enter__(self) -> RunLock:
+        """``with RunLock(run_dir):`` holds the lock for the block (``acquire``'s refusal included)."""
+        self.acquire()
         return self
 
     def __exit__(self, *exc: object) -> None:
