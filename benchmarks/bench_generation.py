@@ -19,12 +19,13 @@ STOP = ("\ndef ", "\nassert", "\nclass ", "\nif __name__", "\nprint(", "\n#")
 
 
 def make_prompts(count: int, seed: int = 0) -> list[str]:
-    """Few-shot P3-style prompts of varied length, each ending in a new puzzle header."""
-    from factory.models.embedded import synthetic_corpus
+    """Propose prompts of 1 to 3 training seeds (varied length), each ending in a new puzzle header."""
+    from factory.loop.corpus import seed_training_pairs
+    from factory.loop.prompts import propose_prompt
 
     rng = random.Random(seed)
-    texts = synthetic_corpus(200, seed=seed + 1)
-    return [rng.choice(texts) + f"\ndef f{rng.randint(2, 9)}(" for _ in range(count)]
+    puzzles = [f for f, _ in seed_training_pairs()]
+    return [propose_prompt(puzzles, rng, rng.randint(1, 3))[0] for _ in range(count)]
 
 
 def measure(
@@ -51,9 +52,9 @@ def main() -> None:
     parser.add_argument("--no-stop", action="store_true", help="generate max-new-tokens every time")
     args = parser.parse_args()
 
-    from factory.models.embedded import default_model_path
+    from factory.loop.corpus import embedded_model_path
 
-    model = args.model or str(default_model_path())
+    model = args.model or embedded_model_path()
     backend = TransformersBackend(model)
     prompts = make_prompts(args.prompts)
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens, stop=() if args.no_stop else STOP, seed=0)

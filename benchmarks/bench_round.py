@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--attempts", type=int, default=4)
     parser.add_argument("--eval-samples", type=int, default=2)
     parser.add_argument("--eval-limit", type=int, default=32)
-    parser.add_argument("--sandbox", default="auto")
+    parser.add_argument("--sandbox", default="docker", choices=("docker", "process", "auto"))
     args = parser.parse_args()
     config = RunConfig(
         model=args.model,

@@ -1,64 +1,125 @@
-"""The settings of a self-play run: defaults, validation and identity, stated once.
+"""The settings of a self-play run: defaults, help, validation and identity, stated once.
 
 ``RunConfig`` is read by the round code, built by the CLI from its flags and by the daemon from its
-config file's [run] table; both derive their options from its fields.
+config file's [run] table; both derive their options from its fields: each field's metadata holds its
+``help`` (the CLI's --help, the comments of `factory init`'s example file), and optionally ``choices``,
+``flag`` (the CLI spelling when it is not ``--`` + the name with dashes) and ``example`` (shown in the
+example file for a setting whose default is None). Every rule a value must satisfy is checked in
+``__post_init__``, which raises a ``SettingError`` naming the field.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
-from factory.errors import UserError
+from factory.errors import SettingError
 
 # Settings that define a run: changing them half-way would mix two experiments in one store.
 IDENTITY_FIELDS = ("model", "backend", "seed", "eval_p3", "eval_split", "eval_limit")
 
+BACKENDS = ("transformers", "vllm", "openai")
+EVAL_SPLITS = ("train", "test")
+
+
+def setting(default: Any, help: str, **extra: Any) -> Any:
+    """A RunConfig field: its default, what it means (``help``), and optional ``choices``, ``flag``,
+    ``example`` (see the module docstring)."""
+    return field(default=default, metadata={"help": help, **extra})
+
 
 @dataclass(frozen=True)
 class RunConfig:
-    model: str | None = None  # None: the embedded default model
-    backend: str = "transformers"
-    base_url: str | None = None  # openai backend
-    seed: int = 0
-    puzzles: int = 128  # puzzles proposed per round
-    attempts: int = 8  # solutions sampled per new puzzle
-    propose_examples: int = 3  # puzzles shown before "def f{k+1}("
-    solve_examples: int = 1  # (f, g) pairs shown before the puzzle to solve; more for larger models
-    batch_size: int = 16  # prompts per generate call and per stored batch
-    max_new_tokens: int = 160
-    temperature: float = 0.7  # solving and evaluation
-    propose_temperature: float = 0.6  # lower: a small model's proposals are then more often valid code
-    top_p: float = 0.95
-    timeout_s: float = 2.0
-    max_pairs_per_puzzle: int = 4
-    train: bool = True
-    incremental: bool = False  # fine-tune the previous checkpoint instead of the base model
-    lora: bool = False
-    epochs: float = 2.0
-    learning_rate: float | None = None
-    eval_samples: int = 5
-    eval_ks: tuple[int, ...] = (1, 5)
-    eval_p3: str | None = None  # evaluate on P3 (puzzles.json path) instead of the held-out seeds
-    eval_split: str = "test"
-    eval_limit: int | None = None  # only the first N evaluation puzzles (smoke tests)
+    model: str | None = setting(
+        None,
+        'checkpoint dir or Hub id; the served model name with backend = "openai" '
+        "(default: the embedded default model)",
+        example="/path/to/checkpoint",
+    )
+    backend: str = setting("transformers", "transformers, vllm or openai", choices=BACKENDS)
+    base_url: str | None = setting(
+        None, 'backend = "openai": the server\'s URL, up to and including /v1', example="http://127.0.0.1:8000/v1"
+    )
+    seed: int = setting(0, "the run seed: prompts and sampling seeds derive from it")
+    puzzles: int = setting(128, "puzzles proposed per round")
+    attempts: int = setting(8, "solutions sampled per new puzzle")
+    propose_examples: int = setting(3, 'few-shot puzzles in each propose prompt (shown before "def f{k+1}(")')
+    solve_examples: int = setting(
+        1, "few-shot (puzzle, solution) pairs in each solve prompt; more for larger models"
+    )
+    batch_size: int = setting(16, "prompts per generate call and per stored batch")
+    max_new_tokens: int = setting(160, "tokens generated per sample at most")
+    temperature: float = setting(0.7, "sampling temperature of solving and evaluation (0 = greedy)")
+    propose_temperature: float = setting(
+        0.6, "sampling temperature of proposing; lower: a small model's proposals are more often valid code"
+    )
+    top_p: float = setting(0.95, "nucleus sampling, in (0, 1]")
+    timeout_s: float = setting(2.0, "seconds each of g and f may run in the sandbox", flag="--timeout")
+    max_pairs_per_puzzle: int = setting(4, "shortest distinct verified solutions kept per puzzle")
+    train: bool = setting(True, "fine-tune a new checkpoint every round")
+    incremental: bool = setting(False, "fine-tune the previous checkpoint instead of the base model")
+    lora: bool = setting(False, "fine-tune LoRA adapters (needs peft) and merge them")
+    epochs: float = setting(2.0, "passes over the training texts per round")
+    learning_rate: float | None = setting(None, "default: 1e-4 (full) or 1e-3 (LoRA)", example=1e-4)
+    eval_samples: int = setting(5, "samples per evaluation puzzle (the n of pass@k)")
+    eval_ks: tuple[int, ...] = setting((1, 5), "the k values of pass@k (each at most eval_samples)")
+    eval_p3: str | None = setting(
+        None, "P3's puzzles.json: evaluate on it instead of the held-out seeds", example="/path/to/puzzles.json"
+    )
+    eval_split: str = setting("test", "train or test", choices=EVAL_SPLITS)
+    eval_limit: int | None = setting(None, "only the first N evaluation puzzles (smoke runs)", example=20)
 
     def __post_init__(self) -> None:
-        for name in (
-            "puzzles",
-            "attempts",
-            "batch_size",
-            "max_new_tokens",
-            "eval_samples",
-            "max_pairs_per_puzzle",
-        ):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be at least 1 (got {getattr(self, name)})")
-        if self.timeout_s <= 0:
-            raise UserError("timeout_s must be positive")
-        if self.backend not in ("transformers", "vllm", "openai"):
-            raise UserError(f"unknown backend {self.backend!r}: choose transformers, vllm or openai")
+        object.__setattr__(self, "eval_ks", tuple(self.eval_ks))  # JSON and TOML give lists
+
+        def check(name: str, ok: bool, rule: str) -> None:
+            if not ok:
+                value = getattr(self, name)
+                shown = list(value) if isinstance(value, tuple) else value
+                raise SettingError(name, f"{name} {rule} (got {shown!r})")
+
+        for name in ("puzzles", "attempts", "batch_size", "max_new_tokens", "eval_samples", "max_pairs_per_puzzle"):
+            check(name, getattr(self, name) >= 1, "must be at least 1")
+        for name in ("propose_examples", "solve_examples"):
+            check(name, getattr(self, name) >= 0, "must be at least 0")
+        for name in ("temperature", "propose_temperature"):
+            check(name, getattr(self, name) >= 0, "must be at least 0")
+        check("top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
+        check("timeout_s", self.timeout_s > 0, "must be positive")
+        check("epochs", self.epochs > 0, "must be positive")
+        check("learning_rate", self.learning_rate is None or self.learning_rate > 0, "must be positive")
+        check("eval_limit", self.eval_limit is None or self.eval_limit >= 1, "must be at least 1")
+        check("eval_ks", bool(self.eval_ks) and all(k >= 1 for k in self.eval_ks),
+              "must be a non-empty list of integers >= 1")
+        for name in ("model", "base_url", "eval_p3"):
+            value = getattr(self, name)
+            check(name, value is None or bool(value.strip()), "must not be empty (leave it unset for the default)")
+        if self.backend not in BACKENDS:
+            raise SettingError(
+                "backend", f"unknown backend {self.backend!r}: choose {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}"
+            )
+        check("eval_split", self.eval_split in EVAL_SPLITS, 'must be "train" or "test"')
+        if self.backend == "openai" and self.model is None:
+            raise SettingError("model", 'model is required with backend = "openai": the name the server serves')
+        if self.backend == "openai" and self.train:
+            raise SettingError(
+                "train", 'train = true needs a local model; set train = false with backend = "openai"'
+            )
+        if not any(k <= self.eval_samples for k in self.eval_ks):
+            raise SettingError(
+                "eval_ks", f"eval_ks {list(self.eval_ks)}: every k exceeds eval_samples = {self.eval_samples}"
+            )
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["eval_ks"] = list(self.eval_ks)
         return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> RunConfig:
+        """The inverse of ``to_json`` (keys of settings this version does not know are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if "eval_ks" in values:
+            values["eval_ks"] = tuple(values["eval_ks"])
+        return cls(**values)

@@ -12,12 +12,25 @@ SANDBOX_EXIT = 3
 STORE_EXIT = 4
 MODEL_EXIT = 5
 INTERRUPTED_EXIT = 130
+TERMINATED_EXIT = 143  # 128 + SIGTERM
 
 
 class UserError(Exception):
     """Bad input, a missing file, a broken config: the message says what was wrong and what to do."""
 
     exit_code = USAGE_EXIT
+
+
+class SettingError(UserError):
+    """A run setting (a ``RunConfig`` field, named by ``setting``) has an impossible value. The message
+    names the setting; a front end (CLI flag, config key) may add where the value came from."""
+
+    def __init__(self, setting: str, message: str):
+        super().__init__(message)
+        self.setting = setting
+
+    def __reduce__(self):  # pickles (a process pool) with both arguments
+        return type(self), (self.setting, str(self))
 
 
 class StoreError(UserError):

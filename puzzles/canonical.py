@@ -23,6 +23,7 @@ from puzzles.parse import (
     parse_source,
 )
 from puzzles.records import InvalidProgram
+from puzzles.rename import FUNCTION_DEFS, bound_names, rename_identifier
 
 CANONICAL_NAME = "f"
 SHINGLE_SIZE = 5
@@ -59,9 +60,13 @@ def canonical_source(source: str) -> str:
     tree = parse_source(textwrap.dedent(source) if isinstance(source, str) else source)
     tree.body = [statement for statement in tree.body if not is_typing_import(statement)]
     _drop_docstrings(tree)
-    functions = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    functions = [s for s in tree.body if isinstance(s, FUNCTION_DEFS)]
     if len(functions) == 1:
-        _rename_function(functions[0], CANONICAL_NAME)
+        function = functions[0]
+        if function.name in bound_names(function):
+            function.name = CANONICAL_NAME  # it shadows its own name: the inner uses are not the function
+        else:
+            rename_identifier(function, function.name, CANONICAL_NAME, names_and_functions_only=True)
     try:
         with int_digit_allowance():
             return ast.unparse(tree)
@@ -159,34 +164,3 @@ def _drop_docstrings(tree: ast.Module) -> None:
             and isinstance(body[0].value.value, str)
         ):
             node.body = body[1:] or ([] if isinstance(node, ast.Module) else [ast.Pass()])
-
-
-def _rename_function(function: ast.FunctionDef | ast.AsyncFunctionDef, new_name: str) -> None:
-    old_name = function.name
-    function.name = new_name
-    if old_name == new_name or old_name in _bound_names(function):
-        return
-    for node in ast.walk(function):
-        if isinstance(node, ast.Name) and node.id == old_name:
-            node.id = new_name
-
-
-def _bound_names(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
-    """Names that the function binds inside itself (arguments, assignments, nested defs, imports...)."""
-    bound: set[str] = set()
-    for node in ast.walk(function):
-        if isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-            bound.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is not function:
-            bound.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, ast.MatchMapping) and node.rest:
-            bound.add(node.rest)
-    return bound

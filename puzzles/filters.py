@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD, canonical_hash, near_duplicate_tokens, similarity
+from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD, canonical_hash, near_duplicate_tokens
 from puzzles.records import InvalidProgram
+from puzzles.similarity import ShingleIndex
 
 BASE_PROBES: dict[str, tuple] = {
     "int": (0, 1, -1, 2, 10, 100),
@@ -56,6 +57,8 @@ class EvalIndex:
         self.entries = list(entries)
         self.threshold = threshold
         self.by_hash = {e.canonical_hash: e.key for e in self.entries}
+        self._near = [e for e in self.entries if e.near_check]
+        self._near_index = ShingleIndex(e.tokens for e in self._near)
 
     @classmethod
     def from_sources(
@@ -65,11 +68,11 @@ class EvalIndex:
         training: Iterable[str] = (),
     ) -> EvalIndex:
         """``items``: (key, puzzle source) pairs; ``training``: puzzle sources already trained on."""
-        seen = [near_duplicate_tokens(source) for source in training]
+        seen = ShingleIndex.of_sources(training)
         entries = []
         for key, source in items:
             tokens = near_duplicate_tokens(source)
-            covered = any(similarity(tokens, other) >= threshold for other in seen)
+            covered = seen.first_match(tokens, threshold) is not None
             entries.append(EvalEntry(key, canonical_hash(source), tokens, near_check=not covered))
         return cls(entries, threshold)
 
@@ -85,10 +88,8 @@ class EvalIndex:
             return f"cannot be compared with the evaluation puzzles: {e}"
         if digest in self.by_hash:
             return f"same canonical form as evaluation puzzle {self.by_hash[digest]}"
-        for entry in self.entries:
-            if not entry.near_check:
-                continue
-            score = similarity(tokens, entry.tokens)
-            if score >= self.threshold:
-                return f"near-duplicate of evaluation puzzle {entry.key} (similarity {score:.2f})"
+        match = self._near_index.first_match(tokens, self.threshold)
+        if match is not None:
+            index, score = match
+            return f"near-duplicate of evaluation puzzle {self._near[index].key} (similarity {score:.2f})"
         return None

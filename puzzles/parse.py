@@ -1,4 +1,4 @@
-"""Parse untrusted text into P3 puzzles and solutions, and cut functions out of raw model output.
+"""Parse untrusted text into P3 puzzles and solutions, and cut a completed function out of model output.
 
 Every entry point turns any problem with its input (syntax errors, NUL bytes, lone surrogates, huge or
 deeply nested programs) into :class:`InvalidProgram` with a short one-line reason; nothing else escapes.
@@ -22,7 +22,6 @@ from puzzles.answer_types import annotation_to_type
 from puzzles.records import InvalidProgram, Puzzle, Solution
 
 MAX_SOURCE_CHARS = 200_000  # one puzzle or solution; P3's longest sat is about 14,000
-MAX_RAW_CHARS = 2_000_000  # extract_functions reads at most this much of a model's output
 MAX_INT_DIGITS = 50_000  # longest integer literal accepted; P3 has one of 8,844 digits (BoxVolume:1)
 
 ALLOWED_IMPORTS = frozenset(
@@ -403,43 +402,7 @@ def _describe(statement: ast.stmt) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Cutting functions out of raw text
-
-
-def extract_functions(raw: str) -> list[str]:
-    """Every complete top-level ``def`` in ``raw`` (prose, markdown fences, several functions), in order.
-
-    Each comes back as its own dedented source, with decorators directly above it. A function that does
-    not parse on its own (typically a truncated last one) is dropped. Reads at most MAX_RAW_CHARS.
-    """
-    if not isinstance(raw, str):
-        return []
-    lines = _split_lines(raw[:MAX_RAW_CHARS])
-    found: list[str] = []
-    index = 0
-    skip_deeper_than: tuple[int, int] | None = None  # (until line, indent) after a failed candidate
-    while index < len(lines):
-        line = lines[index]
-        if not _DEF_LINE.match(line):
-            index += 1
-            continue
-        indent = _indent_width(line)
-        if skip_deeper_than is not None and index < skip_deeper_than[0] and indent > skip_deeper_than[1]:
-            index += 1
-            continue
-        start = _decorators_above(lines, index, indent)
-        end = _block_end(lines, index)
-        candidate = _strip_trailing(lines[start:end], indent)
-        text = _dedent_block(candidate, _leading_whitespace(line))
-        if _is_one_function(text):
-            found.append(text)
-            index = end
-        else:
-            # Resume just after the def line so a stray bracket in prose cannot hide later functions,
-            # but skip defs nested inside the failed one.
-            skip_deeper_than = (end, indent)
-            index += 1
-    return found
+# Cutting the completed function out of model output
 
 
 def complete_function(prefix: str, completion: str) -> str:
@@ -522,17 +485,6 @@ class _LineScanner:
             self.quote = None  # an unterminated one-line string ends with its line
 
 
-def _decorators_above(lines: list[str], index: int, indent: int) -> int:
-    start = index
-    while start > 0:
-        above = lines[start - 1]
-        if above.strip().startswith("@") and _indent_width(above) == indent:
-            start -= 1
-        else:
-            break
-    return start
-
-
 def _strip_trailing(lines: list[str], indent: int) -> list[str]:
     kept = list(lines)
     while kept and (
@@ -540,14 +492,6 @@ def _strip_trailing(lines: list[str], indent: int) -> list[str]:
     ):
         kept.pop()
     return kept
-
-
-def _is_one_function(text: str) -> bool:
-    try:
-        module = parse_source(text)
-    except InvalidProgram:
-        return False
-    return len(module.body) == 1 and isinstance(module.body[0], (ast.FunctionDef, ast.AsyncFunctionDef))
 
 
 # ---------------------------------------------------------------------------------------------------

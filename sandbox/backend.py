@@ -15,7 +15,7 @@ from sandbox.verdicts import Job, Result
 KINDS = ("docker", "process", "auto")
 PROCESS_WARNING = (
     "WARNING: the process sandbox is NOT an isolation boundary: untrusted code runs as your user, "
-    "with your files and network. Use --sandbox docker for anything you did not write."
+    "with your files and network. Use the docker sandbox for anything you did not write."
 )
 
 
@@ -55,7 +55,7 @@ def default_workers() -> int:
 
 
 def open_sandbox(
-    kind: str = "auto",
+    kind: str = "docker",
     workers: int | None = None,
     limits: WorkerLimits | None = None,
     build_missing_image: bool = True,

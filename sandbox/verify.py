@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from puzzles.parse import parse_puzzle, parse_solution
 from puzzles.records import InvalidProgram, Puzzle, Solution
 from sandbox.backend import Sandbox
-from sandbox.verdicts import INVALID, Job, Result
+from sandbox.verdicts import ERROR, INVALID, VERIFIED, WRONG, Job, Result
+from sandbox.worker import F_RAISED, F_RETURNED
+
+# What one probe of a puzzle showed (``probe_outcome``).
+PROBE_SOLVED = "solved"  # f returned True: the probe answer solves the puzzle
+PROBE_UNDEFINED_NAME = "undefined name"  # f raised NameError/UnboundLocalError: it uses a name it never defines
+PROBE_NOT_BOOL = "not a bool"  # f returned something other than a bool
+PROBE_OTHER = "other"  # False, another exception, a limit: says nothing against the puzzle
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,19 @@ def probe_job(index: int, puzzle: Puzzle, answer: object, timeout_s: float) -> J
         answer_json=json.dumps(answer),
         timeout_s=timeout_s,
     )
+
+
+def probe_outcome(result: Result) -> str:
+    """What the result of a ``probe_job`` says about its puzzle: one of the ``PROBE_*`` values."""
+    if result.status == VERIFIED:
+        return PROBE_SOLVED
+    if result.status == ERROR and result.detail.startswith(F_RAISED):
+        exception = result.detail[len(F_RAISED) :]
+        if exception.startswith(("NameError", "UnboundLocalError")):
+            return PROBE_UNDEFINED_NAME
+    if result.status == WRONG and result.detail.startswith(F_RETURNED) and result.detail != F_RETURNED + "False":
+        return PROBE_NOT_BOOL
+    return PROBE_OTHER
 
 
 def verify_pairs(

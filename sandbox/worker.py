@@ -49,6 +49,10 @@ PR_SET_CHILD_SUBREAPER = 36
 
 # Status codes of the message a child writes on its result pipe (first byte).
 ANSWER, EXCEPTION, NOT_PLAIN, OUT_OF_MEMORY, TRUE, NOT_TRUE = b"A", b"E", b"N", b"M", b"T", b"F"
+# How a result's ``detail`` begins when f itself answered; the host reads probe outcomes by them
+# (``sandbox.verify.probe_outcome``).
+F_RETURNED = "f returned "
+F_RAISED = "f raised "
 
 
 class Limits:
@@ -537,7 +541,7 @@ def run_job(job: dict, limits: Limits) -> dict:
         try:
             f_code = compile_source(job["f_source"], job["f_name"])
         except Exception as e:  # noqa: BLE001 - SyntaxError, RecursionError, MemoryError, ...
-            return verdict("error", "f raised " + describe_exception(e))
+            return verdict("error", F_RAISED + describe_exception(e))
         if "answer_json" in job:
             answer_text = job["answer_json"]
         else:
@@ -575,12 +579,12 @@ def run_job(job: dict, limits: Limits) -> dict:
             return verdict("verified")
         if kind == NOT_TRUE:
             return verdict(
-                "wrong", "f returned " + ("False" if f.message[1:] == b"bool" else decode_message(f.message))
+                "wrong", F_RETURNED + ("False" if f.message[1:] == b"bool" else decode_message(f.message))
             )
         if kind == OUT_OF_MEMORY:
             return verdict("memory", "f ran out of memory (MemoryError)")
         if kind == EXCEPTION:
-            return verdict("error", "f raised " + decode_message(f.message))
+            return verdict("error", F_RAISED + decode_message(f.message))
         return verdict("error", "f sent a malformed result")
     finally:
         for directory in limits.scratch_dirs:

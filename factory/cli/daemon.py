@@ -1,6 +1,6 @@
 """``factory daemon``, ``factory init`` and ``factory status``: thin handlers over factory.daemon.daemon,
 factory.daemon.config and factory.outputs.status. ``factory.cli.main`` registers them with
-``add_daemon_commands(subparsers)``.
+``add_daemon_commands(subparsers)``; ``main`` maps their errors to one line and an exit code.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 
 from factory.daemon.config import DEFAULT_CONFIG_NAME
-
-SANDBOX_EXIT = 3
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""`factory export` and `factory report`: thin handlers over factory.outputs.export and factory.report.
+"""`factory export` and `factory report`: thin handlers over factory.outputs (export, hub, report).
 
 ``add_export_commands(subparsers)`` registers both with the main `factory` parser.
 """
@@ -17,19 +17,18 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def check_out_dir(out: Path) -> None:
+    """The --out checks, said in flags (the library says the same in its own terms)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file: give a directory")
+
+
 # ---------------------------------------------------------------- export
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from factory.outputs.export import (
-        ExportFilters,
-        export_dataset,
-        hub_target,
-        near_set,
-        near_set_p3,
-        parse_rounds,
-        push_to_hub,
-    )
+    from factory.outputs.export import ExportFilters, export_dataset, near_set, near_set_p3, parse_rounds
+    from factory.outputs.hub import hub_target, push_to_hub
 
     if args.private and not args.push_to_hub:
         raise UserError("--private only applies with --push-to-hub USER/NAME")
@@ -47,6 +46,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         max_per_puzzle=args.max_per_puzzle,
         near=near,
     )
+    check_out_dir(args.out)
+    if args.out.is_dir() and any(args.out.iterdir()) and not args.force:
+        raise UserError(
+            f"--out {args.out} is not empty: choose a new directory, or pass --force to replace an earlier export"
+        )
     result = export_dataset(args.run_dir, args.out, filters, force=args.force, license=args.license)
     removed = ", ".join(f"{name} {n}" for name, n in result.dropped.items() if n) or "nothing"
     by_round = ", ".join(f"round {r}: {n}" for r, n in result.rows_by_round.items())
@@ -127,6 +131,7 @@ def add_export(subparsers) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from factory.outputs.report import write_report
 
+    check_out_dir(args.out)
     result = write_report(args.run_dir, args.out)
     log(f"wrote {len(result.images)} plots and {result.index.name} to {result.out_dir}")
     print(result.index)

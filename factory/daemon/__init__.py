@@ -1,1 +1,1 @@
-"""The long-running daemon: config file, stop flag, JSON log, run lock, Prometheus metrics."""
+"""The long-running daemon: config file, stop flag, JSON log, Prometheus metrics."""

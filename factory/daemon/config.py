@@ -23,8 +23,8 @@ from pathlib import Path
 
 from factory.config import RunConfig
 from factory.errors import UserError
+from sandbox.backend import KINDS as SANDBOX_KINDS  # docker, process, auto
 
-SANDBOX_KINDS = ("docker", "process", "auto")
 DEFAULT_CONFIG_NAME = "factory.toml"
 
 
@@ -65,35 +65,8 @@ class DaemonConfig:
     source: Path | None = None  # the file it was read from
 
 
-# What each key means: the comments of the example file. Keys of RunConfig without an entry here still
-# appear in the example (with their default), just without a comment.
-RUN_HELP: dict[str, str] = {
-    "model": "checkpoint dir or Hub id; the served model name with backend = \"openai\" "
-    "(default: the embedded default model)",
-    "backend": "transformers, vllm or openai",
-    "base_url": "backend = \"openai\": the server's URL, up to and including /v1",
-    "seed": "the run seed: prompts and sampling seeds derive from it",
-    "puzzles": "puzzles proposed per round",
-    "attempts": "solutions sampled per new puzzle",
-    "propose_examples": "few-shot puzzles in each propose prompt",
-    "solve_examples": "few-shot (puzzle, solution) pairs in each solve prompt",
-    "batch_size": "prompts per generate call and per stored batch",
-    "max_new_tokens": "tokens generated per sample at most",
-    "temperature": "sampling temperature (0 = greedy)",
-    "top_p": "nucleus sampling, in (0, 1]",
-    "timeout_s": "seconds each of g and f may run in the sandbox",
-    "max_pairs_per_puzzle": "shortest distinct verified solutions kept per puzzle",
-    "train": "fine-tune a new checkpoint every round",
-    "incremental": "fine-tune the previous checkpoint instead of the base model",
-    "lora": "fine-tune LoRA adapters (needs peft) and merge them",
-    "epochs": "passes over the training texts per round",
-    "learning_rate": "default: 1e-4 (full) or 1e-3 (LoRA)",
-    "eval_samples": "samples per evaluation puzzle (the n of pass@k)",
-    "eval_ks": "the k values of pass@k (each at most eval_samples)",
-    "eval_p3": "P3's puzzles.json: evaluate on it instead of the held-out seeds",
-    "eval_split": "train or test",
-    "eval_limit": "only the first N evaluation puzzles (smoke runs)",
-}
+# What each key means: the comments of the example file. The [run] settings of RunConfig carry their
+# own help (and example values) in their field metadata; these are the keys around them.
 RUN_EXTRA_HELP = {
     "run_dir": "the run's store, checkpoints and summaries (required)",
     "sandbox": "docker (hardened containers), process (NO isolation) or auto (docker if reachable at start)",
@@ -111,12 +84,7 @@ DAEMON_HELP = {
     "backoff_max_seconds": "the wait doubles up to this",
     "stop_timeout_seconds": "after SIGTERM/SIGINT, interrupt the current step after this long",
 }
-EXAMPLE_VALUES = {  # shown for keys whose default is None
-    "model": "/path/to/checkpoint",
-    "base_url": "http://127.0.0.1:8000/v1",
-    "learning_rate": 1e-4,
-    "eval_p3": "/path/to/puzzles.json",
-    "eval_limit": 20,
+EXAMPLE_VALUES = {  # shown for keys whose default is None (RunConfig's: its fields' "example")
     "workers": 4,
     "rounds": 10,
     "pairs": 10000,
@@ -186,17 +154,10 @@ def parse_config(data: dict, path: Path | str = DEFAULT_CONFIG_NAME) -> DaemonCo
         _at_least(where, "run", "workers", workers, 1)
 
     values = {key: _typed(where, "run", key, value, run_hints[key]) for key, value in run_section.items()}
-    _check_run_values(where, values)
     try:
-        run = RunConfig(**values)
+        run = RunConfig(**values)  # every rule on the values is RunConfig's
     except UserError as e:
         raise UserError(f"{where}: [run] {e}") from None
-    if run.backend == "openai" and run.model is None:
-        raise UserError(f"{where}: [run] model is required with backend = \"openai\": the name the server serves")
-    if run.backend == "openai" and run.train:
-        raise UserError(f"{where}: [run] train = true needs a local model; set train = false with backend = \"openai\"")
-    if not any(k <= run.eval_samples for k in run.eval_ks):
-        raise UserError(f"{where}: [run] eval_ks {list(run.eval_ks)}: every k exceeds eval_samples = {run.eval_samples}")
 
     stop = _section(where, "stop", data.get("stop", {}), StopConditions)
     for key in ("rounds", "pairs"):
@@ -222,33 +183,6 @@ def parse_config(data: dict, path: Path | str = DEFAULT_CONFIG_NAME) -> DaemonCo
         raise UserError(f"{where}: [daemon] backoff_initial_seconds must not exceed backoff_max_seconds")
     return DaemonConfig(run_dir=run_dir, run=run, sandbox=sandbox, workers=workers, stop=stop,
                         daemon=settings, source=path)
-
-
-def _check_run_values(where: str, values: dict) -> None:
-    """Impossible values that RunConfig itself lets through (they would fail hours later, mid-run)."""
-    def fail(key: str, rule: str) -> None:
-        raise UserError(f"{where}: [run] {key} {rule} (got {values[key]!r})")
-
-    for key in ("propose_examples", "solve_examples"):
-        if values.get(key, 0) < 0:
-            fail(key, "must be at least 0")
-    if values.get("temperature", 0.0) < 0:
-        fail("temperature", "must be at least 0")
-    if "top_p" in values and not 0 < values["top_p"] <= 1:
-        fail("top_p", "must be in (0, 1]")
-    if "epochs" in values and values["epochs"] <= 0:
-        fail("epochs", "must be positive")
-    if values.get("learning_rate") is not None and values["learning_rate"] <= 0:
-        fail("learning_rate", "must be positive")
-    if values.get("eval_limit") is not None and values["eval_limit"] < 1:
-        fail("eval_limit", "must be at least 1")
-    if "eval_ks" in values and (not values["eval_ks"] or any(k < 1 for k in values["eval_ks"])):
-        fail("eval_ks", "must be a non-empty list of integers >= 1")
-    if values.get("eval_split", "test") not in ("train", "test"):
-        fail("eval_split", "must be \"train\" or \"test\"")
-    for key in ("model", "base_url", "eval_p3"):
-        if values.get(key) is not None and not values[key].strip():
-            fail(key, "must not be empty (leave it out for the default)")
 
 
 def _section(where: str, name: str, data: dict, cls: type, extra: set[str] = frozenset()):
@@ -358,8 +292,8 @@ def example_config() -> str:
     ]
     for f in fields(RunConfig):
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        shown = EXAMPLE_VALUES.get(f.name, "") if default is None else default
-        lines.append(_line(f.name, shown, RUN_HELP.get(f.name, ""), active=False))
+        shown = f.metadata.get("example", "") if default is None else default
+        lines.append(_line(f.name, shown, f.metadata["help"], active=False))
     lines += ["", "[stop]", "# The daemon stops at the first condition met; with none it runs until stopped."]
     for f in fields(StopConditions):
         lines.append(_line(f.name, EXAMPLE_VALUES[f.name], STOP_HELP[f.name], active=False))

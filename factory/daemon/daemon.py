@@ -36,8 +36,9 @@ from typing import TextIO
 from factory.daemon.config import DaemonConfig
 from factory.daemon.metrics import DaemonState, MetricsServer, collect
 from factory.errors import UserError
-from factory.loop.run import SelfPlayRun
+from factory.loop.run import RoundEvents, SelfPlayRun, run_rounds
 from factory.store.lock import RunLock
+from factory.store.stats import generated_pairs
 from sandbox.engine import SandboxUnavailable
 
 
@@ -143,46 +144,29 @@ class _JsonLogHandler(logging.Handler):
 
 
 # ---------------------------------------------------------------------------------------------------
-# the run, with stop points
+# the rounds, logged
 
 
-class StopCheckingBackend:
-    """A model backend that checks the stop flag before every generate call (one batch each)."""
+class LoggedRounds(RoundEvents):
+    """``run_rounds``' events as JSON log lines and metrics state."""
 
-    def __init__(self, inner, stop: StopFlag):
-        self.inner = inner
-        self.stop = stop
-        self.name = inner.name
+    def __init__(self, daemon: Daemon):
+        self.daemon = daemon
 
-    def generate(self, prompts, sampling):
-        self.stop.check()
-        return self.inner.generate(prompts, sampling)
+    def round_started(self, round: int, model: str) -> None:
+        self.daemon.log.round = round
+        self.daemon.state.update(round=round)
+        if round > 0:
+            self.daemon.log("round.start", model=model)
 
-    def close(self) -> None:
-        self.inner.close()
+    def base_evaluated(self, pass_at_k: dict[int, float]) -> None:
+        self.daemon.log("eval.base", pass_at_k={str(k): v for k, v in pass_at_k.items()})
 
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
-
-
-class DaemonRun(SelfPlayRun):
-    """A SelfPlayRun whose long steps (generate calls, training) start only while no stop is requested."""
-
-    def __init__(self, *args, stop_flag: StopFlag, **kwargs):
-        self.stop_flag = stop_flag
-        super().__init__(*args, **kwargs)
-
-    def backend(self, model: str):
-        self.stop_flag.check()
-        return StopCheckingBackend(super().backend(model), self.stop_flag)
-
-    def train(self, round: int) -> str:
-        self.stop_flag.check()
-        return super().train(round)
-
-
-def generated_pairs(run: SelfPlayRun) -> int:
-    return sum(run.store.funnel(r.round)["pairs"] for r in run.store.rounds() if r.round > 0)
+    def round_finished(self, summary: dict) -> None:
+        self.daemon.log("round.finish", seconds=summary.get("seconds"), funnel=summary.get("funnel"),
+                        verdicts={k: v for k, v in summary.get("verdicts", {}).items() if v},
+                        tokens_per_second=summary.get("tokens_per_second"),
+                        pass_at_k=summary.get("eval", {}).get("pass_at_k"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -282,46 +266,27 @@ class Daemon:
     def _work(self) -> str:
         try:
             self._ensure_sandbox(None)
-            with DaemonRun(self.config.run_dir, self.config.run, self.sandbox, stop_flag=self.stop,
-                           log=self._library_log, show_progress=False) as run:
+            with SelfPlayRun(self.config.run_dir, self.config.run, self.sandbox, log=self._library_log,
+                             show_progress=False, before_step=self.stop.check) as run:
                 self.state.update(phase="running")
-                return self._rounds(run)
+                return run_rounds(run, self._stop_condition, LoggedRounds(self),
+                                  functools.partial(self._with_sandbox, run))
         except StopRequested as e:
             self.log("stop", reason=e.reason, interrupted=isinstance(e, StopDeadline))
             return e.reason
 
-    def _rounds(self, run: DaemonRun) -> str:
-        reason = self._stop_condition(run)
-        if reason:
-            return reason
-        self._at_round(0)
-        base = self._with_sandbox(run, run.evaluate_base)
-        self.log("eval.base", pass_at_k={str(k): v for k, v in base.items()})
-        while True:
-            reason = self._stop_condition(run)
-            if reason:
-                self.log("stop.condition", reason=reason)
-                return reason
-            self.stop.check()
-            number = run.next_round()
-            self._at_round(number)
-            self.log("round.start", model=run.model_for_round(number))
-            summary = self._with_sandbox(run, functools.partial(run.run_round, number))
-            self.log("round.finish", seconds=summary.get("seconds"), funnel=summary.get("funnel"),
-                     verdicts={k: v for k, v in summary.get("verdicts", {}).items() if v},
-                     tokens_per_second=summary.get("tokens_per_second"),
-                     pass_at_k=summary.get("eval", {}).get("pass_at_k"))
-
-    def _at_round(self, number: int) -> None:
-        self.log.round = number
-        self.state.update(round=number)
-
     def _stop_condition(self, run: SelfPlayRun) -> str | None:
+        """A [stop] condition met (logged), else None; raises StopRequested once a stop was asked for."""
         stop = self.config.stop
+        reason = None
         if stop.rounds is not None and (done := run.finished_rounds()) >= stop.rounds:
-            return f"{done} rounds are finished ([stop] rounds = {stop.rounds})"
-        if stop.pairs is not None and (pairs := generated_pairs(run)) >= stop.pairs:
-            return f"{pairs} verified pairs are stored ([stop] pairs = {stop.pairs})"
+            reason = f"{done} rounds are finished ([stop] rounds = {stop.rounds})"
+        elif stop.pairs is not None and (pairs := generated_pairs(run.store)) >= stop.pairs:
+            reason = f"{pairs} verified pairs are stored ([stop] pairs = {stop.pairs})"
+        if reason is not None:
+            self.log("stop.condition", reason=reason)
+            return reason
+        self.stop.check()
         return None
 
     # -- the sandbox, and waiting for it ---------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 from factory.errors import UserError
@@ -12,6 +13,23 @@ from puzzles.records import NamedPuzzle
 from puzzles.seeds import load_seeds
 
 SEED_EVAL = "seeds-test"
+
+
+def training_texts(
+    pairs: Sequence[tuple[str, str]],
+    listing_pool: Sequence[str],
+    listings: int,
+    per_listing: int,
+    rng: random.Random,
+) -> list[str]:
+    """The fine-tuning texts of verified (f, g) pairs: each pair as a solve block (``training_example``),
+    in order, then ``listings`` puzzle listings (``puzzle_listing``) of ``per_listing`` puzzles drawn
+    from ``listing_pool`` with ``rng`` (all of them when the pool is smaller): the shape of a propose
+    prompt, so the model keeps learning to propose. The seed corpus and every round's training use it."""
+    texts = [training_example(f, g) for f, g in pairs]
+    count = min(per_listing, len(listing_pool))
+    texts += [puzzle_listing(rng.sample(listing_pool, count)) for _ in range(listings)]
+    return texts
 
 
 def seed_training_pairs() -> list[tuple[str, str]]:
@@ -31,11 +49,7 @@ def seed_corpus(listings: int = 240, per_listing: int = 3) -> tuple[str, ...]:
 
     pairs = seed_training_pairs()
     pairs += [(s.puzzle.source, s.solutions[0].source) for s in extra_training_seeds(EXTRA_INSTANCES_PER_FAMILY)]
-    texts = [training_example(f, g) for f, g in pairs]
-    rng = random.Random(0)
-    puzzles = [f for f, _ in pairs]
-    texts += [puzzle_listing(rng.sample(puzzles, per_listing)) for _ in range(listings)]
-    return tuple(texts)
+    return tuple(training_texts(pairs, [f for f, _ in pairs], listings, per_listing, random.Random(0)))
 
 
 def eval_set(p3_path: Path | None = None, split: str = "test") -> tuple[str, list[NamedPuzzle]]:

@@ -76,8 +76,10 @@ def solve_samples(
     settings: EvalSettings,
     seed: int,
     progress: Callable[[int], None] | None = None,
+    before_batch: Callable[[], None] | None = None,
 ) -> tuple[list[list[str]], int]:
-    """``settings.samples`` candidate solution sources per puzzle, and the tokens generated."""
+    """``settings.samples`` candidate solution sources per puzzle, and the tokens generated.
+    ``before_batch`` is called before each generate call (the daemon's stop points)."""
     index = ExampleIndex(examples)
     prompts, prefixes = [], []
     for i, item in enumerate(puzzles):
@@ -96,6 +98,8 @@ def solve_samples(
             stop=tuple(STOP_SEQUENCES),
             seed=seed + start,
         )
+        if before_batch is not None:
+            before_batch()
         batch = backend.generate(prompts[start : start + settings.batch_size], sampling)
         for offset, completions in enumerate(batch):
             prefix = prefixes[start + offset]
@@ -114,6 +118,7 @@ def evaluate(
     dataset: str,
     settings: EvalSettings,
     progress: Callable[[int], None] | None = None,
+    before_batch: Callable[[], None] | None = None,
 ) -> EvalResult:
     """pass@k (unbiased estimator) over ``puzzles`` with ``settings.samples`` samples each.
 
@@ -126,7 +131,7 @@ def evaluate(
     if not ks:
         raise ValueError(f"every k in {settings.ks} exceeds the {settings.samples} samples per puzzle")
     start = time.perf_counter()
-    sources, tokens = solve_samples(backend, puzzles, examples, settings, settings.seed, progress)
+    sources, tokens = solve_samples(backend, puzzles, examples, settings, settings.seed, progress, before_batch)
     generated = time.perf_counter()
     pairs = [SourcePair(item.puzzle.source, g) for item, gs in zip(puzzles, sources, strict=True) for g in gs]
     verdicts = verify_pairs(pairs, sandbox, settings.timeout_s, trusted_puzzles=True)

@@ -1,9 +1,12 @@
-"""One self-play round: propose, filter, solve, verify, select, fine-tune, evaluate.
+"""One self-play round: propose, filter, solve, verify, select, fine-tune, evaluate; and the loop of rounds.
 
 Every stage reads its input from the run's store and writes its output there in batches, each batch
-in one transaction with its completion marker. Prompts and sampling seeds depend only on the run
-seed, the round and the item, so a round that was killed and rerun redoes exactly the unfinished
-batches and ends with the same store as a round that was never interrupted.
+in one transaction with its completion marker. The settings a round runs with are recorded when it
+starts and a resumed round runs with those, whatever the command line or config file says now (the
+new values apply from the next round): the batches that partition its work never change. Prompts
+depend only on the run seed, the round and the item; sampling seeds on the run seed, the round and the
+batch. So a round that was killed and rerun redoes exactly the unfinished batches and ends with the
+same store as a round that was never interrupted.
 """
 
 from __future__ import annotations
@@ -12,49 +15,107 @@ import functools
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from factory.config import IDENTITY_FIELDS, RunConfig
 from factory.errors import UserError
-from factory.loop.corpus import eval_set, seed_training_pairs
+from factory.loop.corpus import eval_set, seed_training_pairs, training_texts
 from factory.loop.evaluate import eval_settings, evaluate
+from factory.loop.filter import filter_proposals
 from factory.loop.prompts import (
     STOP_SEQUENCES,
     ExampleIndex,
     propose_prompt,
-    puzzle_listing,
     solve_prompt,
-    training_example,
 )
 from factory.loop.seeds import seed_of
+from factory.loop.select import select_pairs
 from factory.loop.summary import format_summary, round_summary
 from factory.models import ModelBackend, SamplingConfig, load_backend
-from factory.store import PROPOSE_STAGE, SOLVE_STAGE, AttemptRow, ProposalRow, RunStore
+from factory.store import PROPOSE_STAGE, SOLVE_STAGE, AttemptRow, RunStore
 from puzzles.canonical import canonical_hash
-from puzzles.filters import EvalIndex, probe_answers
-from puzzles.parse import complete_function, parse_puzzle
-from puzzles.records import InvalidProgram, Puzzle
+from puzzles.filters import EvalIndex
+from puzzles.parse import complete_function
+from puzzles.records import NamedPuzzle
 from puzzles.seeds import load_seeds
 from sandbox.backend import Sandbox
-from sandbox.verdicts import ERROR, VERIFIED, WRONG
-from sandbox.verify import SourcePair, probe_job, verify_pairs
+from sandbox.verify import SourcePair, verify_pairs
 
 TRAIN_STAGE = "train"
 EVAL_STAGE = "eval"
+# Settings a resumed round takes from the current config rather than from its start: where the model
+# is served, not what the round does.
+CURRENT_SETTINGS = ("base_url",)
 T = TypeVar("T")
 
 
 def log_to_stderr(message: str) -> None:
-    import sys
-
     print(message, file=sys.stderr, flush=True)
 
 
+def nothing() -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """The puzzles a run evaluates on, and the index that keeps them out of its data."""
+
+    name: str
+    puzzles: list[NamedPuzzle]
+    index: EvalIndex
+
+
+def load_eval_set(config: RunConfig, training_seeds: Sequence[NamedPuzzle]) -> EvalSet:
+    """The run's evaluation set (``config.eval_p3``/``eval_split``, else the held-out seeds) and its
+    decontamination index (near-duplicates are checked only against evaluation puzzles that no training
+    seed already comes near)."""
+    name, puzzles = eval_set(Path(config.eval_p3) if config.eval_p3 else None, config.eval_split)
+    index = EvalIndex.from_sources(
+        ((p.key, p.puzzle.source) for p in puzzles), training=(s.puzzle.source for s in training_seeds)
+    )
+    return EvalSet(name, puzzles, index)
+
+
+def open_run_store(run_dir: Path, config: RunConfig) -> RunStore:
+    """The run directory's store, refusing settings that would mix two experiments in it."""
+    store = RunStore.open(run_dir)
+    try:
+        given = config.to_json()
+        stored = store.record_config(given)
+        for name in IDENTITY_FIELDS:
+            if stored.get(name) != given[name]:
+                raise UserError(
+                    f"{run_dir} was started with {name}={stored.get(name)!r}, not {given[name]!r}: "
+                    "use another run directory, or the same settings to resume"
+                )
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def round_config(started_with: dict | None, current: RunConfig) -> RunConfig:
+    """The settings a round runs with: those recorded at its start (``current`` for a round started
+    before settings were recorded), with the ``CURRENT_SETTINGS`` taken from ``current``."""
+    if started_with is None:
+        return current
+    data = {**current.to_json(), **started_with}
+    data.update({name: getattr(current, name) for name in CURRENT_SETTINGS})
+    return RunConfig.from_json(data)
+
+
 class SelfPlayRun:
-    """A run directory (store, checkpoints, summaries) plus the sandbox and model that work on it."""
+    """A run directory (store, checkpoints, summaries) plus the sandbox and model that work on it.
+
+    ``before_step`` is called before every model load, generate call and training run: the daemon's
+    stop points (it raises to stop there; nothing of the step has started).
+    """
 
     def __init__(
         self,
@@ -63,25 +124,21 @@ class SelfPlayRun:
         sandbox: Sandbox,
         log: Callable[[str], None] = log_to_stderr,
         show_progress: bool = True,
+        before_step: Callable[[], None] = nothing,
     ):
         self.run_dir = Path(run_dir)
         self.config = config
         self.sandbox = sandbox
         self.log = log
         self.show_progress = show_progress
-        self.store = RunStore.open(self.run_dir)
-        self._check_identity()
-        self.eval_name, self.eval_puzzles = eval_set(
-            Path(config.eval_p3) if config.eval_p3 else None, config.eval_split
-        )
+        self.before_step = before_step
         seeds = load_seeds("train")
-        self.eval_index = EvalIndex.from_sources(
-            ((p.key, p.puzzle.source) for p in self.eval_puzzles),
-            training=(s.puzzle.source for s in seeds),
-        )
-        self.store.block_hashes(self.eval_index.hashes(), f"evaluation set {self.eval_name}")
+        self.eval = load_eval_set(config, seeds)
+        self.store = open_run_store(self.run_dir, config)
+        self.store.block_hashes(self.eval.index.hashes(), f"evaluation set {self.eval.name}")
         self.store.add_seed_puzzles((s, canonical_hash(s.puzzle.source)) for s in seeds)
         self._backend: ModelBackend | None = None
+        self._backend_key: tuple | None = None
 
     def close(self) -> None:
         if self._backend is not None:
@@ -96,15 +153,6 @@ class SelfPlayRun:
         self.close()
 
     # ------------------------------------------------------------------ models
-
-    def _check_identity(self) -> None:
-        stored = self.store.record_config(self.config.to_json())
-        for name in IDENTITY_FIELDS:
-            if stored.get(name) != self.config.to_json()[name]:
-                raise UserError(
-                    f"{self.run_dir} was started with {name}={stored.get(name)!r}, not {self.config.to_json()[name]!r}: "
-                    "use a new --run-dir, or the same settings to resume"
-                )
 
     @property
     def base_model(self) -> str:
@@ -122,20 +170,27 @@ class SelfPlayRun:
                 return checkpoint.path
         return self.base_model
 
-    def backend(self, model: str) -> ModelBackend:
-        if self._backend is not None and self._backend.name == model:
+    def backend(self, model: str, c: RunConfig) -> ModelBackend:
+        options: dict[str, object] = {"batch_size": c.batch_size} if c.backend == "transformers" else {}
+        if c.backend == "openai" and c.base_url:
+            options["base_url"] = c.base_url
+        key = (model, tuple(sorted(options.items())))
+        if self._backend is not None and self._backend_key == key:
             return self._backend
         if self._backend is not None:
             self._backend.close()
             self._backend = None
-        options = {"batch_size": self.config.batch_size} if self.config.backend == "transformers" else {}
-        if self.config.backend == "openai" and self.config.base_url:
-            options["base_url"] = self.config.base_url
-        self._backend = load_backend(self.config.backend, model, **options)
+        self.before_step()
+        self._backend = load_backend(c.backend, model, **options)
+        self._backend_key = key
         return self._backend
 
-    def sampling(self, n: int, seed: int, temperature: float) -> SamplingConfig:
-        c = self.config
+    def generate(self, backend: ModelBackend, prompts: list[str], sampling: SamplingConfig):
+        self.before_step()
+        return backend.generate(prompts, sampling)
+
+    @staticmethod
+    def sampling(c: RunConfig, n: int, seed: int, temperature: float) -> SamplingConfig:
         return SamplingConfig(
             n=n,
             max_new_tokens=c.max_new_tokens,
@@ -159,21 +214,36 @@ class SelfPlayRun:
 
     def evaluate_base(self) -> dict[int, float]:
         """Round 0: the base model's pass@k, measured once per run."""
-        return self._evaluate(0, self.base_model)
+        return self._evaluate(0, self.base_model, self.config)
+
+    def start_round(self, round: int) -> tuple[str, RunConfig]:
+        """Record ``round`` as started (model and settings, kept from its first start); returns the
+        model it generates with and the settings it runs with."""
+        model = self.model_for_round(round)
+        self.store.start_round(round, model, settings=self.config.to_json())
+        c = round_config(self.store.round_settings(round), self.config)
+        changed = [
+            name for name, value in self.config.to_json().items() if c.to_json().get(name) != value
+        ]
+        if changed:
+            self.log(
+                f"round {round} resumes with the settings it started with "
+                f"({', '.join(f'{n}={c.to_json()[n]!r}' for n in changed)}); the new values apply from "
+                f"round {round + 1}"
+            )
+        return self.store.round_info(round).model, c
 
     def run_round(self, round: int) -> dict:
-        model = self.model_for_round(round)
-        self.store.start_round(round, model)
+        model, c = self.start_round(round)
         started = time.perf_counter()
         self.log(f"round {round}: generating with {model}")
-        self.propose(round, model)
-        self.solve(round, model)
-        self.store.select_pairs(round, self.config.max_pairs_per_puzzle)
-        trained = self.train(round) if self.config.train else None
-        pass_at_k = self._evaluate(round, trained or model)
+        self.propose(round, model, c)
+        self.solve(round, model, c)
+        select_pairs(self.store, round, c.max_pairs_per_puzzle)
+        trained = self.train(round, c) if c.train else None
+        pass_at_k = self._evaluate(round, trained or model, c)
         summary = round_summary(
-            self.store, round, self.model_for_round(round), self.eval_name, pass_at_k,
-            time.perf_counter() - started,
+            self.store, round, model, self.eval.name, pass_at_k, time.perf_counter() - started
         )
         self.store.finish_round(round, summary)
         self._write_summary(round, summary)
@@ -181,8 +251,7 @@ class SelfPlayRun:
 
     # ------------------------------------------------------------------ propose and filter
 
-    def propose(self, round: int, model: str) -> None:
-        c = self.config
+    def propose(self, round: int, model: str, c: RunConfig) -> None:
         batches = math.ceil(c.puzzles / c.batch_size)
         todo = [b for b in range(batches) if not self.store.is_batch_done(round, PROPOSE_STAGE, b)]
         if not todo:
@@ -190,7 +259,7 @@ class SelfPlayRun:
         pool = [p.source for p in self.store.pool_puzzles(up_to_round=round - 1)]
         if not pool:
             raise UserError("the seed pool is empty: nothing to show the model as examples")
-        backend = self.backend(model)
+        backend = self.backend(model, c)
         for b in self._progress(todo, f"round {round} propose"):
             indices = range(b * c.batch_size, min((b + 1) * c.batch_size, c.puzzles))
             prompts, prefixes = [], []
@@ -201,94 +270,29 @@ class SelfPlayRun:
                 prompts.append(prompt)
                 prefixes.append(prefix)
             t0 = time.perf_counter()
-            outputs = backend.generate(prompts, self.sampling(1, seed_of(c.seed, round, "propose", b), c.propose_temperature))
+            sampling = self.sampling(c, 1, seed_of(c.seed, round, "propose", b), c.propose_temperature)
+            outputs = self.generate(backend, prompts, sampling)
             t1 = time.perf_counter()
             raws = [
                 complete_function(prefix, out[0].text) for prefix, out in zip(prefixes, outputs, strict=True)
             ]
-            rows = self.filter_proposals(list(indices), raws)
+            rows = filter_proposals(
+                list(indices), raws, self.store.known_hashes(), self.eval.index, self.sandbox, c.timeout_s
+            )
             tokens = sum(out[0].tokens for out in outputs)
             timings = {"propose.generate": t1 - t0, "propose.filter": time.perf_counter() - t1}
             self.store.record_proposals(round, b, rows, timings=timings, tokens=tokens)
 
-    def filter_proposals(self, indices: Sequence[int], raws: Sequence[str]) -> list[ProposalRow]:
-        """Parse, reject bool answers, dedup, decontaminate, then probe the survivors in the sandbox."""
-        known = self.store.known_hashes()
-        rows: dict[int, ProposalRow] = {}
-        candidates: list[tuple[int, str, Puzzle, str]] = []
-        for idx, raw in zip(indices, raws, strict=True):
-            try:
-                puzzle = parse_puzzle(raw)
-                digest = canonical_hash(puzzle.source)
-            except InvalidProgram as e:
-                rows[idx] = ProposalRow(idx, raw, "invalid", str(e), prompt_seed=idx)
-                continue
-            if puzzle.answer_type == "bool":
-                rows[idx] = ProposalRow(
-                    idx, raw, "trivial", "a bool answer is found by trying True and False", idx
-                )
-            elif digest in known:
-                rows[idx] = ProposalRow(
-                    idx, raw, "duplicate", "same canonical form as an earlier puzzle", idx
-                )
-            elif (why := self.eval_index.contamination(puzzle.source)) is not None:
-                rows[idx] = ProposalRow(idx, raw, "contaminated", why, idx)
-            else:
-                known.add(digest)
-                candidates.append((idx, raw, puzzle, digest))
-        probed = self.probe([puzzle for _, _, puzzle, _ in candidates])
-        for (idx, raw, puzzle, digest), (status, why) in zip(candidates, probed, strict=True):
-            if status:
-                rows[idx] = ProposalRow(idx, raw, status, why, idx)
-            else:
-                rows[idx] = ProposalRow(idx, raw, "accepted", "", idx, puzzle, digest)
-        return [rows[idx] for idx in indices]
-
-    def probe(self, puzzles: Sequence[Puzzle]) -> list[tuple[str, str]]:
-        """Run each puzzle on cheap answers of its type in the sandbox: ("trivial", why) when one
-        solves it, ("invalid", why) when every probe hits a name the puzzle never defines or gets
-        something other than a bool back (it can never be solved), ("", "") otherwise."""
-        jobs, owners, probes = [], [], []
-        for p_index, puzzle in enumerate(puzzles):
-            for answer in probe_answers(puzzle.answer_type):
-                jobs.append(probe_job(len(jobs), puzzle, answer, min(1.0, self.config.timeout_s)))
-                owners.append(p_index)
-                probes.append(answer)
-        solved_by: list[object] = [None] * len(puzzles)
-        name_errors = [0] * len(puzzles)
-        not_bool = [0] * len(puzzles)  # f returned something other than a bool
-        counts = [0] * len(puzzles)
-        for result, owner, answer in zip(self.sandbox.run(jobs), owners, probes, strict=True):
-            counts[owner] += 1
-            if result.status == VERIFIED and solved_by[owner] is None:
-                solved_by[owner] = answer
-            elif result.status == ERROR and ("NameError" in result.detail or "UnboundLocalError" in result.detail):
-                name_errors[owner] += 1
-            elif result.status == WRONG and result.detail.startswith("f returned ") and result.detail != "f returned False":
-                not_bool[owner] += 1
-        verdicts = []
-        for i in range(len(puzzles)):
-            if solved_by[i] is not None:
-                verdicts.append(("trivial", f"solved by the probe answer {solved_by[i]!r}"))
-            elif name_errors[i] == counts[i]:
-                verdicts.append(("invalid", "uses a name it never defines (NameError on every probe)"))
-            elif not_bool[i] == counts[i]:
-                verdicts.append(("invalid", "returns something other than a bool on every probe"))
-            else:
-                verdicts.append(("", ""))
-        return verdicts
-
     # ------------------------------------------------------------------ solve and verify
 
-    def solve(self, round: int, model: str) -> None:
-        c = self.config
+    def solve(self, round: int, model: str, c: RunConfig) -> None:
         puzzles = self.store.puzzles_of_round(round)
         batches = math.ceil(len(puzzles) / c.batch_size)
         todo = [b for b in range(batches) if not self.store.is_batch_done(round, SOLVE_STAGE, b)]
         if not todo:
             return
         examples = ExampleIndex(self.store.training_pairs(up_to_round=round - 1))
-        backend = self.backend(model)
+        backend = self.backend(model, c)
         for b in self._progress(todo, f"round {round} solve"):
             chunk = puzzles[b * c.batch_size : (b + 1) * c.batch_size]
             prompts, prefixes = [], []
@@ -299,7 +303,8 @@ class SelfPlayRun:
                 prompts.append(prompt)
                 prefixes.append(prefix)
             t0 = time.perf_counter()
-            outputs = backend.generate(prompts, self.sampling(c.attempts, seed_of(c.seed, round, "solve", b), c.temperature))
+            sampling = self.sampling(c, c.attempts, seed_of(c.seed, round, "solve", b), c.temperature)
+            outputs = self.generate(backend, prompts, sampling)
             t1 = time.perf_counter()
             sources = [
                 [complete_function(prefix, o.text) for o in outs]
@@ -320,28 +325,27 @@ class SelfPlayRun:
 
     # ------------------------------------------------------------------ train and evaluate
 
-    def train(self, round: int) -> str:
+    def train(self, round: int, c: RunConfig) -> str:
         """Fine-tune on seeds plus every verified pair so far; returns the checkpoint path."""
         from factory.models.train import fine_tune
 
         done = self.store.checkpoint(round)
         if done is not None and Path(done.path, "config.json").exists():
             return done.path
-        c = self.config
         pairs = self.store.training_pairs(up_to_round=round)
-        texts = [training_example(f, g) for f, g in pairs]
         pool = [p.source for p in self.store.pool_puzzles(up_to_round=round)]
         rng = random.Random(f"{c.seed}:{round}:listings")
-        texts += [
-            puzzle_listing(rng.sample(pool, min(c.propose_examples, len(pool))))
-            for _ in range(len(pairs) // 3)
-        ]
+        texts = training_texts(pairs, pool, len(pairs) // 3, c.propose_examples, rng)
         base = self.model_for_round(round) if c.incremental else self.base_model
         out_dir = self.run_dir / "checkpoints" / f"round-{round}"
         if (out_dir / "config.json").exists():  # saved (atomically) but killed before it was recorded
             self.store.record_checkpoint(round, str(out_dir), base, len(texts), 0.0)
             self.store.mark_batch_done(round, TRAIN_STAGE, 0, len(texts))
             return str(out_dir)
+        self.before_step()
+        if self._backend is not None:  # a generation engine holds no memory while the model trains
+            self._backend.close()
+            self._backend = None
         self.log(
             f"round {round}: fine-tuning {base} on {len(pairs)} pairs and {len(texts) - len(pairs)} listings"
         )
@@ -359,19 +363,23 @@ class SelfPlayRun:
         self.store.mark_batch_done(round, TRAIN_STAGE, 0, len(texts), timings={"train": report.seconds})
         return str(out_dir)
 
-    def _evaluate(self, round: int, model: str) -> dict[int, float]:
-        c = self.config
-        ks = [k for k in c.eval_ks if k <= c.eval_samples]
-        recorded = {e.k: e.pass_at_k for e in self.store.evals(round) if e.dataset == self.eval_name}
-        if ks and all(k in recorded for k in ks):
-            return recorded
+    def _evaluate(self, round: int, model: str, c: RunConfig) -> dict[int, float]:
         settings = eval_settings(c)
-        puzzles = self.eval_puzzles[: c.eval_limit] if c.eval_limit else self.eval_puzzles
+        recorded = {e.k: e.pass_at_k for e in self.store.evals(round) if e.dataset == self.eval.name}
+        if settings.ks and all(k in recorded for k in settings.ks):
+            return recorded
+        puzzles = self.eval.puzzles[: c.eval_limit] if c.eval_limit else self.eval.puzzles
         self.log(
-            f"round {round}: evaluating {model} on {self.eval_name} ({len(puzzles)} puzzles x {c.eval_samples})"
+            f"round {round}: evaluating {model} on {self.eval.name} ({len(puzzles)} puzzles x {c.eval_samples})"
         )
         result = evaluate(
-            self.backend(model), puzzles, seed_training_pairs(), self.sandbox, self.eval_name, settings
+            self.backend(model, c),
+            puzzles,
+            seed_training_pairs(),
+            self.sandbox,
+            self.eval.name,
+            settings,
+            before_batch=self.before_step,
         )
         if round > 0:  # round 0 (the base model) has no rounds row to hang a marker on
             timings = {f"eval.{k}": v for k, v in result.seconds.items()}
@@ -382,7 +390,7 @@ class SelfPlayRun:
             self.store.record_eval(
                 round=round,
                 model=model,
-                dataset=self.eval_name,
+                dataset=self.eval.name,
                 k=k,
                 n=c.eval_samples,
                 pass_at_k=value,
@@ -392,6 +400,8 @@ class SelfPlayRun:
             )
         return result.pass_at_k
 
+    # ------------------------------------------------------------------ outputs
+
     def _write_summary(self, round: int, summary: dict) -> None:
         path = self.run_dir / "rounds" / f"round-{round}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -400,8 +410,6 @@ class SelfPlayRun:
         temporary.replace(path)
 
     def _progress(self, items: Sequence[int], label: str):
-        import sys
-
         from tqdm import tqdm
 
         return tqdm(
@@ -439,6 +447,7 @@ def run_rounds(
     events = events or RoundEvents()
     if (reason := stop_reason(run)) is not None:
         return reason
+    events.round_started(0, run.base_model)
     events.base_evaluated(attempt(run.evaluate_base))
     while (reason := stop_reason(run)) is None:
         number = run.next_round()

@@ -3,26 +3,29 @@ one-screen text form."""
 
 from __future__ import annotations
 
-from factory.store import RunStore
+from factory.store import PROPOSAL_STATUSES, RunStore, round_stats
+from sandbox.verdicts import VERIFIED
+
+# The funnel counts the one-screen summary shows, in order.
+SUMMARY_FUNNEL = ("proposed", *PROPOSAL_STATUSES, "solved_puzzles", f"attempts_{VERIFIED}", "pairs")
 
 
 def round_summary(
     store: RunStore, round: int, model: str, eval_name: str, pass_at_k: dict[int, float], seconds: float
 ) -> dict:
     """Funnel, verdicts, seconds per stage, tokens/s and pass@k of ``round``, read from the store."""
-    timings = store.stage_timings(round)
-    generation_seconds = sum(v for k, v in timings.items() if k.endswith("generate"))
-    tokens = store.generated_tokens(round)
+    stats = round_stats(store, round)
     baseline = {e.k: e.pass_at_k for e in store.evals(0) if e.dataset == eval_name}
+    rate = stats.tokens_per_second
     return {
         "round": round,
         "model": model,
-        "funnel": store.funnel(round),
-        "verdicts": store.verdict_counts(round),
-        "timings": {k: round_to(v) for k, v in sorted(timings.items())},
+        "funnel": dict(stats.funnel),
+        "verdicts": dict(stats.verdicts),
+        "timings": {k: round_to(v) for k, v in sorted(stats.timings.items())},
         "seconds": round_to(seconds),
-        "tokens": tokens,
-        "tokens_per_second": round_to(tokens / generation_seconds) if generation_seconds else 0.0,
+        "tokens": stats.tokens,
+        "tokens_per_second": round_to(rate) if rate is not None else 0.0,
         "eval": {
             "dataset": eval_name,
             "pass_at_k": {str(k): v for k, v in pass_at_k.items()},
@@ -39,21 +42,7 @@ def format_summary(summary: dict) -> str:
     f = summary["funnel"]
     lines = [
         f"round {summary['round']} ({summary['seconds']:.0f} s, {summary['tokens']} tokens at {summary['tokens_per_second']:.0f} tokens/s)",
-        "  funnel: "
-        + ", ".join(
-            f"{k} {f.get(k, 0)}"
-            for k in (
-                "proposed",
-                "invalid",
-                "trivial",
-                "duplicate",
-                "contaminated",
-                "accepted",
-                "solved_puzzles",
-                "attempts_verified",
-                "pairs",
-            )
-        ),
+        "  funnel: " + ", ".join(f"{k} {f.get(k, 0)}" for k in SUMMARY_FUNNEL),
         "  verdicts: " + ", ".join(f"{k} {v}" for k, v in summary["verdicts"].items() if v),
         "  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary["timings"].items()),
         f"  {summary['eval']['dataset']}: "

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from factory.config import BACKENDS
 from factory.errors import ModelError
 from factory.models.base import Completion, ModelBackend, SamplingConfig
-
-BACKENDS = ("transformers", "vllm", "openai")
 
 
 def load_backend(kind: str, model: str | None, **options) -> ModelBackend:

@@ -100,20 +100,19 @@ def cache_root() -> Path:
 
 
 def default_model_path(
-    corpus: Callable[[], Sequence[str]] | None = None,
+    corpus: Callable[[], Sequence[str]],
     cache_dir: Path | None = None,
     *,
     config: BuildConfig | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Path:
     """Path of the default model for ``corpus`` (a callable returning the training texts), building and
-    caching it first if needed, in ``cache_dir`` (default ``$XDG_CACHE_HOME/selfplay-factory``).
-
-    ``corpus=None`` uses ``synthetic_corpus`` (a stand-in until the seed puzzles are wired in).
+    caching it first if needed, in ``cache_dir`` (default ``$XDG_CACHE_HOME/selfplay-factory``). The
+    factory's corpus is ``factory.loop.corpus.seed_corpus`` (``embedded_model_path`` passes it).
     """
     config = config or BuildConfig()
     log = log or _stderr
-    texts = list((corpus or synthetic_corpus)())
+    texts = list(corpus())
     if not any(t.strip() for t in texts):
         raise ValueError("the default-model corpus is empty; give it some Python texts to learn from")
     root = Path(cache_dir) if cache_dir is not None else cache_root()
@@ -235,87 +234,6 @@ def packed_batches(
     return batches, len(stream)
 
 
-def synthetic_corpus(count: int = 400, seed: int = 0) -> list[str]:
-    """Small P3-style programs (a puzzle ``f``, a solution ``g``, an assert) made from templates with
-    varied names, numbers and strings: a stand-in corpus for tests and for builds without seed puzzles."""
-    rng = random.Random(seed)
-    words = ["hello", "world", "puzzle", "python", "banana", "abc", "xyz", "level", "racecar", "code", "data"]
-
-    def word() -> str:
-        return rng.choice(words)
-
-    templates: list[Callable[[], tuple[str, str]]] = [
-        lambda: (
-            f"def f{{k}}(s: str, n={(n := rng.randint(1, 30))}):\n    return len(s) == n",
-            f"def g{{k}}(n={n}):\n    return '{rng.choice('abcxyz')}' * n",
-        ),
-        lambda: (
-            f"def f{{k}}(x: int, a={(a := rng.randint(-99, 99))}, b={(b := rng.randint(1, 999))}):\n    return x + a == b",
-            f"def g{{k}}(a={a}, b={b}):\n    return b - a",
-        ),
-        lambda: (
-            f"def f{{k}}(x: int, a={(a := rng.randint(2, 20))}, b={(b := rng.randint(1, 500))}):\n    return x * a == b * a",
-            f"def g{{k}}(a={a}, b={b}):\n    return b",
-        ),
-        lambda: (
-            f"def f{{k}}(li: List[int], n={(n := rng.randint(2, 12))}):\n    return len(li) == n and all(x > 0 for x in li)",
-            f"def g{{k}}(n={n}):\n    return [{rng.randint(1, 9)}] * n",
-        ),
-        lambda: (
-            f"def f{{k}}(li: List[int], target={(t := rng.randint(10, 300))}):\n    return sum(li) == target and len(li) == {(m := rng.randint(2, 5))}",
-            f"def g{{k}}(target={t}):\n    return [target - {m - 1}] + [1] * {m - 1}",
-        ),
-        lambda: (
-            f'def f{{k}}(s: str, word="{(w := word())}"):\n    return s[::-1] == word',
-            f'def g{{k}}(word="{w}"):\n    return word[::-1]',
-        ),
-        lambda: (
-            f'def f{{k}}(s: str, sub="{(w := word())}", count={(c := rng.randint(1, 6))}):\n    return s.count(sub) == count',
-            f'def g{{k}}(sub="{w}", count={c}):\n    return sub * count',
-        ),
-        lambda: (
-            f"def f{{k}}(n: int, lower={(lo := rng.randint(0, 1000))}):\n    return n > lower and n % {(d := rng.randint(2, 13))} == 0",
-            f"def g{{k}}(lower={lo}):\n    return (lower // {d} + 1) * {d}",
-        ),
-        lambda: (
-            f"def f{{k}}(x: float, v={(v := rng.randint(2, 400))}):\n    return abs(x * x - v) < 1e-6",
-            f"def g{{k}}(v={v}):\n    return v ** 0.5",
-        ),
-        lambda: (
-            f'def f{{k}}(s: str, a="{(a := word())}", b="{(b := word())}"):\n    return s.startswith(a) and s.endswith(b)',
-            f'def g{{k}}(a="{a}", b="{b}"):\n    return a + b',
-        ),
-        lambda: (
-            f"def f{{k}}(li: List[int], n={(n := rng.randint(3, 15))}):\n    return sorted(li) == list(range(n)) and li[0] == n - 1",
-            f"def g{{k}}(n={n}):\n    return list(range(n))[::-1]",
-        ),
-        lambda: (
-            f"def f{{k}}(s: str, n={(n := rng.randint(2, 9))}):\n    return s == s[::-1] and len(s) == n",
-            f'def g{{k}}(n={n}):\n    return "{rng.choice("abz")}" * n',
-        ),
-        lambda: (
-            f'def f{{k}}(ls: List[str], words={(ws := [word() for _ in range(rng.randint(2, 4))])}):\n    return "".join(ls) == "".join(words)',
-            f"def g{{k}}(words={ws}):\n    return list(words)",
-        ),
-        lambda: (
-            f"def f{{k}}(i: int, li={(li := [rng.randint(-50, 50) for _ in range(rng.randint(3, 8))])}):\n    return li[i] == max(li)",
-            f"def g{{k}}(li={li}):\n    return li.index(max(li))",
-        ),
-        lambda: (
-            f"def f{{k}}(b: bool, n={(n := rng.randint(0, 99))}):\n    return b == (n % 2 == 0)",
-            f"def g{{k}}(n={n}):\n    return n % 2 == 0",
-        ),
-    ]
-    texts = []
-    for _ in range(count):
-        pairs = [rng.choice(templates)() for _ in range(rng.randint(1, 3))]
-        parts = ["from typing import List\n"]
-        for k, (f, g) in enumerate(pairs, start=1):
-            parts.append(f"{f.format(k=k)}\n\n{g.format(k=k)}\n\nassert f{k}(g{k}())\n")
-        texts.append("\n".join(parts))
-    return texts
-
-
 def _stderr(message: str) -> None:
     print(f"[default-model] {message}", file=sys.stderr, flush=True)
 
@@ -327,6 +245,5 @@ __all__ = [
     "cache_root",
     "default_model_path",
     "fingerprint",
-    "synthetic_corpus",
     "train_tokenizer",
 ]

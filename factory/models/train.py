@@ -187,24 +187,6 @@ def _load_for_training(base_model: str | Path):
     return load_pretrained(base_model, torch.float32)
 
 
-@torch.no_grad()
-def mean_loss(
-    model_path: str | Path, texts: Sequence[str], *, max_length: int = 1024, batch_size: int = 8
-) -> float:
-    """Mean per-token loss of a checkpoint on ``texts`` (each + EOS), the way ``fine_tune`` trains."""
-    model, tokenizer = _load_for_training(model_path)
-    model.to(pick_device()).eval()
-    total, count = 0.0, 0
-    for batch in padded_batches(
-        encode_texts(tokenizer, texts, max_length), batch_size, tokenizer.pad_token_id
-    ):
-        batch = {k: v.to(model.device) for k, v in batch.items()}
-        n = int((batch["labels"][:, 1:] != -100).sum())
-        total += model(**batch).loss.item() * n
-        count += n
-    return total / max(1, count)
-
-
 def fine_tune(
     base_model: str | Path,
     texts: Sequence[str],
@@ -224,9 +206,16 @@ def fine_tune(
 
     Loss is on the whole text (each text + EOS). ``learning_rate`` defaults to 1e-4 (full) or 1e-3 (LoRA).
     ``lora=True`` trains LoRA adapters on the attention projections and saves the merged weights.
-    Raises ValueError on empty ``texts``, FileExistsError if ``out_dir`` exists, ModelError if the base
-    model cannot be loaded.
+    Raises ValueError on empty ``texts``, FileExistsError if ``out_dir`` exists, and ModelError (one
+    line) when training cannot run: the base model is missing or cannot be loaded, peft is missing for
+    ``lora``, memory runs out, or the checkpoint cannot be written.
     """
+    from factory.errors import ModelError
+
+    def first_line(e: BaseException) -> str:
+        text = str(e).strip().splitlines()
+        return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise ValueError("fine_tune got no (non-blank) texts to train on; check the verified pairs and seeds")
@@ -235,14 +224,31 @@ def fine_tune(
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} already exists; remove it or choose another output directory")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ModelError(
+            f"cannot fine-tune: cannot create the checkpoint directory {out_dir.parent} ({first_line(e)})"
+        ) from None
     start = time.monotonic()
     with deterministic(seed):
-        model, tokenizer = _load_for_training(base_model)
+        try:
+            model, tokenizer = _load_for_training(base_model)
+        except ModelError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure to load a user's checkpoint is one line
+            raise ModelError(f"cannot load {base_model} for fine-tuning: {first_line(e)}") from e
         model.to(pick_device())
         if lora:
-            from peft import LoraConfig, get_peft_model
+            try:
+                from peft import LoraConfig, get_peft_model
+            except ImportError:
+                raise ModelError("fine-tuning LoRA adapters needs the peft package: pip install peft") from None
 
-            targets = _lora_targets(model)
+            try:
+                targets = _lora_targets(model)
+            except ValueError as e:
+                raise ModelError(str(e)) from None
             config = LoraConfig(
                 r=8,
                 lora_alpha=16,
@@ -256,15 +262,20 @@ def fine_tune(
         )
         total_steps = max(1, math.ceil(epochs * len(batches)))
         lr = learning_rate if learning_rate is not None else (1e-3 if lora else 1e-4)
-        steps, final_loss = train_steps(
-            model,
-            batches,
-            total_steps=total_steps,
-            learning_rate=lr,
-            seed=seed,
-            max_seconds=max_seconds,
-            log=log,
-        )
+        try:
+            steps, final_loss = train_steps(
+                model,
+                batches,
+                total_steps=total_steps,
+                learning_rate=lr,
+                seed=seed,
+                max_seconds=max_seconds,
+                log=log,
+            )
+        except (torch.OutOfMemoryError, MemoryError) as e:
+            raise ModelError(
+                f"fine-tuning {base_model} ran out of memory ({first_line(e)}): train with lora, or a smaller model"
+            ) from None
         if lora:
             model = model.merge_and_unload()
 
@@ -272,5 +283,10 @@ def fine_tune(
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
 
-        save_atomically(out_dir, write)
+        try:
+            save_atomically(out_dir, write)
+        except FileExistsError:
+            raise
+        except OSError as e:
+            raise ModelError(f"cannot save the fine-tuned checkpoint to {out_dir}: {first_line(e)}") from None
     return TrainReport(out_dir, len(texts), steps, final_loss, time.monotonic() - start)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from factory.store.records import PROPOSAL_STATUSES
+
 DATA_DIR = "data"
 SPLIT = "train"
 DATA_FILE = f"{DATA_DIR}/{SPLIT}-00000-of-00001.parquet"
@@ -47,16 +49,8 @@ COLUMN_DOCS: dict[str, str] = {
     "attempt_id": "id of the solution attempt in the run's store (null for seed references)",
 }
 
-FUNNEL_COLUMNS = (
-    "proposed",
-    "invalid",
-    "trivial",
-    "duplicate",
-    "contaminated",
-    "accepted",
-    "solved_puzzles",
-    "pairs",
-)
+# The funnel counts of each round in the card's table, in order.
+FUNNEL_COLUMNS = ("proposed", *PROPOSAL_STATUSES, "solved_puzzles", "pairs")
 
 
 @dataclass(frozen=True)
@@ -133,17 +127,6 @@ def render_card(facts: CardFacts, dataset_info: dict) -> str:
         card_metadata(facts, dataset_info), sort_keys=False, allow_unicode=True, width=1000
     )
     return f"---\n{front}---\n\n{card_body(facts)}"
-
-
-def read_front_matter(text: str) -> dict:
-    """The YAML front matter of a card (``{}`` when there is none)."""
-    if not text.startswith("---\n"):
-        return {}
-    end = text.find("\n---\n", 4)
-    if end < 0:
-        raise ValueError("the card's YAML front matter has no closing '---' line")
-    data = yaml.safe_load(text[4:end])
-    return data if isinstance(data, dict) else {}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
-"""Export a run's verified pairs as a Hugging Face dataset (parquet + dataset card), and push it to the Hub.
+"""Export a run's verified pairs as a Hugging Face dataset (parquet + dataset card).
 
 The store is the single source of truth: rows are read from it, filtered, and written as one parquet
 split in the Hub's layout (``data/train-00000-of-00001.parquet`` and ``README.md`` with the YAML
-``configs`` and ``dataset_info``), so ``datasets.load_dataset(out_dir)`` and a pushed copy load the same
-rows with the same features.
+``configs`` and ``dataset_info``), so ``datasets.load_dataset(out_dir)`` and a copy pushed to the Hub
+(``factory.outputs.hub``) load the same rows with the same features.
 
 Which pairs: by default the generated ones (puzzles the model proposed; the synthetic data), one row
 per distinct (puzzle, solution). ``include_seeds`` adds the seed puzzles' reference solutions and any
@@ -14,7 +14,6 @@ distance from evaluation sets) apply to generated pairs; seed rows, when include
 from __future__ import annotations
 
 import ast
-import os
 import re
 import shutil
 import tempfile
@@ -34,7 +33,7 @@ from factory.outputs.dataset_card import (
     RoundFacts,
     render_card,
 )
-from factory.store import GENERATED, SEED, RunStore
+from factory.store import GENERATED, SEED, RunStore, rounds_stats
 from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD
 from puzzles.filters import EvalIndex
 from sandbox.verdicts import VERIFIED
@@ -66,7 +65,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 
 SEEDS_TEST = "seeds-test"
 NEAR_SET_NAMES = (SEEDS_TEST,)
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def features():
@@ -128,9 +126,9 @@ class ExportFilters:
 
     def __post_init__(self) -> None:
         if self.min_solve_rate is not None and not 0.0 <= self.min_solve_rate <= 1.0:
-            raise UserError(f"--min-solve-rate must be between 0 and 1 (got {self.min_solve_rate})")
+            raise UserError(f"min_solve_rate must be between 0 and 1 (got {self.min_solve_rate})")
         if self.max_per_puzzle is not None and self.max_per_puzzle < 1:
-            raise UserError(f"--max-per-puzzle must be at least 1 (got {self.max_per_puzzle})")
+            raise UserError(f"max_per_puzzle must be at least 1 (got {self.max_per_puzzle})")
 
     def describe(self) -> list[str]:
         lines = [
@@ -179,7 +177,7 @@ def open_run(run_dir: Path | str) -> RunStore:
     """The store of an existing run directory, or a UserError saying what is wrong."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a directory: give the --run-dir of a factory run")
+        raise UserError(f"{run_dir} is not a directory: give the directory of a factory run")
     try:
         return RunStore.open(run_dir, create=False)
     except StoreError as e:
@@ -316,11 +314,11 @@ def parse_rounds(text: str) -> frozenset[int]:
         part = part.strip()
         match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
         if not match:
-            raise UserError(f"--rounds {text!r}: expected numbers and ranges like 1-3 or 2,3 or 1-2,5")
+            raise UserError(f"rounds {text!r}: expected numbers and ranges like 1-3 or 2,3 or 1-2,5")
         low = int(match.group(1))
         high = int(match.group(2)) if match.group(2) is not None else low
         if high < low:
-            raise UserError(f"--rounds {text!r}: the range {part} is empty (write the lower number first)")
+            raise UserError(f"rounds {text!r}: the range {part} is empty (write the lower number first)")
         rounds.update(range(low, high + 1))
     return frozenset(rounds)
 
@@ -345,7 +343,8 @@ def near_set(name: str, threshold: float = NEAR_DUPLICATE_THRESHOLD) -> NearSet:
 
     if name != SEEDS_TEST:
         raise UserError(
-            f"--exclude-near {name!r}: known sets are {', '.join(NEAR_SET_NAMES)} (use --exclude-near-p3 PATH for P3)"
+            f"no evaluation set named {name!r}: known sets are {', '.join(NEAR_SET_NAMES)} "
+            "(P3's puzzles.json files: near_set_p3)"
         )
     label, puzzles = eval_set(None, "test")
     return NearSet(label, EvalIndex.from_sources(((p.key, p.puzzle.source) for p in puzzles), threshold))
@@ -358,9 +357,9 @@ def near_set_p3(path: Path, split: str = "test", threshold: float = NEAR_DUPLICA
     try:
         puzzles = load_p3(path, None if split == "all" else split)
     except (FileNotFoundError, ValueError) as e:
-        raise UserError(f"--exclude-near-p3: {e}") from None
+        raise UserError(f"P3 evaluation set: {e}") from None
     if not puzzles:
-        raise UserError(f"--exclude-near-p3 {path}: no puzzles in split {split!r}")
+        raise UserError(f"P3 evaluation set {path}: no puzzles in split {split!r}")
     index = EvalIndex.from_sources(((p.key, p.puzzle.source) for p in puzzles), threshold)
     return NearSet(f"p3-{split} ({path})", index)
 
@@ -388,14 +387,14 @@ def export_dataset(
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     _check_out_dir(out_dir, force)
-    with open_run(run_dir) as store:
+    with open_run(run_dir) as store, store.snapshot():  # the rows and the card's numbers agree
         rows = pair_rows(store)
         selection = select_rows(rows, filters)
         if not selection.rows:
             removed = ", ".join(f"{k} {v}" for k, v in selection.dropped.items() if v) or "none"
             raise UserError(
                 f"nothing to export from {run_dir}: {len(rows)} stored pairs, none left after the filters "
-                f"(removed: {removed}); relax the filters or add --include-seeds"
+                f"(removed: {removed}); relax the filters or include the seed puzzles' pairs (include_seeds)"
             )
         facts = _card_facts(store, run_dir, filters, selection, license, pretty_name)
 
@@ -447,10 +446,10 @@ def _quiet_progress() -> Iterator[None]:
 
 def _check_out_dir(out_dir: Path, force: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} is a file: give a directory")
+        raise UserError(f"{out_dir} is a file: an export needs a directory")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         raise UserError(
-            f"--out {out_dir} is not empty: choose a new directory, or pass --force to replace an earlier export"
+            f"{out_dir} is not empty: choose a new directory, or pass force=True to replace an earlier export"
         )
 
 
@@ -474,15 +473,15 @@ def _card_facts(
     rows_by_round = Counter(row.round for row in selection.rows if row.origin == GENERATED)
     rounds = [
         RoundFacts(
-            round=info.round,
-            model=info.model,
-            finished=info.finished_at is not None,
-            funnel=store.funnel(info.round),
-            verdicts=store.verdict_counts(info.round),
-            exported_rows=rows_by_round.get(info.round, 0),
+            round=stats.round,
+            model=stats.model or "",
+            finished=stats.finished,
+            funnel=stats.funnel,
+            verdicts=stats.verdicts,
+            exported_rows=rows_by_round.get(stats.round, 0),
         )
-        for info in store.rounds()
-        if info.round > 0
+        for stats in rounds_stats(store)
+        if stats.round > 0
     ]
     evals = [EvalFacts(e.round, e.dataset, e.k, e.n, e.pass_at_k, e.model) for e in store.evals()]
     models = sorted(
@@ -503,128 +502,3 @@ def _card_facts(
         license=license,
         models=models,
     )
-
-
-# ---------------------------------------------------------------------------------------------------
-# the Hub
-
-
-@dataclass(frozen=True)
-class HubTarget:
-    repo_id: str
-    token: str
-    private: bool
-    endpoint: str
-
-
-def hub_target(repo_id: str, *, private: bool = False, token: str | None = None) -> HubTarget:
-    """Check everything a push needs that does not need the network; UserError when something is missing.
-
-    The token is ``token``, else the usual Hugging Face one (``HF_TOKEN``, or the file ``hf auth login``
-    writes). Nothing here opens a connection.
-    """
-    from huggingface_hub import constants, get_token
-
-    if not _REPO_ID.match(repo_id):
-        raise UserError(
-            f"--push-to-hub {repo_id!r}: expected USER/NAME (or ORG/NAME), e.g. alice/selfplay-pairs"
-        )
-    if _offline():
-        raise UserError(
-            "cannot push: HF_HUB_OFFLINE is set, so the Hugging Face Hub is off limits; unset it and push again"
-        )
-    token = token or get_token()
-    if not token:
-        raise UserError(
-            "cannot push: no Hugging Face token; set HF_TOKEN or run `hf auth login`, then push again"
-        )
-    return HubTarget(repo_id, token, private, os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
-
-
-def push_to_hub(
-    export_dir: Path | str, target: HubTarget, log: Callable[[str], None] = lambda m: None
-) -> str:
-    """Push an export (its parquet split and its card) to ``target.repo_id``; returns the dataset's URL.
-
-    ``Dataset.push_to_hub`` uploads the rows (and writes a default card); the export's own card then
-    replaces that card. Network and Hub failures become one-line UserErrors.
-    """
-    import pyarrow.parquet as pq
-    from datasets import Dataset
-    from huggingface_hub import HfApi
-
-    export_dir = Path(export_dir)
-    data_file, card_file = export_dir / DATA_FILE, export_dir / CARD_FILENAME
-    if not data_file.is_file() or not card_file.is_file():
-        raise UserError(
-            f"{export_dir} is not a factory export (no {DATA_FILE} or {CARD_FILENAME}); run `factory export` first"
-        )
-    table = pq.read_table(data_file)
-    if table.column_names != [name for name, _ in COLUMNS]:
-        raise UserError(
-            f"{data_file} does not have this factory's columns; export again with `factory export`"
-        )
-    dataset = Dataset.from_list(table.to_pylist(), features=features())
-    api = HfApi(endpoint=target.endpoint, token=target.token)
-    with _hub_errors(target):
-        user = api.whoami()
-        log(f"pushing {len(dataset)} rows to {target.repo_id} as {user.get('name', '?')}")
-        dataset.push_to_hub(
-            target.repo_id,
-            split=SPLIT,
-            private=target.private,
-            token=target.token,
-            commit_message="Upload verified self-play pairs (factory export)",
-        )
-        api.upload_file(
-            path_or_fileobj=str(card_file),
-            path_in_repo=CARD_FILENAME,
-            repo_id=target.repo_id,
-            repo_type="dataset",
-            commit_message="Dataset card (factory export)",
-        )
-    return f"{target.endpoint.rstrip('/')}/datasets/{target.repo_id}"
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    value = os.environ.get("HF_HUB_OFFLINE", "")
-    return value.upper() in {"1", "ON", "YES", "TRUE"} or bool(constants.HF_HUB_OFFLINE)
-
-
-@contextmanager
-def _hub_errors(target: HubTarget) -> Iterator[None]:
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
-    try:
-        yield
-    except OfflineModeIsEnabled:
-        raise UserError("cannot push: HF_HUB_OFFLINE is set; unset it and push again") from None
-    except HfHubHTTPError as e:
-        status = getattr(getattr(e, "response", None), "status_code", None)
-        if status in (401, 403):
-            raise UserError(
-                f"the Hugging Face Hub at {target.endpoint} refused the token (HTTP {status}): check HF_TOKEN or "
-                f"run `hf auth login`, and that it may write to {target.repo_id}"
-            ) from None
-        raise UserError(f"pushing to {target.repo_id} failed: the Hub answered {_first_line(e)}") from None
-    except Exception as e:
-        if not _is_network_error(e):
-            raise
-        raise UserError(
-            f"cannot reach the Hugging Face Hub at {target.endpoint} ({_first_line(e)}): check the network "
-            "or HF_ENDPOINT, then push again (the export on disk is complete)"
-        ) from None
-
-
-def _is_network_error(e: BaseException) -> bool:
-    if isinstance(e, OSError):
-        return True
-    root = type(e).__module__.split(".")[0]
-    return root in {"httpx", "httpx2", "requests", "urllib3", "httpcore", "aiohttp"}
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

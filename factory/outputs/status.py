@@ -6,13 +6,13 @@ and probed with a non-blocking shared ``flock`` that is released at once.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from factory.errors import UserError
 from factory.store.lock import LockHolder, lock_state, utc_text
+from factory.store.stats import Activity, generated_pairs, last_activity, rounds_stats, seed_pairs
 
 
 def duration_text(seconds: float) -> str:
@@ -27,43 +27,6 @@ def duration_text(seconds: float) -> str:
         return f"{hours}h {minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d {hours:02d}h"
-
-
-# ---------------------------------------------------------------------------------------------------
-# last activity
-
-
-@dataclass(frozen=True)
-class Activity:
-    at: float  # Unix time
-    what: str
-
-
-def last_activity(run_dir: Path | str) -> Activity | None:
-    """The store's latest recorded step: a batch stored, a round started or finished, an evaluation."""
-    from factory.store import STORE_FILENAME
-
-    path = Path(run_dir) / STORE_FILENAME
-    if not path.exists():
-        return None
-    db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
-    try:
-        candidates: list[Activity] = []
-        row = db.execute("SELECT round, stage, batch, finished_at FROM batches ORDER BY finished_at DESC LIMIT 1").fetchone()
-        if row:
-            candidates.append(Activity(row[3], f"round {row[0]} {row[1]} batch {row[2]} stored"))
-        for number, started, finished in db.execute("SELECT round, started_at, finished_at FROM rounds"):
-            candidates.append(Activity(started, f"round {number} started"))
-            if finished is not None:
-                candidates.append(Activity(finished, f"round {number} finished"))
-        row = db.execute("SELECT round, k, created_at FROM evals ORDER BY created_at DESC LIMIT 1").fetchone()
-        if row:
-            candidates.append(Activity(row[2], f"round {row[0]} pass@{row[1]} recorded"))
-    except sqlite3.DatabaseError:
-        return None
-    finally:
-        db.close()
-    return max(candidates, key=lambda a: a.at, default=None)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -113,29 +76,31 @@ def read_status(run_dir: Path | str) -> RunStatus:
     except StoreError as e:
         raise UserError(str(e)) from None
     try:
-        config = store.config()
-        evals = store.evals()
-        datasets = [e.dataset for e in evals]
-        dataset = datasets[-1] if datasets else None
-        rounds = []
-        for info in store.rounds():
-            summary = info.summary or {}
-            rounds.append(RoundStatus(
-                round=info.round, model=info.model, started_at=info.started_at, finished_at=info.finished_at,
-                seconds=summary.get("seconds") if info.finished_at is not None else None,
-                funnel=store.funnel(info.round), verdicts=store.verdict_counts(info.round),
-                pass_at_k={e.k: e.pass_at_k for e in evals if e.round == info.round and e.dataset == dataset},
-            ))
-        if evals and not any(r.round == 0 for r in rounds):  # the base evaluation starts no round row
-            rounds.insert(0, RoundStatus(0, str(config.get("model") if config else ""), evals[0].created_at,
-                                         evals[0].created_at, None, {}, {},
-                                         {e.k: e.pass_at_k for e in evals if e.round == 0 and e.dataset == dataset}))
-        seed_pairs = store.funnel(0)["pairs"]
+        with store.snapshot():
+            config = store.config()
+            evals = store.evals()
+            stats = rounds_stats(store)
+            generated = generated_pairs(store)
+            seeds = seed_pairs(store)
+            activity = last_activity(store)
     finally:
         store.close()
-    generated = sum(r.funnel.get("pairs", 0) for r in rounds if r.round > 0)
-    return RunStatus(str(run_dir), running, holder, config, dataset, tuple(rounds), generated, seed_pairs,
-                     last_activity(run_dir))
+    datasets = [e.dataset for e in evals]
+    dataset = datasets[-1] if datasets else None
+    rounds = []
+    for s in stats:
+        assert s.info is not None  # every started round has its row
+        rounds.append(RoundStatus(
+            round=s.round, model=s.info.model, started_at=s.info.started_at, finished_at=s.info.finished_at,
+            seconds=(s.info.summary or {}).get("seconds") if s.finished else None,
+            funnel=dict(s.funnel), verdicts=dict(s.verdicts),
+            pass_at_k={e.k: e.pass_at_k for e in evals if e.round == s.round and e.dataset == dataset},
+        ))
+    if evals and not any(r.round == 0 for r in rounds):  # the base evaluation starts no round row
+        rounds.insert(0, RoundStatus(0, str(config.get("model") if config else ""), evals[0].created_at,
+                                     evals[0].created_at, None, {}, {},
+                                     {e.k: e.pass_at_k for e in evals if e.round == 0 and e.dataset == dataset}))
+    return RunStatus(str(run_dir), running, holder, config, dataset, tuple(rounds), generated, seeds, activity)
 
 
 def format_status(status: RunStatus, now: float | None = None) -> str:

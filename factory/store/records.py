@@ -7,10 +7,22 @@ import hashlib
 from dataclasses import dataclass
 
 from puzzles.records import Puzzle
+from puzzles.rename import FUNCTION_DEFS, rename_identifier
+
+__all__ = [
+    "ACCEPTED", "CONTAMINATED", "DUPLICATE", "GENERATED", "INVALID", "PROPOSAL_STATUSES", "PROPOSE_STAGE", "SEED",
+    "SELECT_STAGE", "SOLVE_STAGE", "TRIVIAL", "AttemptRow", "CheckpointInfo", "EvalRecord", "ProposalRow",
+    "RoundInfo", "StoredAttempt", "StoredPair", "StoredProposal", "StoredPuzzle", "solution_hash",
+    "solution_length",
+]
 
 # What the filters said about one raw proposal; only "accepted" ones become puzzles.
+INVALID = "invalid"  # does not parse, breaks the P3 rules, or can never be solved
+TRIVIAL = "trivial"  # a bool answer, or a probe answer solves it
+DUPLICATE = "duplicate"  # the canonical form of a stored puzzle
+CONTAMINATED = "contaminated"  # equal or near to an evaluation puzzle
 ACCEPTED = "accepted"
-PROPOSAL_STATUSES = ("invalid", "trivial", "duplicate", "contaminated", ACCEPTED)
+PROPOSAL_STATUSES = (INVALID, TRIVIAL, DUPLICATE, CONTAMINATED, ACCEPTED)
 
 # Stage names of the markers the store writes itself.
 PROPOSE_STAGE = "propose"
@@ -173,14 +185,9 @@ def solution_hash(source: str) -> str:
     except SyntaxError:
         text = "text:" + source.strip()
     else:
-        defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        defs = [n for n in tree.body if isinstance(n, FUNCTION_DEFS)]
         if len(defs) == 1:
-            old = defs[0].name
-            for node in ast.walk(tree):
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == old:
-                    node.name = "g"
-                elif isinstance(node, ast.Name) and node.id == old:
-                    node.id = "g"
+            rename_identifier(tree, defs[0].name, "g", names_and_functions_only=True)
         text = "ast:" + ast.dump(tree)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -33,6 +33,8 @@ from pathlib import Path
 from factory.errors import StoreError
 from factory.store.records import (
     ACCEPTED,
+    CONTAMINATED,
+    DUPLICATE,
     GENERATED,
     PROPOSAL_STATUSES,
     PROPOSE_STAGE,
@@ -53,7 +55,7 @@ from factory.store.records import (
 )
 from factory.store.schema import SCHEMA_STATEMENTS, SCHEMA_VERSION, STORE_FILENAME
 from puzzles.records import NamedPuzzle, Puzzle
-from sandbox.verdicts import ALL_VERDICTS, VERIFIED
+from sandbox.verdicts import ALL_VERDICTS
 
 _PUZZLE_COLUMNS = (
     "id, canonical_hash, source, name, answer_arg, answer_type, defaults_json, origin, key, round, "
@@ -83,6 +85,10 @@ def _puzzle(row: sqlite3.Row) -> StoredPuzzle:
 def _round_info(row: sqlite3.Row) -> RoundInfo:
     summary = json.loads(row["summary_json"]) if row["summary_json"] is not None else None
     return RoundInfo(row["round"], row["model"], row["started_at"], row["finished_at"], summary)
+
+
+def _round_settings_key(round: int) -> str:
+    return f"round-{round}-settings"
 
 
 def _check_int(name: str, value: object, minimum: int = 0) -> None:
@@ -162,8 +168,13 @@ class RunStore:
             raise
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: several queries see one snapshot even while another process writes."""
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside it, through this store's methods or the connection
+        it yields, sees one snapshot of the file even while another process writes. A snapshot taken
+        inside another one joins it. Write nothing inside one (``factory.store.stats`` reads here)."""
+        if self._db.in_transaction:
+            yield self._db
+            return
         self._db.execute("BEGIN")
         try:
             yield self._db
@@ -234,10 +245,6 @@ class RunStore:
 
     # -- run metadata --------------------------------------------------------------------------------
 
-    @property
-    def schema_version(self) -> int:
-        return SCHEMA_VERSION
-
     def record_config(self, config: Mapping[str, object]) -> dict:
         """Store the run's configuration if none is stored yet; return the stored one to compare."""
         text = json.dumps(dict(config), sort_keys=True)
@@ -252,15 +259,26 @@ class RunStore:
 
     # -- rounds and batch markers --------------------------------------------------------------------
 
-    def start_round(self, round: int, model: str) -> RoundInfo:
-        """Record that ``round`` runs with ``model``. Idempotent: a started round keeps its first record."""
+    def start_round(self, round: int, model: str, settings: Mapping[str, object] | None = None) -> RoundInfo:
+        """Record that ``round`` runs with ``model`` and ``settings`` (the run's settings as JSON, which
+        ``round_settings`` gives back). Idempotent: a started round keeps its first record."""
         _check_int("round", round)
         with self._write(f"starting round {round}") as db:
             db.execute(
                 "INSERT OR IGNORE INTO rounds(round, model, started_at) VALUES (?, ?, ?)",
                 (round, model, time.time()),
             )
+            if settings is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
+                    (_round_settings_key(round), json.dumps(dict(settings), sort_keys=True)),
+                )
             return self._require_round(db, round)
+
+    def round_settings(self, round: int) -> dict | None:
+        """The settings ``round`` was started with; None for a round started without them."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (_round_settings_key(round),)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def finish_round(self, round: int, summary: Mapping[str, object]) -> RoundInfo:
         """Mark ``round`` finished with a JSON summary (kept from the first call's time, latest summary)."""
@@ -283,10 +301,6 @@ class RunStore:
     def is_batch_done(self, round: int, stage: str, batch: int) -> bool:
         return self._batch_done(self._db, round, stage, batch)
 
-    def done_batches(self, round: int, stage: str) -> set[int]:
-        rows = self._db.execute("SELECT batch FROM batches WHERE round = ? AND stage = ?", (round, stage))
-        return {row[0] for row in rows}
-
     def mark_batch_done(
         self,
         round: int,
@@ -302,21 +316,6 @@ class RunStore:
             self._require_round(db, round)
             self._mark(db, round, stage, batch, items, timings, tokens)
 
-    def stage_timings(self, round: int) -> dict[str, float]:
-        """Seconds per named step ("propose.generate", "solve.verify", ...) summed over the round's batches."""
-        totals: dict[str, float] = {}
-        for (text,) in self._db.execute("SELECT timings_json FROM batches WHERE round = ?", (round,)):
-            for key, seconds in json.loads(text).items():
-                totals[key] = totals.get(key, 0.0) + float(seconds)
-        return totals
-
-    def generated_tokens(self, round: int, stage: str | None = None) -> int:
-        row = self._db.execute(
-            "SELECT COALESCE(SUM(tokens), 0) FROM batches WHERE round = ? AND (? IS NULL OR stage = ?)",
-            (round, stage, stage),
-        ).fetchone()
-        return int(row[0])
-
     # -- puzzles -------------------------------------------------------------------------------------
 
     def block_hashes(self, hashes: Iterable[str], reason: str) -> int:
@@ -329,9 +328,6 @@ class RunStore:
             before = db.total_changes
             db.executemany("INSERT OR IGNORE INTO blocked_hashes(canonical_hash, reason) VALUES (?, ?)", rows)
             return db.total_changes - before
-
-    def blocked_hashes(self) -> set[str]:
-        return {row[0] for row in self._db.execute("SELECT canonical_hash FROM blocked_hashes")}
 
     def add_seed_puzzles(self, items: Iterable[tuple[NamedPuzzle, str]]) -> int:
         """Store seed puzzles (each with its canonical hash) and their reference solutions as round-0 pairs.
@@ -434,17 +430,6 @@ class RunStore:
         )
         return [_puzzle(row) for row in rows]
 
-    def puzzles_without_pairs(self, round: int | None = None) -> list[StoredPuzzle]:
-        """Puzzles (of ``round``, or all) with no stored pair yet, in id order."""
-        where = "" if round is None else "AND p.round = ?"
-        params = () if round is None else (round,)
-        rows = self._db.execute(
-            f"SELECT {_PUZZLE_COLUMNS} FROM puzzles p WHERE NOT EXISTS "
-            f"(SELECT 1 FROM pairs q WHERE q.puzzle_id = p.id) {where} ORDER BY p.id",
-            params,
-        )
-        return [_puzzle(row) for row in rows]
-
     def pool_puzzles(self, up_to_round: int | None = None, *, solved_only: bool = True) -> list[StoredPuzzle]:
         """Puzzles for propose prompts: seeds and generated puzzles of rounds ``<= up_to_round``.
 
@@ -510,9 +495,9 @@ class RunStore:
                     blocked = self._blocked(db, row.canonical_hash)
                     existing = self._puzzle_id(db, row.canonical_hash)
                     if blocked is not None:
-                        status, reason = "contaminated", f"canonical hash is blocked ({blocked})"
+                        status, reason = CONTAMINATED, f"canonical hash is blocked ({blocked})"
                     elif existing is not None:
-                        status, reason = "duplicate", f"same canonical hash as stored puzzle {existing}"
+                        status, reason = DUPLICATE, f"same canonical hash as stored puzzle {existing}"
                     else:
                         puzzle_id = self._insert_puzzle(
                             db,
@@ -607,59 +592,31 @@ class RunStore:
         )
         return [StoredAttempt(*row) for row in rows]
 
-    def verdict_counts(self, round: int) -> dict[str, int]:
-        """Attempts of ``round`` by verdict, every verdict present (zero when none)."""
-        counts = dict.fromkeys(ALL_VERDICTS, 0)
-        rows = self._db.execute(
-            "SELECT status, COUNT(*) FROM attempts WHERE round = ? GROUP BY status", (round,)
-        )
-        counts.update({status: n for status, n in rows})
-        return counts
-
     # -- pairs ---------------------------------------------------------------------------------------
 
-    def select_pairs(self, round: int, max_per_puzzle: int) -> int:
-        """Keep the shortest distinct verified solutions of ``round``: at most ``max_per_puzzle`` per puzzle.
-
-        Pairs already stored for a puzzle (earlier rounds, seeds' references) count towards the limit
-        and are never replaced; a solution whose hash is already stored for the puzzle is not distinct.
-        Ties in length go to the earlier attempt. Idempotent; marks (round, "select", 0) done.
-        Returns the number of pairs added.
-        """
-        _check_int("max_per_puzzle", max_per_puzzle, minimum=1)
-        with self._write(f"selecting round {round} pairs") as db:
+    def record_pairs(self, round: int, chosen: Sequence[StoredAttempt]) -> int:
+        """Store the attempts the select stage chose (``factory.loop.select``) as pairs of ``round``, and
+        the stage's marker. One transaction; an attempt already a pair, or a solution hash the puzzle
+        already has, rolls it back with a ``StoreError``. Returns the number stored."""
+        with self._write(f"storing round {round} pairs") as db:
             self._require_round(db, round)
-            chosen = db.execute(
-                """
-                WITH candidates AS (
-                    SELECT a.id, a.puzzle_id, a.source, a.solution_hash, a.length,
-                           ROW_NUMBER() OVER (PARTITION BY a.puzzle_id, a.solution_hash
-                                              ORDER BY a.length, a.id) AS copy
-                    FROM attempts a
-                    WHERE a.round = ? AND a.status = ?
-                      AND NOT EXISTS (SELECT 1 FROM pairs p
-                                      WHERE p.puzzle_id = a.puzzle_id AND p.solution_hash = a.solution_hash)
-                ), ranked AS (
-                    SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.puzzle_id ORDER BY c.length, c.id) AS rank
-                    FROM candidates c WHERE c.copy = 1
-                )
-                SELECT r.id, r.puzzle_id, r.source, r.solution_hash, r.length FROM ranked r
-                WHERE r.rank <= ? - (SELECT COUNT(*) FROM pairs p WHERE p.puzzle_id = r.puzzle_id)
-                ORDER BY r.puzzle_id, r.rank
-                """,
-                (round, VERIFIED, max_per_puzzle),
-            ).fetchall()
             now = time.time()
             db.executemany(
                 "INSERT INTO pairs(puzzle_id, attempt_id, round, solution_source, solution_hash, length, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (r["puzzle_id"], r["id"], round, r["source"], r["solution_hash"], r["length"], now)
-                    for r in chosen
-                ],
+                [(a.puzzle_id, a.id, round, a.source, a.solution_hash, a.length, now) for a in chosen],
             )
             self._mark(db, round, SELECT_STAGE, 0, len(chosen))
         return len(chosen)
+
+    def pair_hashes(self, puzzle_ids: Iterable[int]) -> dict[int, set[str]]:
+        """The solution hashes each of ``puzzle_ids`` has as stored pairs (every round, seeds included)."""
+        hashes: dict[int, set[str]] = {}
+        with self.snapshot() as db:
+            for puzzle_id in sorted(set(puzzle_ids)):
+                rows = db.execute("SELECT solution_hash FROM pairs WHERE puzzle_id = ?", (puzzle_id,))
+                hashes[puzzle_id] = {row[0] for row in rows}
+        return hashes
 
     def stored_pairs(self, up_to_round: int | None = None) -> list[StoredPair]:
         """Every stored pair of rounds ``<= up_to_round`` (seeds are round 0), in the order stored."""
@@ -703,16 +660,6 @@ class RunStore:
         ).fetchone()
         return CheckpointInfo(*row) if row else None
 
-    def checkpoints(self) -> list[CheckpointInfo]:
-        rows = self._db.execute(
-            "SELECT round, path, base_model, examples, seconds, created_at FROM checkpoints ORDER BY round"
-        )
-        return [CheckpointInfo(*row) for row in rows]
-
-    def latest_checkpoint(self) -> CheckpointInfo | None:
-        checkpoints = self.checkpoints()
-        return checkpoints[-1] if checkpoints else None
-
     def record_eval(
         self,
         *,
@@ -748,31 +695,3 @@ class RunStore:
             (limit, limit),
         )
         return [EvalRecord(*row[:8], json.loads(row[8]), row[9]) for row in rows]
-
-    # -- reports -------------------------------------------------------------------------------------
-
-    def funnel(self, round: int) -> dict[str, int]:
-        """What happened to round ``round``'s generations, stage by stage (one consistent snapshot).
-
-        Keys: proposed, invalid, trivial, duplicate, contaminated, accepted, puzzles, attempts,
-        attempts_<verdict> for every verdict, solved_puzzles, pairs.
-        """
-        with self._read() as db:
-            counts: dict[str, int] = {"proposed": 0, **dict.fromkeys(PROPOSAL_STATUSES, 0)}
-            for status, n in db.execute(
-                "SELECT status, COUNT(*) FROM proposals WHERE round = ? GROUP BY status", (round,)
-            ):
-                counts[status] = n
-                counts["proposed"] += n
-            counts["puzzles"] = db.execute(
-                "SELECT COUNT(*) FROM puzzles WHERE origin = 'generated' AND round = ?", (round,)
-            ).fetchone()[0]
-            verdicts = self.verdict_counts(round)
-            counts["attempts"] = sum(verdicts.values())
-            counts.update({f"attempts_{verdict}": n for verdict, n in verdicts.items()})
-            counts["solved_puzzles"] = db.execute(
-                "SELECT COUNT(DISTINCT puzzle_id) FROM attempts WHERE round = ? AND status = ?",
-                (round, VERIFIED),
-            ).fetchone()[0]
-            counts["pairs"] = db.execute("SELECT COUNT(*) FROM pairs WHERE round = ?", (round,)).fetchone()[0]
-        return counts

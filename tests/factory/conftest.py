@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 
-from factory.models.embedded import BuildConfig, default_model_path, synthetic_corpus
+from factory.loop.corpus import seed_training_pairs, training_texts
+from factory.models.embedded import BuildConfig, default_model_path
+from tests.factory.played_run import PlayedRun, StoreRows, play
 from tests.factory.scripted_model import ScriptedModelServer
 
 
@@ -20,9 +24,12 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def synthetic_tiny_model(tmp_path_factory):
-    """A ~0.1M-parameter model built in about a second from a synthetic corpus."""
+    """A ~0.1M-parameter model built in about a second from real seed texts: the seed corpus's recipe
+    (``training_texts``) on every third training seed, with 50 listings."""
+    pairs = seed_training_pairs()[::3]
+    texts = training_texts(pairs, [f for f, _ in pairs], 50, 3, random.Random(0))
     cache = tmp_path_factory.getbasetemp() / "model-cache"
-    return default_model_path(lambda: synthetic_corpus(150), cache, config=BuildConfig.tiny(), log=lambda m: None)
+    return default_model_path(lambda: texts, cache, config=BuildConfig.tiny(), log=lambda m: None)
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +38,21 @@ def scripted_model():
     server = ScriptedModelServer()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory) -> PlayedRun:
+    """A store written by the real loop on the scripted model (``tests.factory.played_run``), played
+    once per session: read it, or ``copy_run`` it to change it."""
+    return play(tmp_path_factory.mktemp("played") / "run")
+
+
+@pytest.fixture(scope="session")
+def run_dir(run: PlayedRun):
+    return run.run_dir
+
+
+@pytest.fixture(scope="session")
+def rows(run: PlayedRun) -> StoreRows:
+    """The played store's raw rows, counted with plain SQL (not through the code under test)."""
+    return StoreRows(run.run_dir)

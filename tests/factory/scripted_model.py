@@ -67,6 +67,7 @@ class ScriptedModelServer:
 
     def __init__(self, delay_s: float = 0.0):
         self.delay_s = delay_s
+        self.requests = 0  # requests received so far (counted before the delay)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -75,6 +76,7 @@ class ScriptedModelServer:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests += 1
                 time.sleep(server.delay_s)
                 texts = [scripted_completion(body["prompt"], body.get("seed", 0), i) for i in range(body["n"])]
                 choices = [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)]

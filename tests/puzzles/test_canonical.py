@@ -53,6 +53,54 @@ def test_canonical_source_and_hash_values():
     assert canonical_hash(BASE) == hashlib.sha256(BASE.encode()).hexdigest()
 
 
+@pytest.mark.parametrize(
+    ("source", "digest"),
+    [
+        (
+            'def f(x: int, a=3) -> bool:\n    """doc"""\n    return x > a  # c\n',
+            "bfa66d03154e00b48349c72459c8167e6d24c8166e31bb8274b1357d54837fb3",
+        ),
+        (
+            "from typing import List\n\ndef sat(li: List[int], n=4):\n    return len(li) == n and sat is not None\n",
+            "d18351d3b6b8a196f050f70618ba2f591b4f8989fe6c0f869f76b5493b568bbe",
+        ),
+        (
+            "def a(x: int):\n    return x\ndef b(y: int):\n    return a(y)\n",
+            "4e17bd1bd7c0155f04bc7dcb330dce15dbdab1403ef9c58b0c1f583b5b8c7d6e",
+        ),
+        # A function that binds its own name inside (argument, local, nested def or class) keeps the
+        # inner uses; otherwise every use inside it is renamed, but nothing outside it.
+        (
+            "def f(f: int):\n    return f > 0\n",
+            "8bd9ae7a2a9825cbbdb26a3965819c003f8aa7b0e1c15e29a3a128e67a2805b2",
+        ),
+        (
+            "def g5(g5=1):\n    return g5\n",
+            "e4971b7c3e1f69e1118e19d0c608aec44db25a58de01525d30610c6220d1536e",
+        ),
+        (
+            "def g(x=1):\n    def g():\n        return 2\n    return g()\n",
+            "25b8dc9277c9fe78864b31bc710a1532a1b7d50baeff188e7cf0ce86aeb1f538",
+        ),
+        (
+            "def h():\n    class h:\n        pass\n    return h\n",
+            "e83cad8f3e605039a9e32aff432f2a1c1ddc9086d6b5054fdf208fd37359e1de",
+        ),
+        (
+            "def h(a: h = 1) -> h:\n    return h\nx = h\n",
+            "3312d4737d1cc34cf4440a221a97a15531d1fca7f83c116647e3b513f8c626bc",
+        ),
+        (
+            "def h():\n    f = 1\n    return h(f)\n",
+            "d2eda258af00741666cd65a858f92956d82561f9afe2dfe729b0be99b929a4fd",
+        ),
+    ],
+)
+def test_canonical_hash_values_are_pinned(source, digest):
+    """Stored puzzle hashes of existing run stores depend on these exact values: they must never change."""
+    assert canonical_hash(source) == digest
+
+
 def test_recursive_self_reference_is_renamed():
     fib = "def fib(n=10):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)"
     assert canonical_source(fib) == "def f(n=10):\n    return n if n < 2 else f(n - 1) + f(n - 2)"

@@ -9,7 +9,6 @@ from puzzles.parse import (
     ALLOWED_IMPORTS,
     MODULE_ESCAPE_ATTRIBUTES,
     complete_function,
-    extract_functions,
     parse_puzzle,
     parse_solution,
 )
@@ -369,7 +368,6 @@ def test_deep_but_compilable_puzzle_is_accepted_while_its_canonical_form_is_refu
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_input_never_breaks_the_text_helpers(name):
     text = HOSTILE[name]
-    assert isinstance(extract_functions(text), list)
     assert isinstance(near_duplicate_tokens(text), frozenset)
     if isinstance(text, str):
         assert complete_function("def f7(", text).startswith("def f7(")
@@ -381,71 +379,6 @@ def test_long_integer_literals_leave_the_interpreter_limit_alone():
     assert puzzle.defaults[0][1] == "3" * 9_000
     assert len(canonical_source(puzzle.source)) > 9_000
     assert sys.get_int_max_str_digits() == before
-
-
-# ---------------------------------------------------------------------------------------------------
-# extract_functions
-
-
-def test_extract_functions_from_markdown_and_prose():
-    raw = """Sure! Here's a puzzle (it is hard:
-
-```python
-from typing import List
-
-def f(x: List[int], n=3) -> bool:
-    \"\"\"Doc
-with a column-0 line\"\"\"
-    return (len(x) ==
-n)
-# trailing comment
-
-def g(n=3):
-    return [1] * n
-```
-
-def is a keyword, and here is one that was cut off:
-
-    def h(s: str):
-        return s.count("a") == (
-"""
-    assert extract_functions(raw) == [
-        'def f(x: List[int], n=3) -> bool:\n    """Doc\nwith a column-0 line"""\n    return (len(x) ==\nn)',
-        "def g(n=3):\n    return [1] * n",
-    ]
-
-
-def test_extract_functions_dedents_indented_blocks_and_keeps_decorators():
-    raw = "Answer:\n    @cache\n    def g(n=2):\n        return n\n\n    x = g()\n"
-    assert extract_functions(raw) == ["@cache\ndef g(n=2):\n    return n"]
-
-
-def test_extract_functions_skips_nested_and_broken_functions():
-    raw = (
-        "def outer(x: int):\n    def inner():\n        return 1\n    return inner() == x\n"
-        "def broken(x: int):\n    def helper():\n        return 2\n    return (\n"
-    )
-    assert extract_functions(raw) == [
-        "def outer(x: int):\n    def inner():\n        return 1\n    return inner() == x"
-    ]
-
-
-def test_extract_functions_handles_crlf_one_liners_and_multiline_signatures():
-    raw = "def f(x: int): return x > 2\r\ndef g(\r\n    a=1,\r\n):\r\n    return a\r\n"
-    assert extract_functions(raw) == ["def f(x: int): return x > 2", "def g(\n    a=1,\n):\n    return a"]
-
-
-@pytest.mark.parametrize(
-    "raw", ["", "no code here", "def", "```\n```", "def f(:\n  pass", "\x00def f():\n pass"]
-)
-def test_extract_functions_on_junk_returns_nothing(raw):
-    assert extract_functions(raw) == []
-
-
-def test_extract_functions_finds_every_function_in_a_long_output():
-    raw = "\n\n".join(f"def f{i}(x: int):\n    return x == {i}" for i in range(300))
-    found = extract_functions(raw)
-    assert len(found) == 300 and found[299] == "def f299(x: int):\n    return x == 299"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -473,3 +406,27 @@ def test_complete_function_stops_at_a_markdown_fence_and_keeps_unfinished_text()
     assert complete_function("def g3(", "):\n    return 1\n```\nMore prose") == "def g3():\n    return 1"
     assert complete_function("def g4(", "):\n    return [1,") == "def g4():\n    return [1,"
     assert complete_function("def g5(", "") == "def g5("
+
+
+@pytest.mark.parametrize(
+    ("completion", "cut_off"),
+    [
+        ("x: int) -> bool:\n    return x > 3\n\n   \n", ""),
+        ("x: int) -> bool:\n    return x > 3\n\ndef f6(", "def f6("),
+        ("x: int) -> bool:\n    return x > 3\nassert", "assert"),
+        ("x: int) -> bool:\n    return x > 3\n# note", "# note"),
+        # a column-0 line inside brackets, a string, or after a backslash is still the function
+        ("\nx: int,\na=1,\n) -> bool:\n    return x > a\n", ""),
+        ("x: str) -> bool:\n    return x == '''\nabc\n'''\n", ""),
+        ("x: str) -> bool:\n    return x == '''\nabc\n", ""),
+        ("x: str) -> bool:\n    return x in [1,\n2]\n", ""),
+        ("x: int) -> bool:\n    return x == 1 or \\\nx == 2\n", ""),
+        ("x: str) -> bool:\n    return x == ')\\'('  # (\n", ""),
+        ("x: str) -> bool:\n    return x == ')\\'('  # (\nprint(1)", "print(1)"),
+        ("x: str) -> bool:\n    return x == '''\nabc\n'''\nz", "z"),
+        ("x: int) -> bool: return x > 3\nz = 1", "z = 1"),
+    ],
+)
+def test_complete_function_ends_at_the_first_statement_outside_it(completion, cut_off):
+    kept = complete_function("def f5(", completion)
+    assert ("def f5(" + completion)[len(kept) :].strip() == cut_off

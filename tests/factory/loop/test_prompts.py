@@ -6,11 +6,8 @@ import pytest
 from factory.loop.prompts import (
     PRELUDE,
     STOP_SEQUENCES,
-    function_text,
-    is_function_complete,
     propose_prompt,
     puzzle_listing,
-    rename_function,
     solve_prompt,
     training_example,
 )
@@ -19,74 +16,11 @@ PUZZLES = [f"def sat(x: int, a={a}):\n    # a comment that ast drops\n    return
 SOLUTIONS = [f"def sol(a={a}):\n    return a + 1\n" for a in range(10)]
 PAIRS = list(zip(PUZZLES, SOLUTIONS, strict=True))
 
-RECURSIVE = '''
-def fib(n: int, target=55) -> bool:
-    """Is n the index of target in the Fibonacci sequence?"""
-    def inner(m):
-        return m if m < 2 else fib_value(m)
-    return fib_value(n) == target and inner(n) == target
-
-def fib_value(m):
-    return m if m < 2 else fib_value(m - 1) + fib_value(m - 2)
-'''
-
-SELF_RECURSIVE = """
-def count(x: int, n=6) -> bool:
-    if n == 0:
-        return x == 0
-    return count(x - 1, n - 1)
-"""
-
 
 def _exec(source: str) -> dict:
     namespace: dict = {}
     exec(PRELUDE + source, namespace)
     return namespace
-
-
-# ---------------------------------------------------------------------------------------------------
-# rename_function
-
-
-def test_rename_keeps_recursion_working():
-    renamed = rename_function(SELF_RECURSIVE, "f7")
-    assert "def f7(" in renamed and "count" not in renamed
-    f7 = _exec(renamed)["f7"]
-    assert f7(6) is True and f7(5) is False
-
-
-def test_rename_with_several_functions_needs_old_name():
-    with pytest.raises(ValueError, match="exactly one top-level function"):
-        rename_function(RECURSIVE, "f1")
-    renamed = rename_function(RECURSIVE, "helper", old_name="fib_value")
-    namespace = _exec(renamed)
-    assert "helper" in namespace and "fib_value" not in namespace
-    assert namespace["fib"](10) is True
-    assert namespace["helper"](10) == 55
-    assert '"""Is n the index' in renamed  # docstring kept
-
-
-def test_rename_touches_names_not_attributes_or_strings():
-    source = "def sat(s: str):\n    return s.sat == 'sat' and sat.__name__ == 'sat'\n"
-    renamed = rename_function(source, "f1")
-    assert renamed == "def f1(s: str):\n    return s.sat == 'sat' and f1.__name__ == 'sat'"
-
-
-def test_rename_refuses_capture_and_bad_input():
-    with pytest.raises(ValueError, match="already uses the name f1"):
-        rename_function("def sat(x: int):\n    f1 = 3\n    return x == f1\n", "f1")
-    with pytest.raises(ValueError, match="does not parse"):
-        rename_function("def sat(x: int:\n    return True\n", "f1")
-    with pytest.raises(ValueError, match="not a Python identifier"):
-        rename_function(PUZZLES[0], "1f")
-    with pytest.raises(ValueError, match="no top-level function named 'nope'"):
-        rename_function(PUZZLES[0], "f1", old_name="nope")
-    assert rename_function(PUZZLES[0], "sat").startswith("def sat(")  # same name: only reformatted
-
-
-def test_rename_drops_comments_keeps_code():
-    renamed = rename_function(PUZZLES[3], "f2")
-    assert renamed == "def f2(x: int, a=3):\n    return x > a"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -204,47 +138,26 @@ def test_puzzle_listing():
         puzzle_listing(["def f(:"])
 
 
+def test_training_texts_are_solve_blocks_then_listings():
+    from factory.loop.corpus import training_texts
+
+    texts = training_texts(PAIRS[:3], PUZZLES, 2, 3, random.Random(5))
+    rng = random.Random(5)
+    assert texts == [training_example(f, g) for f, g in PAIRS[:3]] + [
+        puzzle_listing(rng.sample(PUZZLES, 3)) for _ in range(2)
+    ]
+    # A pool smaller than a listing gives listings of the whole pool, in a drawn order.
+    small = training_texts([], PUZZLES[:2], 1, 3, random.Random(0))
+    assert len(small) == 1 and re.findall(r"^def (\w+)\(", small[0], re.M) == ["f1", "f2"]
+
+
 # ---------------------------------------------------------------------------------------------------
-# completions
+# completions and few-shot examples
 
 
 def test_stop_sequences_start_a_new_line():
     assert all(stop.startswith("\n") for stop in STOP_SEQUENCES)
     assert "\ndef " in STOP_SEQUENCES and "\nassert" in STOP_SEQUENCES
-
-
-@pytest.mark.parametrize(
-    ("text", "complete"),
-    [
-        ("def f5(x: int) -> bool:\n    return x > 3\n", False),
-        ("def f5(x: int) -> bool:\n    return x > 3\n\n", False),
-        ("def f5(x: int) -> bool:\n    return x > 3\n\n   \n", False),
-        ("def f5(x: int) -> bool:\n    return x > 3\n\ndef f6(", True),
-        ("def f5(x: int) -> bool:\n    return x > 3\nassert", True),
-        ("def f5(x: int) -> bool:\n    return x > 3\n# note", True),
-        ("x: int) -> bool:\n    return x > 3\n\ndef", True),  # completion without the prefix
-        ("x: int) -> bool:\n    return x > 3\n", False),
-        # a column-0 line inside brackets, a string, or after a backslash is still the function
-        ("def f5(\nx: int,\na=1,\n) -> bool:\n    return x > a\n", False),
-        ("def f5(x: str) -> bool:\n    return x == '''\nabc\n'''\n", False),
-        ("def f5(x: str) -> bool:\n    return x == '''\nabc\n", False),
-        ("def f5(x: str) -> bool:\n    return x in [1,\n2]\n", False),
-        ("def f5(x: int) -> bool:\n    return x == 1 or \\\nx == 2\n", False),
-        ("def f5(x: str) -> bool:\n    return x == ')\\'('  # (\n", False),
-        ("def f5(x: str) -> bool:\n    return x == ')\\'('  # (\nprint(1)", True),
-        ("def f5(x: str) -> bool:\n    return x == '''\nabc\n'''\nz", True),
-        ("def f5(x: int) -> bool: return x > 3\nz = 1", True),
-    ],
-)
-def test_is_function_complete(text, complete):
-    assert is_function_complete(text) is complete
-
-
-def test_function_text_cuts_at_the_first_column0_line():
-    text = "def f5(x: int) -> bool:\n    return x > 3  \n\n\nassert f5(4)\ndef f6("
-    assert function_text(text) == "def f5(x: int) -> bool:\n    return x > 3\n"
-    unfinished = "def f5(x: int) -> bool:\n    return x"
-    assert function_text(unfinished) == unfinished + "\n"
 
 
 def test_training_examples_show_the_signature_a_solve_prompt_ends_with():
@@ -257,3 +170,15 @@ def test_training_examples_show_the_signature_a_solve_prompt_ends_with():
     assert "def g1(n=3, c='z'):\n    return 'zzz'" in text
     namespace: dict = {}
     exec(text, namespace)  # the example itself runs: f1(g1()) holds
+
+
+def test_example_index_ranks_the_nearest_puzzles_first_with_one_spare():
+    from factory.loop.prompts import ExampleIndex
+
+    other = ("def sat(s: str, n=2):\n    return s.count('b') == n\n", "def sol(n=2):\n    return 'b' * n\n")
+    pairs = [other, *PAIRS]
+    index = ExampleIndex(pairs)
+    # Every PUZZLES[i] differs from the others only in a constant: they tie, and keep their order.
+    assert index.nearest(PUZZLES[7], 2) == PAIRS[:3]
+    assert index.nearest(other[0], 0) == [other]
+    assert ExampleIndex([]).nearest(PUZZLES[0], 3) == []

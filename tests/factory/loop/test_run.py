@@ -17,7 +17,6 @@ from factory.cli.main import main
 from factory.config import RunConfig
 from factory.loop.run import SelfPlayRun
 from factory.store import STORE_FILENAME
-from puzzles.seeds import load_seeds
 from sandbox.backend import open_sandbox
 
 QUIET = {"log": lambda m: None}
@@ -40,44 +39,6 @@ def tiny_model(tmp_path_factory) -> str:
 def process_sandbox():
     with open_sandbox("process", workers=2, **QUIET) as box:
         yield box
-
-
-def test_filters_sort_proposals_into_the_funnel(tmp_path, process_sandbox):
-    train_seed = load_seeds("train")[0].puzzle.source
-    held_out = load_seeds("test")[0].puzzle.source
-    fresh = "def f(s: str, n=7):\n    return len(s) == n and s.count('z') == 3\n"
-    raws = [
-        "def f(x: int:\n    return",  # invalid
-        "def f(b: bool):\n    return b\n",  # trivial: bool answers
-        "def f(x: int):\n    return x * x == 100\n",  # trivial: the probe 10 solves it
-        "def f(n: int, a=3):\n    return x * a == n\n",  # invalid: x is never defined
-        train_seed.replace("def f(", "def f9(", 1),  # duplicate of a stored seed
-        "# copied\n" + held_out.replace("def f(", "def f2(", 1),  # contaminated: a held-out puzzle
-        fresh,
-        fresh.replace("def f(", "def f3(", 1),  # duplicate within the batch
-        # A new instance of a training family: near its held-out instance, but so are its training
-        # seeds, so only an exact copy of that instance would count as contaminated.
-        "def f(s: str, target='qwerty') -> bool:\n    return s[::-1] == target\n",
-        "def f(s: str, words=['b', 'a']):\n    return sorted(words)\n",  # invalid: never a bool
-    ]
-    with SelfPlayRun(tmp_path / "run", RunConfig(model="unused"), process_sandbox, **QUIET) as run:
-        rows = run.filter_proposals(list(range(len(raws))), raws)
-    assert [r.status for r in rows] == [
-        "invalid",
-        "trivial",
-        "trivial",
-        "invalid",
-        "duplicate",
-        "contaminated",
-        "accepted",
-        "duplicate",
-        "accepted",
-        "invalid",
-    ]
-    assert "other than a bool" in rows[9].reason
-    assert "probe answer 10" in rows[2].reason and "NameError" in rows[3].reason
-    assert "evaluation puzzle seed/" in rows[5].reason
-    assert rows[6].puzzle is not None and rows[6].canonical_hash
 
 
 def test_a_changed_run_identity_is_refused(tmp_path, process_sandbox):

@@ -14,9 +14,12 @@ import torch
 from safetensors.torch import load_file
 
 import factory.models.embedded as dm
-from factory.models.embedded import BuildConfig, default_model_path, fingerprint, synthetic_corpus
+from factory.loop.corpus import seed_training_pairs
+from factory.loop.prompts import training_example
+from factory.models.embedded import BuildConfig, default_model_path, fingerprint
 
 TINY = BuildConfig.tiny()
+PAIRS = seed_training_pairs()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -28,15 +31,13 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+def texts_of(count: int, seed: int = 0) -> list[str]:
+    """``count`` real training texts: the solve blocks of every fifth training seed, from ``seed`` on."""
+    return [training_example(f, g) for f, g in PAIRS[seed::5][:count]]
+
+
 def corpus_of(count: int, seed: int = 0):
-    return lambda: synthetic_corpus(count, seed)
-
-
-def test_synthetic_corpus_is_valid_python_with_passing_asserts():
-    texts = synthetic_corpus(60, seed=3)
-    assert len(texts) == 60 and len(set(texts)) > 50
-    for text in texts:
-        exec(compile(text, "<corpus>", "exec"), {})  # each text's asserts hold
+    return lambda: texts_of(count, seed)
 
 
 def test_build_then_cached(tmp_path):
@@ -75,7 +76,7 @@ def test_failed_build_leaves_nothing_behind(tmp_path, monkeypatch):
 
 
 def test_stale_temp_dir_of_a_killed_build_is_not_used(tmp_path):
-    key = fingerprint(synthetic_corpus(30), TINY)
+    key = fingerprint(texts_of(30), TINY)
     stale = tmp_path / f".default-model-{key}.tmp-dead"
     stale.mkdir()
     (stale / "config.json").write_text("{half written")
@@ -131,8 +132,5 @@ def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
 
 
 def test_tiny_model_learns_the_corpus(tmp_path):
-    from factory.models.train import mean_loss
-
-    texts = synthetic_corpus(80)
-    path = default_model_path(lambda: texts, tmp_path, config=TINY, log=lambda m: None)
-    assert mean_loss(path, texts[:20]) < 4.0  # uniform over 512 tokens would be ~6.2
+    report = dm.build_default_model(tmp_path / "model", texts_of(80), TINY)
+    assert report.final_loss < 5.0  # uniform over 512 tokens would be ~6.2; these 80 seed texts give ~4.6

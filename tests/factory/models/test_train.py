@@ -7,13 +7,30 @@ import torch
 from safetensors.torch import load_file
 
 import factory.models.train as train
+from factory.loop.corpus import seed_training_pairs
+from factory.loop.prompts import training_example
 from factory.models import ModelError, SamplingConfig
-from factory.models.embedded import synthetic_corpus
-from factory.models.train import TrainReport, cosine_lr, fine_tune, mean_loss
-from factory.models.transformers_backend import TransformersBackend
+from factory.models.train import TrainReport, cosine_lr, encode_texts, fine_tune, padded_batches
+from factory.models.transformers_backend import TransformersBackend, load_pretrained
 
-# new texts (another seed than the base model's corpus), as verified pairs of a round would be
-TEXTS = synthetic_corpus(24, seed=99)
+# new texts (other seeds than the base model's corpus, which has every third), as verified pairs of a
+# round would be
+TEXTS = [training_example(f, g) for f, g in seed_training_pairs()[1::18][:24]]
+
+
+@torch.no_grad()
+def mean_loss(model_path, texts, *, max_length: int = 1024, batch_size: int = 8) -> float:
+    """Mean per-token loss of a checkpoint on ``texts`` (each + EOS), the way ``fine_tune`` trains."""
+    model, tokenizer = load_pretrained(model_path, torch.float32)
+    model.eval()
+    total, count = 0.0, 0
+    for batch in padded_batches(
+        encode_texts(tokenizer, texts, max_length), batch_size, tokenizer.pad_token_id
+    ):
+        n = int((batch["labels"][:, 1:] != -100).sum())
+        total += model(**batch).loss.item() * n
+        count += n
+    return total / max(1, count)
 
 
 @pytest.fixture(scope="module", autouse=True)

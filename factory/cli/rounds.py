@@ -1,0 +1,206 @@
+"""`factory round`, `factory run` and `factory eval`: thin handlers over factory.loop.
+
+The run settings' options are generated from ``dataclasses.fields(RunConfig)``: one option per field,
+spelt ``--`` + the name with dashes (``flag`` in the field's metadata where it differs: ``--timeout``
+for ``timeout_s``), booleans as ``--name/--no-name``, ``eval_ks`` as comma-separated integers, with
+the field's default, ``choices`` and help. Validation is RunConfig's alone; its errors name the field,
+and the CLI adds the flag that sets it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import Field, fields
+from pathlib import Path
+
+from factory.cli.sandbox import add_sandbox_options, open_sandbox_from
+from factory.config import EVAL_SPLITS, RunConfig
+from factory.errors import SettingError, UserError
+
+SETTINGS: dict[str, Field] = {f.name: f for f in fields(RunConfig)}
+_HINTS = typing.get_type_hints(RunConfig)
+
+
+def value_type(name: str) -> type:
+    """``int``, ``float``, ``str``, ``bool`` or ``tuple`` (a ``tuple[int, ...]``): the type of the
+    values of setting ``name``, None left out."""
+    hint = _HINTS[name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return typing.get_origin(hint) or hint
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """``"1,5,10"`` -> ``(1, 5, 10)``."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,5, got {text!r}") from None
+
+
+def setting_flag(name: str) -> str:
+    return SETTINGS[name].metadata.get("flag", "--" + name.replace("_", "-"))
+
+
+def add_settings(parser: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
+    """One option per RunConfig field (all, or ``names``), derived from the field."""
+    wanted = set(SETTINGS) if names is None else set(names)
+    for name, f in SETTINGS.items():
+        if name not in wanted:
+            continue
+        kind = value_type(name)
+        help = f.metadata["help"].replace("%", "%%")
+        if f.default is not None:
+            shown = ",".join(map(str, f.default)) if kind is tuple else f.default
+            help += f" (default: {shown})"
+        flag = setting_flag(name)
+        if kind is bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=f.default, help=help)
+        elif kind is tuple:
+            parser.add_argument(flag, dest=name, type=int_list, default=f.default, metavar="K,K", help=help)
+        else:
+            parser.add_argument(
+                flag, dest=name, type=kind, default=f.default, choices=f.metadata.get("choices"),
+                metavar=None if f.metadata.get("choices") else {int: "N", float: "X"}.get(kind, name.upper()),
+                help=help,
+            )
+
+
+def config_from(values: dict, flags: Mapping[str, str]) -> RunConfig:
+    """``RunConfig(**values)``; a refused value is a UserError naming the setting and its flag."""
+    try:
+        return RunConfig(**values)
+    except SettingError as e:
+        flag = flags.get(e.setting)
+        raise UserError(f"{e} (flag {flag})" if flag else str(e)) from None
+
+
+def run_config_from(args: argparse.Namespace) -> RunConfig:
+    values = {name: getattr(args, name) for name in SETTINGS}
+    flags = {name: setting_flag(name) for name in SETTINGS}
+    for name in SETTINGS:  # a refused boolean: the flag that turns it the other way
+        if value_type(name) is bool:
+            flags[name] = "--no-" + flags[name][2:] if values[name] else flags[name]
+    return config_from(values, flags)
+
+
+def run_until(args: argparse.Namespace, until_finished: int | None) -> int:
+    """Runs the next round (``until_finished`` None) or rounds until that many are finished. The
+    settings, the run lock and the store (its schema, the run's identity) are checked before any
+    sandbox starts."""
+    from factory.loop.run import SelfPlayRun, run_rounds
+    from factory.store.lock import RunLock
+
+    config = run_config_from(args)
+    with RunLock(args.run_dir), SelfPlayRun(args.run_dir, config, sandbox=None) as run:
+        with open_sandbox_from(args) as sandbox:
+            run.sandbox = sandbox
+            target = run.finished_rounds() + 1 if until_finished is None else until_finished
+            run_rounds(run, lambda r: f"{target} rounds are finished" if r.finished_rounds() >= target else None)
+    return 0
+
+
+def cmd_round(args: argparse.Namespace) -> int:
+    return run_until(args, None)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.rounds < 1:
+        raise UserError("--rounds must be at least 1")
+    return run_until(args, args.rounds)
+
+
+MODEL_SETTINGS = ("model", "backend", "base_url")
+# `factory eval` keeps its own short spellings (and defaults) for the evaluation settings.
+EVAL_FLAGS = {
+    **{name: setting_flag(name) for name in (*MODEL_SETTINGS, "timeout_s")},
+    "eval_samples": "--samples",
+    "eval_ks": "--k",
+    "solve_examples": "--examples",
+    "eval_p3": "--p3",
+    "eval_split": "--split",
+    "eval_limit": "--limit",
+}
+
+
+def eval_config_from(args: argparse.Namespace) -> RunConfig:
+    """The settings `factory eval` evaluates with: a RunConfig, so that it and a round's evaluation
+    share one definition (``eval_settings``) and one set of rules."""
+    return config_from(
+        {
+            **{name: getattr(args, name) for name in (*MODEL_SETTINGS, "timeout_s")},
+            "train": False,  # evaluating never trains (and an openai model cannot)
+            "eval_samples": args.samples,
+            "eval_ks": args.k,
+            "solve_examples": args.examples,
+            "eval_p3": str(args.p3) if args.p3 is not None else None,
+            "eval_split": args.split,
+            "eval_limit": args.limit or None,  # --limit 0: every puzzle
+        },
+        EVAL_FLAGS,
+    )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from factory.loop.corpus import embedded_model_path, eval_set, seed_training_pairs
+    from factory.loop.evaluate import eval_settings, evaluate
+    from factory.models import load_backend
+
+    config = eval_config_from(args)
+    settings = eval_settings(config)
+    name, puzzles = eval_set(args.p3, config.eval_split)
+    if config.eval_limit:
+        puzzles = puzzles[: config.eval_limit]
+    options = {"base_url": config.base_url} if config.backend == "openai" and config.base_url else {}
+    model = config.model if config.model is not None or config.backend == "openai" else embedded_model_path()
+    backend = load_backend(config.backend, model, **options)
+    try:
+        with open_sandbox_from(args) as sandbox:
+            result = evaluate(backend, puzzles, seed_training_pairs(), sandbox, name, settings)
+    finally:
+        backend.close()
+    report = {
+        "dataset": name,
+        "model": backend.name,
+        "puzzles": result.total,
+        "samples": result.samples,
+        "solved_puzzles": result.solved_puzzles,
+        "pass_at_k": {str(k): v for k, v in result.pass_at_k.items()},
+        "seconds": result.seconds,
+        "tokens": result.tokens,
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def add_round_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run-dir", type=Path, required=True, help="the run's store, checkpoints and summaries"
+    )
+    add_settings(parser)
+    add_sandbox_options(parser)
+
+
+def add_round_commands(subparsers) -> None:
+    p = subparsers.add_parser("round", help="run one self-play round (resumes an unfinished one)")
+    add_round_options(p)
+    p.set_defaults(handler=cmd_round)
+    p = subparsers.add_parser("run", help="run self-play rounds until N are finished (resumable)")
+    p.add_argument("--rounds", type=int, required=True)
+    add_round_options(p)
+    p.set_defaults(handler=cmd_run)
+    p = subparsers.add_parser("eval", help="pass@k of a model on held-out puzzles, verified in the sandbox")
+    add_settings(p, MODEL_SETTINGS)
+    p.add_argument("--p3", type=Path, default=None, help="P3's puzzles.json (default: the held-out seeds)")
+    p.add_argument("--split", default="test", choices=EVAL_SPLITS)
+    p.add_argument("--samples", type=int, default=10, help="n samples per puzzle (default: 10)")
+    p.add_argument("--k", type=int_list, default=(1, 10), metavar="K,K", help="the k values of pass@k (default: 1,10)")
+    p.add_argument("--examples", type=int, default=1, help="(f, g) pairs shown in each prompt (default: 1)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N puzzles")
+    add_sandbox_options(p)
+    add_settings(p, ("timeout_s",))
+    p.set_defaults(handler=cmd_eval)

@@ -1,0 +1,97 @@
+"""`factory sandbox build|status`, and the sandbox options of every command that runs untrusted code.
+
+Every command defaults to ``--sandbox docker`` (as the daemon does): unisolated local processes only
+when asked for (``process``), or chosen by ``auto``, which says on stderr what it chose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from factory.errors import SANDBOX_EXIT
+from sandbox.backend import KINDS, Sandbox
+from sandbox.engine import SandboxUnavailable
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def add_sandbox_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sandbox",
+        choices=KINDS,
+        default="docker",
+        help="where untrusted code runs: docker (hardened containers; the default), process (local "
+        "processes, NO isolation) or auto (docker when an engine is reachable, else process; says which)",
+    )
+    parser.add_argument(
+        "--workers", type=positive_int, default=None, help="parallel sandbox workers (default: CPU count)"
+    )
+
+
+def open_sandbox_from(args: argparse.Namespace) -> Sandbox:
+    """The sandbox the options ask for. ``auto`` says what it chose: the fall-back to processes is
+    announced by ``open_sandbox`` itself (why, then the no-isolation warning), docker here."""
+    from sandbox.backend import open_sandbox
+
+    sandbox = open_sandbox(args.sandbox, workers=args.workers, log=log)
+    if args.sandbox == "auto" and sandbox.kind == "docker":
+        log(f"sandbox: auto chose docker ({sandbox.note}, {sandbox.workers} workers)")
+    return sandbox
+
+
+def cmd_sandbox_build(args: argparse.Namespace) -> int:
+    from sandbox.engine import docker_client
+    from sandbox.image import build_image
+
+    tag = build_image(docker_client(timeout_s=600), base=args.base, log=log)
+    print(tag)
+    return 0
+
+
+def cmd_sandbox_status(args: argparse.Namespace) -> int:
+    from sandbox.engine import docker_client, leftover_containers, sandbox_containers
+    from sandbox.image import has_image, image_tag
+
+    tag = image_tag()
+    try:
+        client = docker_client()
+    except SandboxUnavailable as e:
+        print(f"engine:     unreachable ({e})")
+        print(f"image:      {tag} (unknown)")
+        print(f"factory: sandbox unavailable: {e}", file=sys.stderr)
+        return SANDBOX_EXIT
+    version = client.version().get("Version", "?")
+    print(f"engine:     reachable (Docker {version})")
+    print(
+        f"image:      {tag} {'present' if has_image(client, tag) else 'MISSING: run `factory sandbox build`'}"
+    )
+    live = sandbox_containers(client)
+    leftovers = leftover_containers(client)
+    print(
+        f"containers: {len(live) - len(leftovers)} in use, {len(leftovers)} left over by dead runs"
+        + (" (removed at the next start)" if leftovers else "")
+    )
+    return 0
+
+
+def add_sandbox_commands(subparsers) -> None:
+    p = subparsers.add_parser("sandbox", help="build or inspect the Docker sandbox")
+    sub = p.add_subparsers(dest="sandbox_command", required=True)
+    build = sub.add_parser("build", help="build the sandbox image (offline base image when it cannot pull)")
+    build.add_argument("--base", default=None, help="base image (default python:3.11-slim)")
+    build.set_defaults(handler=cmd_sandbox_build)
+    status = sub.add_parser("status", help="engine reachable? image present? leftover containers?")
+    status.set_defaults(handler=cmd_sandbox_status)

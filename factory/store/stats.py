@@ -1,0 +1,252 @@
+"""The one read model of a round: what the store says happened in it, counted in one snapshot.
+
+``round_stats(store, round)`` gives a :class:`RoundStats`: the filter funnel, the verdict of every
+attempt, the seconds per named step and the tokens generated, all read in one read transaction, so
+the numbers agree with each other even while another process writes the round. The round summary
+(``RUN_DIR/rounds/round-N.json``), the metrics, the report, ``factory status`` and the dataset card
+read their per-round numbers from here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from factory.store.records import GENERATED, PROPOSAL_STATUSES, RoundInfo
+from factory.store.run_store import RunStore
+from sandbox.verdicts import ALL_VERDICTS, VERIFIED
+
+__all__ = [
+    "Activity", "RoundStats", "RunTotals", "add_up", "generated_pairs", "last_activity", "round_stats",
+    "rounds_stats", "seed_pairs",
+]
+
+
+def generation_seconds(timings: Mapping[str, float]) -> float:
+    """Seconds spent generating (the steps named ``*generate``: propose, solve, eval)."""
+    return sum(v for k, v in timings.items() if k.endswith("generate"))
+
+
+def work_seconds(timings: Mapping[str, float]) -> float:
+    """Seconds of the round's own work: every step but the evaluation (``eval.*``)."""
+    return sum(v for k, v in timings.items() if not k.startswith("eval."))
+
+
+@dataclass(frozen=True)
+class RoundStats:
+    """What round ``round`` produced, as the store holds it.
+
+    ``funnel`` keys, in this order: proposed, every proposal status (``PROPOSAL_STATUSES``), puzzles,
+    attempts, ``attempts_<verdict>`` for every verdict, solved_puzzles, pairs. ``verdicts``: attempts by
+    verdict, every verdict present. ``timings``: seconds per named step ("propose.generate",
+    "solve.verify", ...) summed over the round's batches. ``info`` is None for a round with no row in
+    ``rounds`` (round 0: the seeds and the base model).
+    """
+
+    round: int
+    info: RoundInfo | None
+    funnel: dict[str, int]
+    verdicts: dict[str, int]
+    timings: dict[str, float]
+    tokens: int
+
+    @property
+    def model(self) -> str | None:
+        return self.info.model if self.info else None
+
+    @property
+    def finished(self) -> bool:
+        return self.info is not None and self.info.finished_at is not None
+
+    @property
+    def proposed(self) -> int:
+        return self.funnel["proposed"]
+
+    @property
+    def proposals(self) -> dict[str, int]:
+        """Proposals by filter outcome, every status present."""
+        return {status: self.funnel[status] for status in PROPOSAL_STATUSES}
+
+    @property
+    def attempts(self) -> int:
+        return self.funnel["attempts"]
+
+    @property
+    def pairs(self) -> int:
+        return self.funnel["pairs"]
+
+    @property
+    def verified_share(self) -> float | None:
+        return self.verdicts[VERIFIED] / self.attempts if self.attempts else None
+
+    @property
+    def generate_seconds(self) -> float:
+        return generation_seconds(self.timings)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Generated tokens per second of generation; None when nothing was timed generating."""
+        seconds = self.generate_seconds
+        return self.tokens / seconds if seconds else None
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """Several rounds' stats added up: counters over a whole run."""
+
+    rounds: int
+    proposals: dict[str, int]
+    verdicts: dict[str, int]
+    timings: dict[str, float]
+    tokens: int
+    pairs: int
+
+    @property
+    def generate_seconds(self) -> float:
+        return generation_seconds(self.timings)
+
+    @property
+    def work_seconds(self) -> float:
+        return work_seconds(self.timings)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        seconds = self.generate_seconds
+        return self.tokens / seconds if seconds else None
+
+    @property
+    def pairs_per_second(self) -> float | None:
+        """Kept pairs per second of round work (evaluation excluded)."""
+        seconds = self.work_seconds
+        return self.pairs / seconds if seconds else None
+
+
+@dataclass(frozen=True)
+class Activity:
+    at: float  # Unix time
+    what: str
+
+
+# ---------------------------------------------------------------------------------------------------
+# reading
+
+
+def round_stats(store: RunStore, round: int) -> RoundStats:
+    """The stats of ``round`` (zeros for a round that never ran), read in one snapshot."""
+    with store.snapshot() as db:
+        return _round_stats(db, round, store.round_info(round))
+
+
+def rounds_stats(store: RunStore) -> tuple[RoundStats, ...]:
+    """The stats of every started round (the ``rounds`` table, in round order), in one snapshot."""
+    with store.snapshot() as db:
+        return tuple(_round_stats(db, info.round, info) for info in store.rounds())
+
+
+def add_up(stats: Iterable[RoundStats]) -> RunTotals:
+    """``stats`` added up: proposals by status, attempts by verdict, seconds by step, tokens, pairs.
+
+    Every status and verdict is a key once a round is added; no rounds give empty dicts."""
+    proposals: dict[str, int] = {}
+    verdicts: dict[str, int] = {}
+    timings: dict[str, float] = {}
+    tokens = pairs = rounds = 0
+    for s in stats:
+        rounds += 1
+        for status, n in s.proposals.items():
+            proposals[status] = proposals.get(status, 0) + n
+        for verdict, n in s.verdicts.items():
+            verdicts[verdict] = verdicts.get(verdict, 0) + n
+        for step, seconds in s.timings.items():
+            timings[step] = timings.get(step, 0.0) + seconds
+        tokens += s.tokens
+        pairs += s.pairs
+    return RunTotals(rounds, proposals, verdicts, timings, tokens, pairs)
+
+
+def generated_pairs(store: RunStore) -> int:
+    """Pairs the run generated and kept: those of rounds > 0 (round 0 holds the seeds' references)."""
+    with store.snapshot() as db:
+        return db.execute("SELECT COUNT(*) FROM pairs WHERE round > 0").fetchone()[0]
+
+
+def seed_pairs(store: RunStore) -> int:
+    """Pairs of round 0: the seed puzzles' reference solutions."""
+    with store.snapshot() as db:
+        return db.execute("SELECT COUNT(*) FROM pairs WHERE round = 0").fetchone()[0]
+
+
+def last_activity(store: RunStore) -> Activity | None:
+    """The store's latest recorded step: a batch stored, a round started or finished, an evaluation."""
+    with store.snapshot() as db:
+        candidates: list[Activity] = []
+        row = db.execute(
+            "SELECT round, stage, batch, finished_at FROM batches ORDER BY finished_at DESC LIMIT 1"
+        ).fetchone()
+        if row:
+            candidates.append(Activity(row[3], f"round {row[0]} {row[1]} batch {row[2]} stored"))
+        for number, started, finished in db.execute("SELECT round, started_at, finished_at FROM rounds"):
+            candidates.append(Activity(started, f"round {number} started"))
+            if finished is not None:
+                candidates.append(Activity(finished, f"round {number} finished"))
+        row = db.execute("SELECT round, k, created_at FROM evals ORDER BY created_at DESC LIMIT 1").fetchone()
+        if row:
+            candidates.append(Activity(row[2], f"round {row[0]} pass@{row[1]} recorded"))
+    return max(candidates, key=lambda a: a.at, default=None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the aggregates, on a connection inside a snapshot
+
+
+def _round_stats(db: sqlite3.Connection, round: int, info: RoundInfo | None) -> RoundStats:
+    verdicts = _verdict_counts(db, round)
+    return RoundStats(
+        round=round,
+        info=info,
+        funnel=_funnel(db, round, verdicts),
+        verdicts=verdicts,
+        timings=_stage_timings(db, round),
+        tokens=_generated_tokens(db, round),
+    )
+
+
+def _funnel(db: sqlite3.Connection, round: int, verdicts: Mapping[str, int]) -> dict[str, int]:
+    counts: dict[str, int] = {"proposed": 0, **dict.fromkeys(PROPOSAL_STATUSES, 0)}
+    for status, n in db.execute(
+        "SELECT status, COUNT(*) FROM proposals WHERE round = ? GROUP BY status", (round,)
+    ):
+        counts[status] = n
+        counts["proposed"] += n
+    counts["puzzles"] = db.execute(
+        "SELECT COUNT(*) FROM puzzles WHERE origin = ? AND round = ?", (GENERATED, round)
+    ).fetchone()[0]
+    counts["attempts"] = sum(verdicts.values())
+    counts.update({f"attempts_{verdict}": n for verdict, n in verdicts.items()})
+    counts["solved_puzzles"] = db.execute(
+        "SELECT COUNT(DISTINCT puzzle_id) FROM attempts WHERE round = ? AND status = ?", (round, VERIFIED)
+    ).fetchone()[0]
+    counts["pairs"] = db.execute("SELECT COUNT(*) FROM pairs WHERE round = ?", (round,)).fetchone()[0]
+    return counts
+
+
+def _verdict_counts(db: sqlite3.Connection, round: int) -> dict[str, int]:
+    counts = dict.fromkeys(ALL_VERDICTS, 0)
+    rows = db.execute("SELECT status, COUNT(*) FROM attempts WHERE round = ? GROUP BY status", (round,))
+    counts.update({status: n for status, n in rows})
+    return counts
+
+
+def _stage_timings(db: sqlite3.Connection, round: int) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for (text,) in db.execute("SELECT timings_json FROM batches WHERE round = ?", (round,)):
+        for key, seconds in json.loads(text).items():
+            totals[key] = totals.get(key, 0.0) + float(seconds)
+    return totals
+
+
+def _generated_tokens(db: sqlite3.Connection, round: int) -> int:
+    row = db.execute("SELECT COALESCE(SUM(tokens), 0) FROM batches WHERE round = ?", (round,)).fetchone()
+    return int(row[0])

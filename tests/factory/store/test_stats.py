@@ -1,0 +1,154 @@
+"""The read model of a round (``factory.store.stats``) and the round summary, on a store written by a
+real run, checked against the store's raw rows counted here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from factory.store import (
+    PROPOSAL_STATUSES,
+    ProposalRow,
+    RunStore,
+    add_up,
+    generated_pairs,
+    last_activity,
+    round_stats,
+    rounds_stats,
+    seed_pairs,
+)
+from sandbox.verdicts import ALL_VERDICTS
+from tests.factory.played_run import copy_run, without_zeros
+
+# RUN_DIR/rounds/round-N.json: other tools read these keys, in this order.
+SUMMARY_KEYS = ["round", "model", "funnel", "verdicts", "timings", "seconds", "tokens", "tokens_per_second", "eval"]
+FUNNEL_KEYS = [
+    "proposed", "invalid", "trivial", "duplicate", "contaminated", "accepted", "puzzles", "attempts",
+    "attempts_verified", "attempts_wrong", "attempts_error", "attempts_timeout", "attempts_memory",
+    "attempts_output", "attempts_invalid", "attempts_crashed", "solved_puzzles", "pairs",
+]
+
+
+def test_the_played_run_has_what_these_tests_need(run, rows):
+    statuses = {p["status"] for p in rows.proposals}
+    assert {"accepted", "invalid", "trivial", "duplicate"} <= statuses
+    assert {a["status"] for a in rows.attempts} >= {"verified", "wrong", "error"}
+    assert [r["round"] for r in rows.rounds] == [1, 2, 3]
+    assert all(rows.of("pairs", r) for r in run.finished) and not rows.of("pairs", run.open_round)
+
+
+def test_round_stats_are_the_raw_rows_counted(run, rows):
+    with RunStore.open(run.run_dir, create=False) as store:
+        for r in (0, *run.finished, run.open_round, 9):  # 0: the seeds; 9: never started
+            stats = round_stats(store, r)
+            assert stats.round == r
+            assert list(stats.funnel) == FUNNEL_KEYS
+            assert without_zeros(stats.funnel) == without_zeros(rows.funnel(r)), r
+            assert list(stats.verdicts) == list(ALL_VERDICTS)
+            assert without_zeros(stats.verdicts) == dict(rows.verdict_counts(r))
+            assert stats.proposals == {s: rows.proposal_counts(r)[s] for s in PROPOSAL_STATUSES}
+            assert stats.timings == pytest.approx(rows.timings(r))
+            assert stats.tokens == rows.tokens(r)
+            assert stats.pairs == len(rows.of("pairs", r)) and stats.attempts == len(rows.of("attempts", r))
+            assert stats.generate_seconds == pytest.approx(rows.generate_seconds(r))
+            if rows.generate_seconds(r):
+                assert stats.tokens_per_second == pytest.approx(rows.tokens(r) / rows.generate_seconds(r))
+            else:
+                assert stats.tokens_per_second is None
+            if stats.attempts:
+                verified = rows.verdict_counts(r)["verified"]
+                assert stats.verified_share == pytest.approx(verified / stats.attempts)
+            else:
+                assert stats.verified_share is None
+            started = [row for row in rows.rounds if row["round"] == r]
+            assert stats.model == (started[0]["model"] if started else None)
+            assert stats.finished == (r in run.finished)
+            assert (stats.info is None) == (not started)
+
+
+def test_rounds_stats_totals_and_pairs(run, rows):
+    with RunStore.open(run.run_dir, create=False) as store:
+        every = rounds_stats(store)
+        assert [s.round for s in every] == [r["round"] for r in rows.rounds]
+        assert every == tuple(round_stats(store, s.round) for s in every)
+        assert generated_pairs(store) == rows.generated_pairs() > 0
+        assert seed_pairs(store) == len(rows.of("pairs", 0)) > 0
+    totals = add_up(every)
+    played = [r["round"] for r in rows.rounds]
+    assert totals.rounds == len(played)
+    assert totals.pairs == rows.generated_pairs()
+    assert totals.tokens == sum(rows.tokens(r) for r in played)
+    for status in PROPOSAL_STATUSES:
+        assert totals.proposals[status] == sum(rows.proposal_counts(r)[status] for r in played)
+    for verdict in ALL_VERDICTS:
+        assert totals.verdicts[verdict] == sum(rows.verdict_counts(r)[verdict] for r in played)
+    steps = {k for r in played for k in rows.timings(r)}
+    assert totals.timings == pytest.approx({k: sum(rows.timings(r).get(k, 0.0) for r in played) for k in steps})
+    work = sum(v for k, v in totals.timings.items() if not k.startswith("eval."))
+    assert work < sum(totals.timings.values())  # the evaluation's steps are left out
+    assert totals.pairs_per_second == pytest.approx(totals.pairs / work)
+    assert totals.tokens_per_second == pytest.approx(totals.tokens / sum(rows.generate_seconds(r) for r in played))
+    nothing = add_up([])
+    assert (nothing.rounds, nothing.proposals, nothing.tokens_per_second, nothing.pairs_per_second) == (0, {}, None, None)
+
+
+def test_the_round_summary_file_says_what_the_rows_say(run, rows):
+    base = rows.pass_at_k(0)
+    assert sorted(base) == [1, 2]
+    for r in run.finished:
+        path = run.run_dir / "rounds" / f"round-{r}.json"
+        summary = json.loads(path.read_text())
+        (stored,) = [json.loads(row["summary_json"]) for row in rows.rounds if row["round"] == r]
+        assert summary == stored
+        assert list(summary) == SUMMARY_KEYS
+        assert summary["round"] == r and summary["model"] == rows.of("rounds", r)[0]["model"]
+        assert list(summary["funnel"]) == FUNNEL_KEYS
+        assert without_zeros(summary["funnel"]) == without_zeros(rows.funnel(r))
+        assert list(summary["verdicts"]) == list(ALL_VERDICTS)
+        assert without_zeros(summary["verdicts"]) == dict(rows.verdict_counts(r))
+        timings = rows.timings(r)
+        assert list(summary["timings"]) == sorted(timings)
+        assert summary["timings"] == pytest.approx({k: round(v, 3) for k, v in timings.items()}, abs=1.01e-3)
+        assert summary["tokens"] == rows.tokens(r)
+        assert summary["tokens_per_second"] == pytest.approx(rows.tokens(r) / rows.generate_seconds(r), abs=5.1e-4)
+        assert sum(timings.values()) <= summary["seconds"] + 1e-3  # the round's wall time holds every step
+        dataset = {e["dataset"] for e in rows.evals}
+        assert summary["eval"] == {
+            "dataset": dataset.pop(),
+            "pass_at_k": {str(k): v for k, v in rows.pass_at_k(r).items()},
+            "base_pass_at_k": {str(k): v for k, v in base.items()},
+        }
+        assert not dataset
+    assert not (run.run_dir / "rounds" / f"round-{run.open_round}.json").exists()
+
+
+def test_stats_read_one_snapshot_while_another_connection_writes(run, tmp_path):
+    run_dir = copy_run(run, tmp_path / "run")
+    rows = [ProposalRow(i, f"def f(x: int) -> bool\n    return x == {i}\n", "invalid", "syntax") for i in range(3)]
+    with RunStore.open(run_dir, create=False) as reader, RunStore.open(run_dir, create=False) as writer:
+        with reader.snapshot():
+            before = round_stats(reader, run.open_round)
+            writer.record_proposals(run.open_round, 99, rows, timings={"propose.generate": 2.0}, tokens=50)
+            assert round_stats(reader, run.open_round) == before  # the snapshot holds
+            assert rounds_stats(reader)[-1] == before
+        after = round_stats(reader, run.open_round)
+    assert after.proposed == before.proposed + 3 and after.funnel["invalid"] == before.funnel["invalid"] + 3
+    assert after.tokens == before.tokens + 50
+    assert after.timings["propose.generate"] == pytest.approx(before.timings["propose.generate"] + 2.0)
+
+
+def test_last_activity_is_the_latest_timestamp_of_the_store(run, rows):
+    stamps = [b["finished_at"] for b in rows.batches] + [e["created_at"] for e in rows.evals]
+    stamps += [r["started_at"] for r in rows.rounds] + [r["finished_at"] for r in rows.rounds if r["finished_at"]]
+    with RunStore.open(run.run_dir, create=False) as store:
+        activity = last_activity(store)
+    assert activity is not None and activity.at == max(stamps)
+    assert activity.what.startswith(f"round {run.open_round} propose batch")  # it died after proposing
+
+
+def test_last_activity_of_an_empty_store_is_none(tmp_path):
+    with RunStore.open(tmp_path / "run") as store:
+        assert last_activity(store) is None
+        assert rounds_stats(store) == ()
+        assert generated_pairs(store) == 0
