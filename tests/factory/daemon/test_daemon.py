@@ -262,6 +262,7 @@ def test_metrics_follow_the_store_as_rounds_finish(tmp_path, scripted_model):
     from factory.daemon.config import load_config
     from factory.daemon.daemon import Daemon
     from factory.daemon.metrics import DaemonState
+    from factory.store import RunStore
 
     port = free_port()
     config = load_config(write_config(tmp_path, scripted_run(scripted_model), stop={"rounds": 1},
@@ -278,7 +279,10 @@ def test_metrics_follow_the_store_as_rounds_finish(tmp_path, scripted_model):
     log = Watching(open(tmp_path / "daemon.log", "a"), close_stream=True)
     assert Daemon(config, log=log, state=state).run() == 0
     base, after = seen
-    assert base["factory_rounds_finished"] == 0 and base['factory_pass_at_k{round="0",dataset="seeds-test",k="1"}'] >= 0
+    with RunStore.open(tmp_path / "run", create=False) as store:
+        stored = {e.k: e.pass_at_k for e in store.evals(0)}
+    assert base["factory_rounds_finished"] == 0
+    assert base['factory_pass_at_k{round="0",dataset="seeds-test",k="1"}'] == pytest.approx(stored[1])
     assert after["factory_rounds_finished"] == 1 and after["factory_pairs_verified_total"] > 0
     assert after['factory_attempts_total{verdict="verified"}'] > 0 and after['factory_attempts_total{verdict="error"}'] > 0
     assert after['factory_daemon_state{state="running"}'] == 1 and after["factory_sandbox_workers"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -76,10 +77,29 @@ def test_a_small_round_end_to_end_in_docker(tmp_path, tiny_model, docker_ready):
     assert (
         db.execute("SELECT COUNT(*) FROM evals WHERE round IN (0, 1)").fetchone()[0] == 2
     )  # k=1 (k=5 > 2 samples)
-    accepted = db.execute("SELECT COUNT(*) FROM puzzles WHERE round = 1").fetchone()[0]
-    assert db.execute("SELECT COUNT(*) FROM attempts WHERE round = 1").fetchone()[0] == 2 * accepted
     assert (run_dir / "checkpoints" / "round-1" / "config.json").exists()
     assert (run_dir / "rounds" / "round-1.json").exists()
+
+
+def test_a_round_with_puzzles_solutions_and_pairs_in_docker(tmp_path, scripted_model, docker_ready):
+    """The scripted model writes parsable puzzles (the tiny trained model hardly ever does), so every
+    stage of the round has rows: attempts for each accepted puzzle, verdicts from Docker, pairs."""
+    run_dir = tmp_path / "run"
+    args = ["round", "--run-dir", str(run_dir), "--backend", "openai", "--model", "scripted",
+            "--base-url", scripted_model.base_url, "--no-train", "--sandbox", "docker", *SMALL]
+    assert main(args) == 0
+    db = sqlite3.connect(run_dir / STORE_FILENAME)
+    accepted = db.execute("SELECT COUNT(*) FROM puzzles WHERE round = 1").fetchone()[0]
+    assert accepted > 0
+    assert db.execute("SELECT COUNT(*) FROM attempts WHERE round = 1").fetchone()[0] == 2 * accepted
+    verdicts = dict(db.execute("SELECT status, COUNT(*) FROM attempts WHERE round = 1 GROUP BY status"))
+    pairs = db.execute("SELECT COUNT(*) FROM pairs WHERE round = 1").fetchone()[0]
+    assert verdicts.get("verified", 0) > 0 and 0 < pairs <= verdicts["verified"]
+    summary = json.loads((run_dir / "rounds" / "round-1.json").read_text())
+    assert set(summary) == {"round", "model", "funnel", "verdicts", "timings", "seconds", "tokens",
+                            "tokens_per_second", "eval"}
+    assert summary["funnel"]["accepted"] == accepted and summary["funnel"]["pairs"] == pairs
+    assert summary["verdicts"] == {v: verdicts.get(v, 0) for v in summary["verdicts"]}
 
 
 def store_contents(run_dir: Path) -> dict:
