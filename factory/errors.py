@@ -39,6 +39,13 @@ class StoreError(UserError):
     exit_code = STORE_EXIT
 
 
+class VerifierError(UserError):
+    """The sandbox gave a canary pair the wrong verdict: its verdicts cannot be trusted (nothing of the
+    batch was stored)."""
+
+    exit_code = SANDBOX_EXIT
+
+
 class ModelError(UserError):
     """A model cannot be loaded, reached or fine-tuned; the message says what to do (one line)."""
 

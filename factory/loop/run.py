@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from factory.config import IDENTITY_FIELDS, RunConfig
-from factory.errors import UserError
+from factory.errors import UserError, VerifierError
 from factory.loop.corpus import eval_set, seed_training_pairs, training_texts
 from factory.loop.evaluate import eval_settings, evaluate
 from factory.loop.filter import filter_proposals
@@ -44,6 +44,8 @@ from puzzles.parse import complete_function
 from puzzles.records import NamedPuzzle
 from puzzles.seeds import load_seeds
 from sandbox.backend import Sandbox
+from sandbox.canaries import Canary, CanaryFlip, draw
+from sandbox.canaries import check as check_canaries
 from sandbox.verify import SourcePair, verify_pairs
 
 TRAIN_STAGE = "train"
@@ -52,6 +54,11 @@ EVAL_STAGE = "eval"
 # is served, not what the round does.
 CURRENT_SETTINGS = ("base_url",)
 T = TypeVar("T")
+
+
+def canaries_for(run_seed: int, round: int, batch: int) -> list[Canary]:
+    """The canary pairs verified with solve batch ``batch`` of ``round`` (two cheats, one good pair)."""
+    return draw(random.Random(f"{run_seed}:{round}:canaries:{batch}"))
 
 
 def log_to_stderr(message: str) -> None:
@@ -313,7 +320,12 @@ class SelfPlayRun:
             pairs = [
                 SourcePair(stored.source, g) for stored, gs in zip(chunk, sources, strict=True) for g in gs
             ]
-            verdicts = verify_pairs(pairs, self.sandbox, c.timeout_s)
+            canaries = canaries_for(c.seed, round, b)
+            verdicts = verify_pairs(pairs + [SourcePair(k.f, k.g) for k in canaries], self.sandbox, c.timeout_s)
+            try:
+                canary_counts = check_canaries(canaries, verdicts[len(pairs) :])
+            except CanaryFlip as e:
+                raise VerifierError(f"round {round} solve batch {b}: {e}") from None
             rows = []
             for p_index, stored in enumerate(chunk):
                 for j, g in enumerate(sources[p_index]):
@@ -321,7 +333,7 @@ class SelfPlayRun:
                     rows.append(AttemptRow(stored.id, j, g, v.status, v.seconds, v.detail, prompt_seed=j))
             tokens = sum(o.tokens for outs in outputs for o in outs)
             timings = {"solve.generate": t1 - t0, "solve.verify": time.perf_counter() - t1}
-            self.store.record_attempts(round, b, rows, timings=timings, tokens=tokens)
+            self.store.record_attempts(round, b, rows, timings=timings, tokens=tokens, canaries=canary_counts)
 
     # ------------------------------------------------------------------ train and evaluate
 

@@ -3,7 +3,10 @@ one-screen text form."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from factory.store import PROPOSAL_STATUSES, RunStore, round_stats
+from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import VERIFIED
 
 # The funnel counts the one-screen summary shows, in order.
@@ -26,6 +29,7 @@ def round_summary(
         "seconds": round_to(seconds),
         "tokens": stats.tokens,
         "tokens_per_second": round_to(rate) if rate is not None else 0.0,
+        "canaries": asdict(stats.canaries),
         "eval": {
             "dataset": eval_name,
             "pass_at_k": {str(k): v for k, v in pass_at_k.items()},
@@ -45,6 +49,7 @@ def format_summary(summary: dict) -> str:
         "  funnel: " + ", ".join(f"{k} {f.get(k, 0)}" for k in SUMMARY_FUNNEL),
         "  verdicts: " + ", ".join(f"{k} {v}" for k, v in summary["verdicts"].items() if v),
         "  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary["timings"].items()),
+        f"  verifier canaries: {CanaryCounts(**summary['canaries']).describe()}",
         f"  {summary['eval']['dataset']}: "
         + ", ".join(
             f"pass@{k} {v:.3f} (base {summary['eval']['base_pass_at_k'].get(k, float('nan')):.3f})"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from factory.store.records import PROPOSAL_STATUSES
+from sandbox.canaries import CanaryCounts
 
 DATA_DIR = "data"
 SPLIT = "train"
@@ -61,6 +62,7 @@ class RoundFacts:
     funnel: Mapping[str, int]
     verdicts: Mapping[str, int]
     exported_rows: int
+    canaries: CanaryCounts = CanaryCounts()
 
 
 @dataclass(frozen=True)
@@ -288,7 +290,18 @@ def _verification(facts: CardFacts) -> str:
         "int), and `f` runs on it in a fresh process that `g` never touched. Wall-clock limits are enforced from "
         "outside with SIGKILL; exit codes and printed output never decide a verdict.\n"
         "- Only pairs whose verdict is `verified` (`f` returned exactly `True`) are stored as pairs.\n"
+        f"- Verifier canaries: {_canaries(facts)}. With every verification batch the sandbox also ran known "
+        "cheats (a bool or a float for an int, an object equal to everything, a forged result, an exit that "
+        "prints True...), which must not verify, and known good pairs, which must; a flip would have stopped "
+        "the round before anything of its batch was stored.\n"
     )
+
+
+def _canaries(facts: CardFacts) -> str:
+    total = sum((r.canaries for r in facts.rounds), CanaryCounts())
+    if not total.cheats and not total.good:
+        return "none were run in this run's rounds"
+    return total.describe()
 
 
 def _licence(facts: CardFacts) -> str:

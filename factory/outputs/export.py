@@ -479,6 +479,7 @@ def _card_facts(
             funnel=stats.funnel,
             verdicts=stats.verdicts,
             exported_rows=rows_by_round.get(stats.round, 0),
+            canaries=stats.canaries,
         )
         for stats in rounds_stats(store)
         if stats.round > 0

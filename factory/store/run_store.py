@@ -53,8 +53,9 @@ from factory.store.records import (
     solution_hash,
     solution_length,
 )
-from factory.store.schema import SCHEMA_STATEMENTS, SCHEMA_VERSION, STORE_FILENAME
+from factory.store.schema import MIGRATIONS, SCHEMA_STATEMENTS, SCHEMA_VERSION, STORE_FILENAME
 from puzzles.records import NamedPuzzle, Puzzle
+from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import ALL_VERDICTS
 
 _PUZZLE_COLUMNS = (
@@ -205,6 +206,9 @@ class RunStore:
     def _check_or_create_schema_version(self, db: sqlite3.Connection) -> None:
         row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         version = row[0] if row else None
+        if version is not None and version.isdigit() and int(version) < SCHEMA_VERSION and not db.in_transaction:
+            self._migrate(int(version))
+            return None
         if version != str(SCHEMA_VERSION):
             if version is not None and version.isdigit() and int(version) > SCHEMA_VERSION:
                 hint = "it was written by a newer version of the factory; upgrade this installation"
@@ -214,6 +218,17 @@ class RunStore:
                 f"{self.path} has store schema version {version!r}, this code knows version "
                 f"{SCHEMA_VERSION}: {hint}"
             )
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older store to ``SCHEMA_VERSION``, one version per transaction."""
+        while version < SCHEMA_VERSION:
+            with self._write(f"migrating the store from schema version {version}") as db:
+                current = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+                if current == str(version):  # another process may have migrated it meanwhile
+                    for statement in MIGRATIONS[version]:
+                        db.execute(statement)
+                    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
+            version += 1
 
     def _require_round(self, db: sqlite3.Connection, round: int) -> RoundInfo:
         row = db.execute("SELECT * FROM rounds WHERE round = ?", (round,)).fetchone()
@@ -539,8 +554,10 @@ class RunStore:
         stage: str = SOLVE_STAGE,
         timings: Mapping[str, float] | None = None,
         tokens: int = 0,
+        canaries: CanaryCounts | None = None,
     ) -> int:
-        """Store one batch of solution attempts with their verdicts and the batch's marker.
+        """Store one batch of solution attempts with their verdicts, the verifier's canary counts of the
+        batch, and the batch's marker.
 
         One transaction; an unknown puzzle id or an attempt already stored for the same
         (puzzle, round, idx) rolls the whole batch back with a ``StoreError``. ``model`` defaults to
@@ -581,6 +598,13 @@ class RunStore:
                     for row in rows
                 ],
             )
+            if canaries is not None:
+                db.execute(
+                    "INSERT INTO canaries(round, stage, batch, cheats, cheats_passed, good, good_failed) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (round, stage, batch, canaries.cheats, canaries.cheats_passed, canaries.good,
+                     canaries.good_failed),
+                )
             self._mark(db, round, stage, batch, len(rows), timings, tokens)
         return len(rows)
 

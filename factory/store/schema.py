@@ -1,15 +1,28 @@
-"""The store's SQLite schema and its version (bump SCHEMA_VERSION, with a migration, on any change)."""
+"""The store's SQLite schema and its version (bump SCHEMA_VERSION, with a migration, on any change).
+
+Version 2 added ``canaries`` (the verifier's canary counts per solve batch).
+"""
 
 from __future__ import annotations
 
 from factory.store.records import PROPOSAL_STATUSES
 from sandbox.verdicts import ALL_VERDICTS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_FILENAME = "factory.sqlite"
 
 _STATUS_CHECK = ", ".join(f"'{s}'" for s in PROPOSAL_STATUSES)
 _VERDICT_CHECK = ", ".join(f"'{v}'" for v in ALL_VERDICTS)
+
+CANARIES_TABLE = """CREATE TABLE canaries (
+        round INTEGER NOT NULL,
+        stage TEXT NOT NULL,
+        batch INTEGER NOT NULL,
+        cheats INTEGER NOT NULL,
+        cheats_passed INTEGER NOT NULL,
+        good INTEGER NOT NULL,
+        good_failed INTEGER NOT NULL,
+        PRIMARY KEY (round, stage, batch))"""
 
 SCHEMA_STATEMENTS = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -106,5 +119,8 @@ SCHEMA_STATEMENTS = (
         details_json TEXT NOT NULL,
         created_at REAL NOT NULL,
         UNIQUE (round, dataset, k))""",
+    CANARIES_TABLE,
 )
 
+# The statements that take a store from version N to N + 1.
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: (CANARIES_TABLE,)}

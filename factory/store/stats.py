@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from factory.store.records import GENERATED, PROPOSAL_STATUSES, RoundInfo
 from factory.store.run_store import RunStore
+from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import ALL_VERDICTS, VERIFIED
 
 __all__ = [
@@ -51,6 +52,7 @@ class RoundStats:
     verdicts: dict[str, int]
     timings: dict[str, float]
     tokens: int
+    canaries: CanaryCounts  # the verifier's canary pairs run with the round's solve batches
 
     @property
     def model(self) -> str | None:
@@ -102,6 +104,7 @@ class RunTotals:
     timings: dict[str, float]
     tokens: int
     pairs: int
+    canaries: CanaryCounts
 
     @property
     def generate_seconds(self) -> float:
@@ -153,8 +156,10 @@ def add_up(stats: Iterable[RoundStats]) -> RunTotals:
     verdicts: dict[str, int] = {}
     timings: dict[str, float] = {}
     tokens = pairs = rounds = 0
+    canaries = CanaryCounts()
     for s in stats:
         rounds += 1
+        canaries += s.canaries
         for status, n in s.proposals.items():
             proposals[status] = proposals.get(status, 0) + n
         for verdict, n in s.verdicts.items():
@@ -163,7 +168,7 @@ def add_up(stats: Iterable[RoundStats]) -> RunTotals:
             timings[step] = timings.get(step, 0.0) + seconds
         tokens += s.tokens
         pairs += s.pairs
-    return RunTotals(rounds, proposals, verdicts, timings, tokens, pairs)
+    return RunTotals(rounds, proposals, verdicts, timings, tokens, pairs, canaries)
 
 
 def generated_pairs(store: RunStore) -> int:
@@ -210,7 +215,17 @@ def _round_stats(db: sqlite3.Connection, round: int, info: RoundInfo | None) -> 
         verdicts=verdicts,
         timings=_stage_timings(db, round),
         tokens=_generated_tokens(db, round),
+        canaries=_canary_counts(db, round),
     )
+
+
+def _canary_counts(db: sqlite3.Connection, round: int) -> CanaryCounts:
+    row = db.execute(
+        "SELECT COALESCE(SUM(cheats), 0), COALESCE(SUM(cheats_passed), 0), COALESCE(SUM(good), 0), "
+        "COALESCE(SUM(good_failed), 0) FROM canaries WHERE round = ?",
+        (round,),
+    ).fetchone()
+    return CanaryCounts(*row)
 
 
 def _funnel(db: sqlite3.Connection, round: int, verdicts: Mapping[str, int]) -> dict[str, int]:

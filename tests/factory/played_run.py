@@ -126,12 +126,17 @@ class StoreRows:
             self.pairs = [dict(r) for r in db.execute("SELECT * FROM pairs")]
             self.batches = [dict(r) for r in db.execute("SELECT * FROM batches")]
             self.evals = [dict(r) for r in db.execute("SELECT * FROM evals")]
+            self.canaries = [dict(r) for r in db.execute("SELECT * FROM canaries")]
             self.config = json.loads(db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
         finally:
             db.close()
 
     def of(self, table: str, round: int) -> list[dict]:
         return [row for row in getattr(self, table) if row["round"] == round]
+
+    def canary_counts(self, round: int) -> dict[str, int]:
+        kinds = ("cheats", "cheats_passed", "good", "good_failed")
+        return {k: sum(row[k] for row in self.of("canaries", round)) for k in kinds}
 
     def proposal_counts(self, round: int) -> Counter:
         return Counter(p["status"] for p in self.of("proposals", round))

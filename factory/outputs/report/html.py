@@ -54,7 +54,7 @@ def render_html(report: RunReport) -> str:
         "model fine-tuned after round r. Rising lines: the loop teaches the model.",
         "funnel.png": "Left: every raw proposal by what the filters said. Right: accepted puzzles, those with a verified "
         "solution, and the pairs stored (shortest distinct solutions).",
-        "verdicts.png": "Every sampled solution's sandbox verdict. A growing green share: the solver gets better on its own puzzles.",
+        "verdicts.png": "Every sampled solution's sandbox verdict. A growing green share: the solver gets better on its own puzzles. Canaries: known cheats and good pairs verified with every solve batch (any flip stops the round).",
         "throughput.png": "Seconds per stage summed over the round's batches; tokens/s over generation time; pairs/s over the round's wall time.",
         "diversity.png": "Distinct canonical forms among parsable proposals, the share no earlier round or seed had, and how far "
         "accepted puzzles are from the nearest seed. Falling share or distance near 0: the model is collapsing onto what it has seen.",
@@ -193,9 +193,11 @@ def _funnel_table(report: RunReport) -> str:
 
 
 def _verdict_table(report: RunReport) -> str:
-    head = ["round", "attempts", *ALL_VERDICTS, "verified share"]
+    head = ["round", "attempts", *ALL_VERDICTS, "verified share", "canary cheats passed", "canary good failed"]
     rows = [
-        [_round_label(r), r.attempts, *(r.verdicts.get(v, 0) for v in ALL_VERDICTS), r.verified_share]
+        [_round_label(r), r.attempts, *(r.verdicts.get(v, 0) for v in ALL_VERDICTS), r.verified_share,
+         f"{r.stats.canaries.cheats_passed} of {r.stats.canaries.cheats}",
+         f"{r.stats.canaries.good_failed} of {r.stats.canaries.good}"]
         for r in report.rounds
     ]
     return _table(head, rows)

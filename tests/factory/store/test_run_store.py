@@ -21,6 +21,7 @@ from factory.store import (
     solution_hash,
 )
 from puzzles.records import NamedPuzzle, Puzzle, Solution
+from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import ALL_VERDICTS, ERROR, TIMEOUT, VERIFIED, WRONG
 
 REPO = Path(__file__).resolve().parents[3]
@@ -69,7 +70,7 @@ def test_open_creates_file_and_settings(tmp_path):
         assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert store.rounds() == []
     with RunStore.open(tmp_path / "a" / "run", create=False) as again:  # reopens
-        assert again._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+        assert again._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
 
 
 def test_missing_store_without_create(tmp_path):
@@ -100,7 +101,7 @@ def test_directory_at_path(tmp_path):
         RunStore(tmp_path)
 
 
-@pytest.mark.parametrize(("version", "message"), [("2", "newer version"), ("zero", "cannot read it")])
+@pytest.mark.parametrize(("version", "message"), [("3", "newer version"), ("zero", "cannot read it")])
 def test_schema_version_mismatch(tmp_path, version, message):
     RunStore.open(tmp_path).close()
     db = sqlite3.connect(tmp_path / "factory.sqlite")
@@ -109,6 +110,24 @@ def test_schema_version_mismatch(tmp_path, version, message):
     db.close()
     with pytest.raises(StoreError, match=f"schema version '{version}'.*{message}"):
         RunStore.open(tmp_path)
+
+
+def test_a_version_1_store_is_migrated_keeping_its_rows(tmp_path):
+    with RunStore.open(tmp_path) as store:
+        store.add_seed_puzzles([seed(1, g(1))])
+    db = sqlite3.connect(tmp_path / "factory.sqlite")
+    with db:  # what version 1 looked like: no canaries table
+        db.execute("DROP TABLE canaries")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.close()
+    with RunStore.open(tmp_path) as store:
+        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert len(store.stored_pairs()) == 1
+        store.start_round(1, "m")
+        store.record_attempts(1, 0, [], canaries=CanaryCounts(2, 0, 1, 0))
+        store.record_attempts(1, 0, [], canaries=CanaryCounts(2, 0, 1, 0))  # a batch already done: not twice
+        assert round_stats(store, 1).canaries == CanaryCounts(2, 0, 1, 0)
+        assert round_stats(store, 2).canaries == CanaryCounts()
 
 
 def test_config_recorded_once(store):
@@ -639,4 +658,4 @@ def test_open_write_transaction_does_not_block_readers(tmp_path):
 
 def test_module_constants_are_consistent():
     assert store_module.ACCEPTED in store_module.PROPOSAL_STATUSES
-    assert store_module.SCHEMA_VERSION == 1
+    assert store_module.SCHEMA_VERSION == 2

@@ -22,7 +22,9 @@ from sandbox.verdicts import ALL_VERDICTS
 from tests.factory.played_run import copy_run, without_zeros
 
 # RUN_DIR/rounds/round-N.json: other tools read these keys, in this order.
-SUMMARY_KEYS = ["round", "model", "funnel", "verdicts", "timings", "seconds", "tokens", "tokens_per_second", "eval"]
+SUMMARY_KEYS = [
+    "round", "model", "funnel", "verdicts", "timings", "seconds", "tokens", "tokens_per_second", "canaries", "eval",
+]
 FUNNEL_KEYS = [
     "proposed", "invalid", "trivial", "duplicate", "contaminated", "accepted", "puzzles", "attempts",
     "attempts_verified", "attempts_wrong", "attempts_error", "attempts_timeout", "attempts_memory",
@@ -107,6 +109,10 @@ def test_the_round_summary_file_says_what_the_rows_say(run, rows):
         assert without_zeros(summary["funnel"]) == without_zeros(rows.funnel(r))
         assert list(summary["verdicts"]) == list(ALL_VERDICTS)
         assert without_zeros(summary["verdicts"]) == dict(rows.verdict_counts(r))
+        solve_batches = [b for b in rows.of("batches", r) if b["stage"] == "solve"]
+        assert len(rows.of("canaries", r)) == len(solve_batches) > 0  # canaries rode with every solve batch
+        assert summary["canaries"] == rows.canary_counts(r)
+        assert summary["canaries"]["cheats"] == 2 * len(solve_batches) and summary["canaries"]["cheats_passed"] == 0
         timings = rows.timings(r)
         assert list(summary["timings"]) == sorted(timings)
         assert summary["timings"] == pytest.approx({k: round(v, 3) for k, v in timings.items()}, abs=1.01e-3)
