@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from factory.cli.sandbox import add_sandbox_options, open_sandbox_from
 from factory.errors import UserError
 from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD
 
@@ -27,7 +28,15 @@ def check_out_dir(out: Path) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from factory.outputs.export import ExportFilters, export_dataset, near_set, near_set_p3, parse_rounds
+    from factory.outputs.export import (
+        ExportFilters,
+        Reverify,
+        export_dataset,
+        near_set,
+        near_set_p3,
+        parse_rounds,
+        run_timeout,
+    )
     from factory.outputs.hub import hub_target, push_to_hub
 
     if args.private and not args.push_to_hub:
@@ -51,10 +60,23 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError(
             f"--out {args.out} is not empty: choose a new directory, or pass --force to replace an earlier export"
         )
-    result = export_dataset(args.run_dir, args.out, filters, force=args.force, license=args.license)
+    if args.reverify_sample is not None and args.reverify_sample < 1:
+        raise UserError(f"--reverify-sample must be at least 1 (got {args.reverify_sample})")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UserError(f"--timeout must be positive (got {args.timeout})")
+    if not args.reverify:
+        result = export_dataset(args.run_dir, args.out, filters, force=args.force, license=args.license)
+    else:
+        timeout = args.timeout or run_timeout(args.run_dir)  # a bad run directory fails before the sandbox starts
+        with open_sandbox_from(args) as sandbox:
+            check = Reverify(sandbox, timeout, args.reverify_sample)
+            result = export_dataset(args.run_dir, args.out, filters, force=args.force, license=args.license,
+                                    reverify=check)
     removed = ", ".join(f"{name} {n}" for name, n in result.dropped.items() if n) or "nothing"
     by_round = ", ".join(f"round {r}: {n}" for r, n in result.rows_by_round.items())
     log(f"exported {result.rows} pairs over {result.puzzles} puzzles ({by_round}); filters removed {removed}")
+    if result.reverified is not None:
+        log(f"re-verified at export: {result.reverified.describe()}")
     if target is not None:
         url = push_to_hub(result.out_dir, target, log=log)
         log(f"pushed to {url}")
@@ -122,6 +144,18 @@ def add_export(subparsers) -> None:
     p.add_argument(
         "--private", action="store_true", help="with --push-to-hub: create the Hub repository private"
     )
+    p.add_argument(
+        "--reverify",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="verify every exported pair again in a fresh sandbox and leave out any that fails (default: on)",
+    )
+    p.add_argument("--reverify-sample", type=int, metavar="N", help="re-verify only a random sample of N pairs")
+    p.add_argument(
+        "--timeout", type=float, default=None, metavar="S",
+        help="re-verification: seconds each of g and f may run (default: the run's timeout_s)",
+    )
+    add_sandbox_options(p)
     p.set_defaults(handler=cmd_export)
 
 

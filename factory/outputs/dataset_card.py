@@ -91,6 +91,7 @@ class CardFacts:
     dropped: Mapping[str, int]  # rows removed, by filter
     license: str = "mit"
     models: Sequence[str] = field(default_factory=tuple)
+    reverified: str | None = None  # what re-verification at export found, if it ran
 
 
 def size_category(n: int) -> str:
@@ -294,6 +295,11 @@ def _verification(facts: CardFacts) -> str:
         "cheats (a bool or a float for an int, an object equal to everything, a forged result, an exit that "
         "prints True...), which must not verify, and known good pairs, which must; a flip would have stopped "
         "the round before anything of its batch was stored.\n"
+        + (
+            f"- Re-verified at export, in a fresh sandbox: {facts.reverified}; any pair that failed was left out.\n"
+            if facts.reverified
+            else "- Not re-verified at export.\n"
+        )
     )
 
 

@@ -14,6 +14,7 @@ distance from evaluation sets) apply to generated pairs; seed rows, when include
 from __future__ import annotations
 
 import ast
+import random
 import re
 import shutil
 import tempfile
@@ -36,7 +37,9 @@ from factory.outputs.dataset_card import (
 from factory.store import GENERATED, SEED, RunStore, rounds_stats
 from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD
 from puzzles.filters import EvalIndex
+from sandbox.backend import Sandbox
 from sandbox.verdicts import VERIFIED
+from sandbox.verify import SourcePair, verify_pairs
 
 # Column names and types, in order. Nullable columns hold None where COLUMN_DOCS says so.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -159,6 +162,29 @@ class Selection:
 
 
 @dataclass(frozen=True)
+class Reverify:
+    """Verify the selected pairs again in ``sandbox`` before writing them (all, or a seeded sample of
+    ``sample``); a pair that no longer verifies is dropped and counted (invariant: a verified pair
+    verifies the same anywhere)."""
+
+    sandbox: Sandbox
+    timeout_s: float
+    sample: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Reverified:
+    checked: int
+    failed: dict[str, int]  # verdict -> pairs that got it instead of verified
+
+    def describe(self) -> str:
+        lost = sum(self.failed.values())
+        why = f" ({', '.join(f'{v} {n}' for v, n in sorted(self.failed.items()))})" if lost else ""
+        return f"{self.checked - lost} of {self.checked} verified again{why}"
+
+
+@dataclass(frozen=True)
 class ExportResult:
     out_dir: Path
     rows: int
@@ -167,6 +193,7 @@ class ExportResult:
     data_file: Path
     card_file: Path
     rows_by_round: dict[int, int] = field(default_factory=dict)
+    reverified: Reverified | None = None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -376,8 +403,10 @@ def export_dataset(
     force: bool = False,
     license: str = "mit",
     pretty_name: str | None = None,
+    reverify: Reverify | None = None,
 ) -> ExportResult:
-    """Write the run's verified pairs to ``out_dir`` as a Hugging Face dataset with its card.
+    """Write the run's verified pairs to ``out_dir`` as a Hugging Face dataset with its card, after
+    verifying them again when ``reverify`` says so.
 
     ``out_dir`` must not exist or be empty; with ``force`` an earlier export there (its ``data/`` and
     ``README.md``) is replaced. The new files are written beside it first and moved in at the end, so
@@ -396,7 +425,10 @@ def export_dataset(
                 f"nothing to export from {run_dir}: {len(rows)} stored pairs, none left after the filters "
                 f"(removed: {removed}); relax the filters or include the seed puzzles' pairs (include_seeds)"
             )
-        facts = _card_facts(store, run_dir, filters, selection, license, pretty_name)
+        reverified = None
+        if reverify is not None:
+            selection, reverified = reverify_rows(selection, reverify)
+        facts = _card_facts(store, run_dir, filters, selection, license, pretty_name, reverified)
 
     dataset = Dataset.from_list([row.to_dict() for row in selection.rows], features=features())
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -427,7 +459,29 @@ def export_dataset(
         data_file=out_dir / DATA_FILE,
         card_file=out_dir / CARD_FILENAME,
         rows_by_round=dict(sorted(Counter(row.round for row in selection.rows).items())),
+        reverified=reverified,
     )
+
+
+def run_timeout(run_dir: Path | str, default: float = 2.0) -> float:
+    """The sandbox time limit the run verified its pairs with (``timeout_s`` of its settings)."""
+    with open_run(run_dir) as store:
+        config = store.config() or {}
+    return float(config.get("timeout_s", default))
+
+
+def reverify_rows(selection: Selection, reverify: Reverify) -> tuple[Selection, Reverified]:
+    """``selection`` without the rows that no longer verify (of those checked), and what was found."""
+    rows = selection.rows
+    checked = list(range(len(rows)))
+    if reverify.sample is not None and reverify.sample < len(rows):
+        checked = sorted(random.Random(reverify.seed).sample(checked, reverify.sample))
+    pairs = [SourcePair(rows[i].puzzle, rows[i].solution) for i in checked]
+    results = verify_pairs(pairs, reverify.sandbox, reverify.timeout_s)
+    lost = {i: r.status for i, r in zip(checked, results, strict=True) if r.status != VERIFIED}
+    kept = [row for i, row in enumerate(rows) if i not in lost]
+    dropped = {**selection.dropped, "reverify": len(lost)}
+    return Selection(kept, dropped), Reverified(len(checked), dict(Counter(lost.values())))
 
 
 @contextmanager
@@ -469,6 +523,7 @@ def _card_facts(
     selection: Selection,
     license: str,
     pretty_name: str | None,
+    reverified: Reverified | None = None,
 ) -> CardFacts:
     rows_by_round = Counter(row.round for row in selection.rows if row.origin == GENERATED)
     rounds = [
@@ -502,4 +557,5 @@ def _card_facts(
         dropped=selection.dropped,
         license=license,
         models=models,
+        reverified=reverified.describe() if reverified is not None else None,
     )

@@ -368,6 +368,8 @@ def test_cli_export_with_filters(run_dir, tmp_path, capsys):
                 "0.25",
                 "--exclude-near",
                 "seeds-test",
+                "--sandbox",
+                "process",
             ]
         )
         == 0
@@ -375,7 +377,12 @@ def test_cli_export_with_filters(run_dir, tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out.strip() == str(out)
     assert "exported" in captured.err
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(out / DATA_FILE).num_rows
+    assert f"re-verified at export: {rows} of {rows} verified again" in captured.err
     text = (out / "README.md").read_text()
+    assert f"Re-verified at export, in a fresh sandbox: {rows} of {rows} verified again" in text
     assert "- rounds 2-3" in text and "at most 1 solution(s) per puzzle" in text
     assert "puzzles solved by at least 25% of their attempts in their round" in text
 
@@ -384,19 +391,19 @@ def test_cli_refuses_a_non_empty_out_dir_unless_forced(run_dir, tmp_path, capsys
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    assert main(["export", str(run_dir), "--out", str(out)]) == 2
+    assert main(["export", str(run_dir), "--out", str(out), "--sandbox", "process"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--out" in err and "is not empty" in err and "--force" in err
-    assert main(["export", str(run_dir), "--out", str(out), "--force"]) == 0
+    assert main(["export", str(run_dir), "--out", str(out), "--force", "--sandbox", "process"]) == 0
     assert (out / DATA_FILE).is_file() and (out / "notes.txt").read_text() == "mine"
     capsys.readouterr()
     (tmp_path / "file").write_text("x")
-    assert main(["export", str(run_dir), "--out", str(tmp_path / "file")]) == 2
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "file"), "--sandbox", "process"]) == 2
     assert capsys.readouterr().err == f"factory: --out {tmp_path / 'file'} is a file: give a directory\n"
 
 
 def test_cli_missing_run_dir_is_one_line(tmp_path, capsys):
-    assert main(["export", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
+    assert main(["export", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), "--sandbox", "process"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("factory: ") and err.count("\n") == 1
 
@@ -430,7 +437,7 @@ def test_push_without_a_token_fails_before_any_work_or_network(
     run_dir, tmp_path, capsys, no_token, no_network
 ):
     out = tmp_path / "out"
-    assert main(["export", str(run_dir), "--out", str(out), "--push-to-hub", "alice/pairs"]) == 2
+    assert main(["export", str(run_dir), "--out", str(out), "--push-to-hub", "alice/pairs", "--sandbox", "process"]) == 2
     err = capsys.readouterr().err
     assert (
         err
@@ -476,6 +483,8 @@ def test_push_with_token_but_unreachable_hub_is_one_clear_line(run_dir, tmp_path
             "--push-to-hub",
             "alice/pairs",
             "--private",
+            "--sandbox",
+            "process",
         ],
         cwd=REPO,
         env=env,
@@ -541,3 +550,36 @@ def test_pair_rows_cover_every_stored_pair(run_dir):
     with RunStore.open(run_dir, create=False) as store:
         rows = pair_rows(store)
         assert [row.pair_id for row in rows] == [pair.id for pair in store.stored_pairs()]
+
+
+def test_export_re_verifies_and_leaves_out_a_pair_that_no_longer_verifies(run, tmp_path, capsys):
+    """A stored pair whose solution was changed after the fact (here by hand, in a copy of the store)
+    fails the re-verification at export: it is left out, counted, and the card says so."""
+    import sqlite3
+
+    import pyarrow.parquet as pq
+
+    from factory.store import STORE_FILENAME
+    from tests.factory.played_run import copy_run
+
+    run_dir = copy_run(run, tmp_path / "run")
+    db = sqlite3.connect(run_dir / STORE_FILENAME)
+    with db:
+        pair_id, source = db.execute("SELECT id, solution_source FROM pairs WHERE round > 0 ORDER BY id").fetchone()
+        db.execute("UPDATE pairs SET solution_source = ? WHERE id = ?",
+                   (source.replace("return", "raise ValueError() #", 1), pair_id))
+    db.close()
+    out = tmp_path / "out"
+    assert main(["export", str(run_dir), "--out", str(out), "--sandbox", "process"]) == 0
+    err = capsys.readouterr().err
+    exported = pq.read_table(out / DATA_FILE)
+    assert pair_id not in exported.column("pair_id").to_pylist()
+    checked = exported.num_rows + 1
+    assert f"re-verified at export: {checked - 1} of {checked} verified again (error 1)" in err
+    assert "reverify 1" in err
+    assert f"{checked - 1} of {checked} verified again (error 1)" in (out / "README.md").read_text()
+    sample = tmp_path / "sample"
+    assert main(["export", str(run_dir), "--out", str(sample), "--sandbox", "process", "--reverify-sample", "2"]) == 0
+    assert "re-verified at export: " in capsys.readouterr().err
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "none"), "--no-reverify"]) == 0
+    assert pair_id in pq.read_table(tmp_path / "none" / DATA_FILE).column("pair_id").to_pylist()
