@@ -37,15 +37,23 @@ class VerifyReport:
 
 
 def read_pairs_jsonl(path: Path) -> list[dict]:
-    """Every line must be a JSON object with string fields ``f`` and ``g``; errors name the line."""
+    """Every line must be a JSON object with string fields ``f`` and ``g``; errors name the line.
+
+    Lines end at "\n" (or "\r\n") only: U+2028, U+0085 and the like may stand raw inside a JSON
+    string, so ``str.splitlines`` would cut a valid record in two.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: cannot read it ({e})") from None
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    for number, line in enumerate(lines, start=1):
+        line = line.removesuffix("\r")
         try:
             record = json.loads(line)
         except ValueError as e:

@@ -2,6 +2,8 @@
 
 Every entry point turns any problem with its input (syntax errors, NUL bytes, lone surrogates, huge or
 deeply nested programs) into :class:`InvalidProgram` with a short one-line reason; nothing else escapes.
+The work done on a source is linear in its length and bounded: MAX_SOURCE_CHARS, MAX_AST_NODES,
+MAX_ARGUMENTS and MAX_PATTERN_NODES are checked before anything is compiled.
 
 Puzzles are model-written and untrusted, so :func:`parse_puzzle` also applies hygiene rules
 (:func:`check_puzzle_hygiene`). They are a filter against puzzles that reach outside their sandbox on
@@ -11,6 +13,7 @@ purpose, not the security boundary: the sandbox is. Solutions get no hygiene che
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 import sys
 import threading
@@ -24,6 +27,12 @@ from puzzles.records import InvalidProgram, Puzzle, Solution
 MAX_SOURCE_CHARS = 200_000  # one puzzle or solution; P3's longest sat is about 14,000
 MAX_INT_DIGITS = 50_000  # longest integer literal accepted; P3 has one of 8,844 digits (BoxVolume:1)
 
+MAX_AST_NODES = 50_000  # syntax nodes in one source; P3's largest program has about 2,800
+MAX_ARGUMENTS = 100  # arguments of one function or lambda; P3 has at most 7
+MAX_PATTERN_NODES = 100  # sub-patterns of one match case: CPython compiles them in quadratic memory
+
+# Puzzle hygiene is an allow-list: only these syntax nodes, these builtins, these modules (whole, no
+# submodules). Everything else is refused, so a construct added to Python later is refused too.
 ALLOWED_IMPORTS = frozenset(
     {
         "math", "itertools", "collections", "heapq", "re", "random", "string", "functools",
@@ -31,12 +40,74 @@ ALLOWED_IMPORTS = frozenset(
     }
 )  # fmt: skip
 
-FORBIDDEN_NAMES = frozenset(
+# Builtins a puzzle may name: pure functions, plain types and the common exceptions. Not here, among
+# others: type/object/super/property (class making), getattr/hasattr/vars/dir (attributes by name),
+# format (format fields read attributes named at run time), eval/exec/compile/open/__import__/input,
+# hash and id (they differ between processes: a verified pair must verify the same anywhere).
+ALLOWED_BUILTINS = frozenset(
     {
-        "exec", "eval", "compile", "open", "__import__", "globals", "locals", "vars", "getattr",
-        "setattr", "delattr", "breakpoint", "input", "exit", "quit", "memoryview", "help",
+        "abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr",
+        "complex", "dict", "divmod", "enumerate", "filter", "float", "frozenset", "hex",
+        "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next", "oct",
+        "ord", "pow", "print", "range", "repr", "reversed", "round", "set", "slice", "sorted", "str",
+        "sum", "tuple", "zip", "True", "False", "None", "Ellipsis", "NotImplemented",
+        "ArithmeticError", "AssertionError", "Exception", "IndexError", "KeyError", "LookupError",
+        "NotImplementedError", "OverflowError", "RecursionError", "RuntimeError", "StopIteration",
+        "TypeError", "UnicodeError", "ValueError", "ZeroDivisionError",
     }
 )  # fmt: skip
+
+# Every builtin this Python has, plus those Pythons 3.10 to 3.13 add (the worker may run another) and
+# those the site module adds (absent under ``python -S``). Any of them not in ALLOWED_BUILTINS is
+# refused as a name, read or bound (``open = 1`` in an inner function would leave ``open`` the builtin
+# in the outer one), so no scope analysis is needed.
+KNOWN_BUILTINS = frozenset(dir(builtins)) | frozenset(
+    {
+        "aiter", "anext", "EncodingWarning", "BaseExceptionGroup", "ExceptionGroup",
+        "PythonFinalizationError", "help", "exit", "quit", "copyright", "credits", "license",
+    }
+)  # fmt: skip
+FORBIDDEN_NAMES = KNOWN_BUILTINS - ALLOWED_BUILTINS
+
+# The syntax a puzzle may use. Refused, among others: class definitions and class patterns in match
+# statements (``__match_args__``/``__instancecheck__`` read attributes or decide matches by run-time
+# names), with/async/await/yield/global, ``except*``, and any node type a later Python adds.
+ALLOWED_NODES = frozenset(
+    {
+        # statements
+        ast.FunctionDef, ast.Return, ast.Delete, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For,
+        ast.While, ast.If, ast.Match, ast.Raise, ast.Try, ast.Assert, ast.Import, ast.ImportFrom,
+        ast.Nonlocal, ast.Expr, ast.Pass, ast.Break, ast.Continue,
+        # expressions
+        ast.BoolOp, ast.NamedExpr, ast.BinOp, ast.UnaryOp, ast.Lambda, ast.IfExp, ast.Dict, ast.Set,
+        ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Compare, ast.Call,
+        ast.FormattedValue, ast.JoinedStr, ast.Constant, ast.Attribute, ast.Subscript, ast.Starred,
+        ast.Name, ast.List, ast.Tuple, ast.Slice,
+        # contexts and operators
+        ast.Load, ast.Store, ast.Del, ast.And, ast.Or, ast.Add, ast.Sub, ast.Mult, ast.MatMult,
+        ast.Div, ast.Mod, ast.Pow, ast.LShift, ast.RShift, ast.BitOr, ast.BitXor, ast.BitAnd,
+        ast.FloorDiv, ast.Invert, ast.Not, ast.UAdd, ast.USub, ast.Eq, ast.NotEq, ast.Lt, ast.LtE,
+        ast.Gt, ast.GtE, ast.Is, ast.IsNot, ast.In, ast.NotIn,
+        # parts
+        ast.comprehension, ast.ExceptHandler, ast.arguments, ast.arg, ast.keyword, ast.alias,
+        ast.match_case, ast.MatchValue, ast.MatchSingleton, ast.MatchSequence, ast.MatchMapping,
+        ast.MatchStar, ast.MatchAs, ast.MatchOr,
+    }
+)  # fmt: skip
+
+_REFUSED_NODES = {  # how a refusal names the construct; any other node outside ALLOWED_NODES: by type
+    "ClassDef": "class definitions are",
+    "MatchClass": "class patterns in match statements are",
+    "AsyncFunctionDef": "async functions are",
+    "Await": "await is",
+    "AsyncFor": "async for is",
+    "AsyncWith": "async with is",
+    "With": "with statements are",
+    "Global": "global statements are",
+    "Yield": "yield (generator functions) is",
+    "YieldFrom": "yield from (generator functions) is",
+    "TryStar": "except* is",
+}
 
 # Public attributes of the allowed modules (followed transitively) that are modules outside the
 # allow-list, e.g. ``typing.sys``, ``statistics.sys``, ``re.enum.bltns`` (builtins), ``string``'s ``os``
@@ -53,20 +124,24 @@ INTROSPECTION_ATTRIBUTES = frozenset(
     {
         "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame",
         "ag_code", "ag_await", "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "tb_frame",
-        "tb_next", "co_code", "co_consts",
+        "tb_next", "co_code", "co_consts", "mro",
     }
 )  # fmt: skip
 
 # Library functions that turn a string into attribute access or code (operator.attrgetter,
-# typing.get_type_hints evaluates string annotations, functools.singledispatch calls it).
+# functools.update_wrapper gets and sets the attributes its arguments name, typing.get_type_hints
+# evaluates string annotations, functools.singledispatch calls it), and the string methods whose
+# format fields ('{0.attr}', '{0[key]}') read attributes named at run time.
 STRING_EVALUATING_NAMES = frozenset(
     {
         "attrgetter", "methodcaller", "get_type_hints", "ForwardRef", "evaluate_forward_ref",
-        "singledispatch", "singledispatchmethod", "Formatter", "get_field",
+        "singledispatch", "singledispatchmethod", "Formatter", "get_field", "format", "format_map",
+        "vformat", "update_wrapper", "wraps",
     }
 )  # fmt: skip
 
 FORBIDDEN_ATTRIBUTES = MODULE_ESCAPE_ATTRIBUTES | INTROSPECTION_ATTRIBUTES | STRING_EVALUATING_NAMES
+_FORMAT_METHODS = frozenset({"format", "format_map", "vformat"})
 
 _DUNDER_IN_STRING = re.compile(r"__[A-Za-z]\w*__")
 _DEF_LINE = re.compile(r"[ \t]*(?:async[ \t]+)?def[ \t]+[^\W\d]\w*[ \t]*\(")
@@ -123,9 +198,12 @@ def parse_source(text: str, what: str = "source") -> ast.Module:
         with int_digit_allowance(), warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)  # model junk like "1abc" must not spam stderr
             tree = ast.parse(text)
-            # Errors that only the compiler finds (a repeated argument name, a bad nonlocal).
-            compile(tree, f"<{what}>", "exec")
-            return tree
+            too_big = _size_problem(tree)
+            if too_big is None:
+                # Errors that only the compiler finds (a repeated argument name, a bad nonlocal).
+                compile(tree, f"<{what}>", "exec")
+                return tree
+        reason = f"{what} {too_big}"
     except SyntaxError as error:
         message = error.msg or "invalid syntax"
         if "integer string conversion" in message:
@@ -138,6 +216,35 @@ def parse_source(text: str, what: str = "source") -> ast.Module:
     except ValueError as error:
         reason = f"{what} cannot be parsed: {_one_line(str(error))}"
     raise InvalidProgram(reason)
+
+
+def _size_problem(tree: ast.Module) -> str | None:
+    """Why ``tree`` is too big to compile and check in bounded time and memory, or None.
+
+    One pass over the nodes, stopping at MAX_AST_NODES; each case pattern is counted once, on its own.
+    """
+    count = 0
+    for node in ast.walk(tree):
+        count += 1
+        if count > MAX_AST_NODES:
+            return f"has more than {MAX_AST_NODES:,} syntax nodes"
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            args = node.args
+            total = len(args.posonlyargs) + len(args.args) + len(args.kwonlyargs)
+            total += (args.vararg is not None) + (args.kwarg is not None)
+            if total > MAX_ARGUMENTS:
+                name = "a lambda" if isinstance(node, ast.Lambda) else f"function '{node.name}'"
+                return f"has {name} with {total:,} arguments at line {node.lineno}, limit {MAX_ARGUMENTS}"
+        elif isinstance(node, ast.match_case):
+            parts = 0
+            for _ in ast.walk(node.pattern):
+                parts += 1
+                if parts > MAX_PATTERN_NODES:
+                    return (
+                        f"has a case pattern of more than {MAX_PATTERN_NODES} parts at line "
+                        f"{node.pattern.lineno}"
+                    )
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -171,41 +278,67 @@ def parse_solution(text: str, puzzle: Puzzle | None = None) -> Solution:
 
 
 def check_puzzle_hygiene(function: ast.FunctionDef, *, allow_eval: bool = False) -> None:
-    """Raise InvalidProgram when a puzzle function reaches for code execution, I/O or interpreter internals.
+    """Raise InvalidProgram unless a puzzle function keeps to the allow-list.
 
-    Rejected: the names in FORBIDDEN_NAMES (``eval`` is allowed as ``eval(x)`` when ``allow_eval``),
-    any name or attribute starting with ``__``, attributes starting with ``_``, FORBIDDEN_ATTRIBUTES,
-    string literals that spell a dunder name, and imports outside ALLOWED_IMPORTS.
+    Allowed: the syntax in ALLOWED_NODES (no classes, no class patterns in ``match``, no generators,
+    ``with``, ``global`` or async), the builtins in ALLOWED_BUILTINS (any other builtin name is refused,
+    read or bound; ``eval`` is allowed as ``eval(x)`` when ``allow_eval``), names without a leading
+    ``__``, attributes without a leading ``_`` and outside FORBIDDEN_ATTRIBUTES (``.format`` and
+    ``.format_map`` among them), f-string format specs without replacement fields, string literals
+    that spell no dunder name, and ``import m`` / ``from m import name`` of a module in ALLOWED_IMPORTS
+    itself (no submodule part).
     """
     allowed_eval: set[int] = set()  # ids of Name nodes that are the callee of an allowed eval(x)
     for node in ast.walk(function):  # breadth-first: a Call comes before its callee Name
+        if type(node) not in ALLOWED_NODES:
+            _refuse_node(node)
         if isinstance(node, ast.Call):
             if allow_eval and _is_single_argument_eval(node):
                 allowed_eval.add(id(node.func))
         elif isinstance(node, ast.Name):
-            _check_name(node, allowed_eval)
+            _check_identifier(node.id, id(node) in allowed_eval)
         elif isinstance(node, ast.Attribute):
             _check_attribute(node.attr)
+        elif isinstance(node, ast.arg):
+            _check_identifier(node.arg)
+        elif isinstance(node, ast.FunctionDef):
+            if node.name.startswith("__"):
+                raise InvalidProgram(f"defining '{node.name}' is not allowed (dunder names are off limits)")
+            _check_identifier(node.name)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 _check_module(alias.name)
+                _check_identifier(alias.asname or alias.name)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                raise InvalidProgram("relative imports are not allowed in a puzzle")
-            _check_module(node.module or "")
-            for alias in node.names:
-                if alias.name in FORBIDDEN_ATTRIBUTES or alias.name.startswith("_"):
-                    raise InvalidProgram(f"importing '{alias.name}' from '{node.module}' is not allowed")
+            _check_import_from(node)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             match = _DUNDER_IN_STRING.search(node.value)
             if match:
                 raise InvalidProgram(f"string literal mentions dunder name '{match.group()}'")
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            if node.name.startswith("__"):
-                raise InvalidProgram(f"defining '{node.name}' is not allowed (dunder names are off limits)")
-        elif isinstance(node, ast.MatchClass):
-            for attr in node.kwd_attrs:
-                _check_attribute(attr)
+        elif isinstance(node, ast.FormattedValue):
+            spec = node.format_spec
+            if spec is not None and any(isinstance(part, ast.FormattedValue) for part in ast.walk(spec)):
+                raise InvalidProgram(
+                    f"f-string format spec computed at run time is not allowed in a puzzle (line {node.lineno})"
+                )
+        elif isinstance(node, ast.comprehension):
+            if node.is_async:
+                raise InvalidProgram("async comprehensions are not allowed in a puzzle")
+        elif isinstance(node, ast.ExceptHandler):
+            if node.name is not None:
+                _check_identifier(node.name)
+        elif isinstance(node, ast.keyword):
+            if node.arg is not None and node.arg.startswith("__"):
+                raise InvalidProgram(f"keyword '{node.arg}' is not allowed (dunder names are off limits)")
+        elif isinstance(node, ast.Nonlocal):
+            for name in node.names:
+                _check_identifier(name)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)):
+            if node.name is not None:
+                _check_identifier(node.name)
+        elif isinstance(node, ast.MatchMapping):
+            if node.rest is not None:
+                _check_identifier(node.rest)
 
 
 def _parse_puzzle(text: str, allow_eval: bool) -> Puzzle:
@@ -295,8 +428,9 @@ def _literal_defaults(
     source: str, arguments: list[ast.arg], defaults: list[ast.expr]
 ) -> tuple[tuple[str, str], ...]:
     pairs = []
+    lines = _EncodedLines(source)  # split and encode once: defaults may share one long line
     for argument, default in zip(arguments, defaults, strict=True):
-        text = _segment(source, default)
+        text = lines.segment(default)
         try:
             with int_digit_allowance():
                 ast.literal_eval(default)
@@ -357,12 +491,26 @@ def _is_single_argument_eval(node: ast.Call) -> bool:
     )
 
 
-def _check_name(node: ast.Name, allowed_eval: set[int]) -> None:
-    if node.id in FORBIDDEN_NAMES and id(node) not in allowed_eval:
-        hint = " (P3 allows only eval(x) in trusted puzzles)" if node.id == "eval" else ""
-        raise InvalidProgram(f"use of '{node.id}' is not allowed in a puzzle{hint}")
-    if node.id.startswith("__"):
-        raise InvalidProgram(f"name '{node.id}' is not allowed (dunder names are off limits)")
+def _refuse_node(node: ast.AST) -> None:
+    name = type(node).__name__
+    what = _REFUSED_NODES.get(name, f"syntax '{name}' is")
+    line = getattr(node, "lineno", "?")
+    if isinstance(node, ast.ClassDef):
+        where = f"'class {node.name}' at line {line}"
+    elif isinstance(node, ast.MatchClass):
+        where = f"'case {_render(node.cls)}(...)' at line {line}: it reads attributes named at run time"
+    else:
+        where = f"line {line}"
+    raise InvalidProgram(f"{what} not allowed in a puzzle ({where})")
+
+
+def _check_identifier(name: str, allowed_eval: bool = False) -> None:
+    """A name the puzzle reads or binds: no dunder, no builtin outside ALLOWED_BUILTINS."""
+    if name in FORBIDDEN_NAMES and not allowed_eval:
+        hint = " (P3 allows only eval(x) in trusted puzzles)" if name == "eval" else ""
+        raise InvalidProgram(f"use of '{name}' is not allowed in a puzzle{hint}")
+    if name.startswith("__"):
+        raise InvalidProgram(f"name '{name}' is not allowed (dunder names are off limits)")
 
 
 def _check_attribute(attr: str) -> None:
@@ -370,14 +518,34 @@ def _check_attribute(attr: str) -> None:
         raise InvalidProgram(f"attribute '.{attr}' is not allowed (dunder names are off limits)")
     if attr.startswith("_"):
         raise InvalidProgram(f"attribute '.{attr}' is not allowed (private attributes are off limits)")
+    if attr in _FORMAT_METHODS:
+        raise InvalidProgram(
+            f"attribute '.{attr}' is not allowed in a puzzle (format fields such as '{{0.name}}' read "
+            "attributes named at run time; use an f-string)"
+        )
     if attr in FORBIDDEN_ATTRIBUTES:
         raise InvalidProgram(f"attribute '.{attr}' is not allowed in a puzzle")
 
 
 def _check_module(name: str) -> None:
-    if name.split(".")[0] not in ALLOWED_IMPORTS:
-        allowed = ", ".join(sorted(ALLOWED_IMPORTS))
-        raise InvalidProgram(f"import of module '{name}' is not allowed (allowed: {allowed})")
+    if name in ALLOWED_IMPORTS:
+        return
+    if name.partition(".")[0] in ALLOWED_IMPORTS:
+        raise InvalidProgram(f"import of module '{name}' is not allowed (submodules are off limits)")
+    allowed = ", ".join(sorted(ALLOWED_IMPORTS))
+    raise InvalidProgram(f"import of module '{name}' is not allowed (allowed: {allowed})")
+
+
+def _check_import_from(node: ast.ImportFrom) -> None:
+    if node.level:
+        raise InvalidProgram("relative imports are not allowed in a puzzle")
+    _check_module(node.module or "")
+    for alias in node.names:
+        if alias.name == "*":
+            raise InvalidProgram(f"'from {node.module} import *' is not allowed in a puzzle")
+        if alias.name in FORBIDDEN_ATTRIBUTES or alias.name.startswith("_"):
+            raise InvalidProgram(f"importing '{alias.name}' from '{node.module}' is not allowed")
+        _check_identifier(alias.asname or alias.name)
 
 
 def is_typing_import(statement: ast.stmt) -> bool:
@@ -525,11 +693,12 @@ def _dedent(text: str) -> str:
 
 def _strip_blank_edges(text: str) -> str:
     lines = _split_lines(text)
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return "\n".join(lines)
+    start, end = 0, len(lines)
+    while start < end and not lines[start].strip():
+        start += 1
+    while end > start and not lines[end - 1].strip():
+        end -= 1
+    return "\n".join(lines[start:end])
 
 
 def _function_text(source: str, span: tuple[int, int]) -> str:
@@ -537,17 +706,29 @@ def _function_text(source: str, span: tuple[int, int]) -> str:
     return _strip_blank_edges("\n".join(source.split("\n")[span[0] - 1 : span[1]]))
 
 
-def _segment(source: str, node: ast.AST) -> str:
-    """Source text of ``node``; like ast.get_source_segment without re-splitting the source each call.
+class _EncodedLines:
+    """Source text of nodes, like ast.get_source_segment but splitting the source once and encoding
+    each line at most once, so cutting out n nodes costs time linear in the source, not n times it.
 
-    ``source`` uses only "\n" line breaks (callers normalise it), so its lines are the parser's lines.
+    The source uses only "\n" line breaks (callers normalise it), so its lines are the parser's lines.
     """
-    lines = source.split("\n")[node.lineno - 1 : node.end_lineno]  # type: ignore[attr-defined]
-    start, end = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]  # UTF-8 byte offsets
-    if len(lines) == 1:
-        return lines[0].encode()[start:end].decode()
-    first, last = lines[0].encode()[start:].decode(), lines[-1].encode()[:end].decode()
-    return "\n".join([first, *lines[1:-1], last])
+
+    def __init__(self, source: str) -> None:
+        self.lines = source.split("\n")
+        self.encoded: dict[int, bytes] = {}
+
+    def line(self, number: int) -> bytes:  # 1-based
+        if number not in self.encoded:
+            self.encoded[number] = self.lines[number - 1].encode()
+        return self.encoded[number]
+
+    def segment(self, node: ast.AST) -> str:
+        first, last = node.lineno, node.end_lineno  # type: ignore[attr-defined]
+        start, end = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]  # UTF-8 byte offsets
+        if first == last:
+            return self.line(first)[start:end].decode()
+        head, tail = self.line(first)[start:].decode(), self.line(last)[:end].decode()
+        return "\n".join([head, *self.lines[first : last - 1], tail])
 
 
 def _render(node: ast.expr) -> str:

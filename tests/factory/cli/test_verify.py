@@ -41,6 +41,32 @@ def test_results_have_one_line_per_input_line_in_order(tmp_path, capsys):
     assert "verified" in table and "pairs/s" in table
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_lines_end_at_newline_only(tmp_path, separator, newline):
+    """Characters that str.splitlines splits at may stand raw inside a JSON string."""
+    from factory.verify_files import read_pairs_jsonl
+
+    rows = [dict(GOOD, id=f"a{separator}b", note=f"x{separator}y"), dict(BAD, id=2)]
+    text = newline.join(json.dumps(row, ensure_ascii=False) for row in rows) + newline
+    assert separator in text
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(text.encode("utf-8"))
+    assert read_pairs_jsonl(path) == rows
+    path.write_bytes(text.rstrip("\r\n").encode("utf-8"))  # no newline after the last line
+    assert read_pairs_jsonl(path) == rows
+
+
+def test_raw_line_separator_in_a_record_verifies(tmp_path):
+    row = dict(GOOD, id="p\u2028q", note="r\x85s")
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    out = tmp_path / "r.jsonl"
+    assert main(["verify", str(path), "--out", str(out), "--sandbox", "process"]) == 0
+    results = [json.loads(line) for line in out.read_text(encoding="utf-8").split("\n") if line]
+    assert [(r["id"], r["note"], r["status"]) for r in results] == [("p\u2028q", "r\x85s", "verified")]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
