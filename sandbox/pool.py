@@ -134,6 +134,16 @@ class WorkerPool:
                     str(reply.get("detail", "")),
                 ),
             )
+            if reply.get("retire"):
+                # The job got its verdict, but the worker cannot restore a clean state and exits:
+                # the jobs queued behind it never ran there, so they go back to the queue.
+                queue.give_back(in_flight)
+                in_flight.clear()
+                self._drop(slot)
+                self.replaced += 1
+                self.log(
+                    f"sandbox worker {slot} retired after job {jobs[index].id} ({reply['retire']}); replacing it"
+                )
 
     def _link(self, slot: int) -> WorkerLink:
         link = self.links[slot]

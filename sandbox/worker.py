@@ -4,15 +4,21 @@ Standard library only, one file: it is copied into the sandbox image and also ru
 process. It reads one JSON job per line on stdin and writes one JSON result per line on stdout.
 
 For each job the worker (trusted: it never runs untrusted code itself) compiles both sources, which
-runs none of their code, then forks
-  1. a child that runs ``g()`` and sends its answer back as plain JSON data, then
-  2. a second, fresh child that runs ``f(answer)`` on that data and reports whether it returned
-     exactly ``True``.
+runs none of their code, then
+  1. forks a child that runs ``g()`` and sends its answer back as plain JSON data, which the worker
+     parses (bounded in size and int-conversion work, and counted in g's time) and type-checks, then
+  2. has the zygote fork a fresh child that runs ``f(answer)`` on that data and reports whether it
+     returned exactly ``True``. The zygote is this file exec'd again when the worker starts: another
+     interpreter, with its own hash secret and address layout, that no g ever ran in, so a g that
+     asks its own process for ``hash()``, set order or ``id()`` learns nothing about f's process.
 Each child gets its own session, rlimits, an empty working directory, stdout/stderr drained into a
-capped pipe, and a wall-clock deadline enforced by the worker with SIGKILL. After each job every
-descendant is killed and scratch space is wiped, so nothing survives into the next job. The worker
-is non-dumpable, so the children (same uid) cannot read its memory or open its file descriptors
-through /proc; they can still kill it, which the host sees as a lost job.
+capped pipe, and a wall-clock deadline enforced by the worker with SIGKILL. Limits are checked again
+when a result is accepted (a job that stops the worker gains no time and no output). After each job
+every descendant is killed, the IPC objects the job made are removed and scratch space is wiped; a
+worker that cannot restore a clean state says so in its reply and exits, and the host replaces it.
+The worker and the zygote are non-dumpable, so the children (same uid) cannot read their memory or
+open their file descriptors through /proc; they can still kill them: a killed zygote is started
+again, a killed worker is a lost job (``crashed``) for the host.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ import re  # noqa: F401
 import resource
 import select
 import signal
+import socket
+import stat
 import string  # noqa: F401
 import sys
 import time
@@ -341,6 +349,7 @@ def killed_by_oom() -> bool:
 
 
 def run_child(target, job: dict, limits: Limits, workdir: str, timeout: float, *args) -> ChildOutcome:
+    """Run ``target(job, *args)`` in a fresh child forked from this worker."""
     out_r, out_w = os.pipe()
     res_r, res_w = os.pipe()
     start = time.monotonic()
@@ -361,7 +370,36 @@ def run_child(target, job: dict, limits: Limits, workdir: str, timeout: float, *
             os._exit(code)
     os.close(out_w)
     os.close(res_w)
-    pidfd = os.pidfd_open(pid)
+    return watch_child(pid, lambda: os.waitpid(pid, 0)[1], out_r, res_r, limits, timeout, start)
+
+
+def run_f_child(request: dict, limits: Limits, timeout: float) -> ChildOutcome:
+    """Run f in a fresh child of the zygote: a separate interpreter with its own hash secret and
+    address layout, so that nothing per-process g could learn in its own process holds in f's."""
+    out_r, out_w = os.pipe()
+    res_r, res_w = os.pipe()
+    start = time.monotonic()
+    try:
+        pid, pidfd = ZYGOTE.spawn(request, out_w, res_w, timeout + 5)
+    except ZygoteLost as e:
+        for fd in (out_r, out_w, res_r, res_w):
+            os.close(fd)
+        sweep_descendants()
+        return ChildOutcome(
+            None, "error", f"f's process could not be started ({e})", time.monotonic() - start
+        )
+    os.close(out_w)
+    os.close(res_w)
+    return watch_child(pid, ZYGOTE.exit_status, out_r, res_r, limits, timeout, start, pidfd)
+
+
+def watch_child(
+    pid: int, wait, out_r: int, res_r: int, limits: Limits, timeout: float, start: float, pidfd=None
+):
+    """Drain a child's output and result pipes under its deadline and caps, then kill what is left.
+    ``wait()`` blocks until the child is reaped and gives its wait status (None when unknown)."""
+    if pidfd is None:
+        pidfd = os.pidfd_open(pid)
     deadline = start + timeout
     out_total = 0
     out_tail = b""
@@ -369,19 +407,24 @@ def run_child(target, job: dict, limits: Limits, workdir: str, timeout: float, *
     status: str | None = None
     detail = ""
     exit_status: int | None = None
+    exited = waited = False
+    deferred = wait == ZYGOTE.exit_status  # the zygote's reply can wait: only a lost result needs it
     poller = select.poll()
     open_fds = {out_r, res_r}
     for fd in (out_r, res_r, pidfd):
         poller.register(fd, select.POLLIN)
     try:
-        while exit_status is None:
+        while not exited:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 status, detail = "timeout", f"no result within {timeout:g} s"
                 break
             for fd, _ in poller.poll(remaining * 1000):
                 if fd == pidfd:
-                    exit_status = os.waitpid(pid, 0)[1]
+                    exited = True
+                    if not deferred:
+                        exit_status, waited = wait(), True
+                    poller.unregister(pidfd)
                     continue
                 chunk = os.read(fd, 65536)
                 if not chunk:
@@ -398,9 +441,11 @@ def run_child(target, job: dict, limits: Limits, workdir: str, timeout: float, *
             if len(result) > limits.answer_bytes:
                 status, detail = "wrong", f"answer larger than {limits.answer_bytes} bytes"
                 break
-        if exit_status is None:
+        if not exited:
+            if deferred:  # the zygote reaps this child: signal it through its pidfd, never a reused pid
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
             kill_group(pid)
-            exit_status = os.waitpid(pid, 0)[1]
+            exit_status, waited = wait(), True  # dead, so its orphans are this worker's to sweep
         seconds = time.monotonic() - start
         sweep_descendants()
         # Writers are all dead now: whatever is left in the pipes is complete.
@@ -414,14 +459,31 @@ def run_child(target, job: dict, limits: Limits, workdir: str, timeout: float, *
                     break
                 if fd == res_r:
                     result += chunk
+                else:
+                    out_total += len(chunk)
+                    out_tail = (out_tail + chunk)[-200:]
+                    if out_total > limits.output_bytes:
+                        break
     finally:
         for fd in (out_r, res_r, pidfd):
             os.close(fd)
+    # Checked when the result is accepted, not only while polling: a job that stops the worker
+    # (SIGSTOP) and has a helper resume it later gains neither time nor output.
+    if status is None and seconds > timeout:
+        status, detail = "timeout", f"no result within {timeout:g} s (took {seconds:.2f} s)"
+    if status is None and out_total > limits.output_bytes:
+        status, detail = "output", f"printed more than {limits.output_bytes} bytes"
+    if status is None and len(result) > limits.answer_bytes:
+        status, detail = "wrong", f"answer larger than {limits.answer_bytes} bytes"
     if status is None:
         if result[:1] in (ANSWER, EXCEPTION, NOT_PLAIN, TRUE, NOT_TRUE, OUT_OF_MEMORY):
             return ChildOutcome(bytes(result), None, "", seconds)
+        if not waited:
+            exit_status = wait()
         if result:
             status, detail = "error", "the result channel carried garbage (written by the job itself)"
+        elif exit_status is None:
+            status, detail = "error", "the process was lost (its parent, the zygote, died)"
         elif os.WIFSIGNALED(exit_status):
             sig = os.WTERMSIG(exit_status)
             if sig == signal.SIGKILL and killed_by_oom():
@@ -436,6 +498,198 @@ def run_child(target, job: dict, limits: Limits, workdir: str, timeout: float, *
         if out_tail:
             detail += "; output ends: " + out_tail.decode("utf-8", "replace")[-120:]
     return ChildOutcome(None, status, detail, seconds)
+
+
+class ZygoteLost(Exception):
+    pass
+
+
+def recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ZygoteLost("the zygote closed its socket")
+        data += chunk
+    return data
+
+
+class Zygote:
+    """The process every f is forked from: this worker file exec'd again at start (so with its own
+    random hash secret and address layout) and never touched by any g. It forks one child per
+    request, reports its pid and, once it has reaped it, its wait status. A job can still signal
+    it (same uid): the worker resumes it before every f and starts a new one when it is gone."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.sock: socket.socket | None = None
+        self.argv: list[str] = []
+        self.pending = False  # the zygote owes the status of the child it forked last
+        self.status: int | None = None
+
+    def start(self, argv: list[str]) -> None:
+        self.argv = argv
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                devnull = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(devnull, fd)
+                fd = theirs.fileno()
+                os.set_inheritable(fd, True)
+                worker = os.path.abspath(__file__)
+                os.execv(sys.executable, [sys.executable, "-I", "-S", worker, f"--zygote-fd={fd}", *argv])
+            finally:
+                os._exit(127)
+        theirs.close()
+        self.pid, self.sock = pid, ours
+        ours.settimeout(30)
+        try:
+            if recv_exact(ours, 1) != b"R":
+                raise ZygoteLost("the zygote did not start")
+        except (OSError, ZygoteLost):
+            self.stop()
+            raise
+
+    def reaped(self, pid: int) -> None:
+        if pid == self.pid:
+            self.pid = None
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            self.pid = None
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.pending = False
+
+    def ensure(self) -> None:
+        """A live, running zygote: resumed if a job stopped it, a new one if a job killed it."""
+        if self.pid is not None:
+            try:
+                if os.waitpid(self.pid, os.WNOHANG)[0] == 0:
+                    os.kill(self.pid, signal.SIGCONT)
+                    return
+            except ChildProcessError:
+                pass
+            self.pid = None
+        self.stop()
+        self.start(self.argv)
+
+    def spawn(self, request: dict, out_w: int, res_w: int, timeout: float) -> tuple[int, int]:
+        """Fork f's child (its pid and a pidfd); a zygote that died meanwhile is replaced once."""
+        try:
+            return self.try_spawn(request, out_w, res_w, timeout)
+        except ZygoteLost:
+            return self.try_spawn(request, out_w, res_w, timeout)
+
+    def try_spawn(self, request: dict, out_w: int, res_w: int, timeout: float) -> tuple[int, int]:
+        try:
+            self.exit_status()  # the last child's status, which the zygote sent when it reaped it
+            self.ensure()
+            payload = json.dumps(request).encode("utf-8", "surrogatepass")
+            self.sock.settimeout(timeout)
+            socket.send_fds(
+                self.sock, [len(payload).to_bytes(8, "little")], [out_w, res_w], socket.MSG_NOSIGNAL
+            )
+            self.sock.sendall(payload, socket.MSG_NOSIGNAL)
+            reply, fds, _, _ = socket.recv_fds(self.sock, 5, 1)
+            if len(fds) != 1:
+                for fd in fds:
+                    os.close(fd)
+                raise ZygoteLost("the zygote sent no pidfd")
+            reply += recv_exact(self.sock, 5 - len(reply)) if len(reply) < 5 else b""
+            if reply[:1] != b"P":
+                os.close(fds[0])
+                raise ZygoteLost("the zygote sent garbage")
+            self.pending = True
+            return int.from_bytes(reply[1:], "little"), fds[0]
+        except (OSError, ZygoteLost) as e:
+            self.stop()
+            raise ZygoteLost(str(e)) from e
+
+    def exit_status(self) -> int | None:
+        """The wait status of the child last spawned (it has exited or been killed)."""
+        if not self.pending:
+            return self.status
+        self.pending, self.status = False, None
+        try:
+            os.kill(self.pid, signal.SIGCONT)  # the child may have stopped its parent
+            reply = recv_exact(self.sock, 5)
+            if reply[:1] != b"S":
+                raise ZygoteLost("the zygote sent garbage")
+            self.status = int.from_bytes(reply[1:], "little")
+            return self.status
+        except (OSError, ZygoteLost, AttributeError, TypeError):
+            self.stop()
+            return None
+
+
+ZYGOTE = Zygote()
+
+
+def zygote_main(fd: int, limits: Limits) -> int:
+    """The zygote's loop (see Zygote): runs no untrusted code itself."""
+    sock = socket.socket(fileno=fd)
+    set_prctl(PR_SET_DUMPABLE, 0)  # exec made it dumpable again
+    json.loads(json.dumps([0, 0.5, "", None, {}]))
+    gc.freeze()
+    sock.sendall(b"R")
+    workdir = os.path.join(limits.scratch_dirs[0], WORKDIR_NAME)
+    while True:
+        try:
+            header, fds, _, _ = socket.recv_fds(sock, 8, 2)
+            if not header:
+                return 0
+            header += recv_exact(sock, 8 - len(header)) if len(header) < 8 else b""
+            request = json.loads(recv_exact(sock, int.from_bytes(header, "little")))
+            out_w, res_w = fds
+        except (OSError, ValueError, ZygoteLost):
+            return 1
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                sock.close()
+                child_setup(limits, workdir, out_w, res_w, float(request.get("timeout", 5)))
+                message = child_run_f_request(request)
+                view = memoryview(message)
+                while view:
+                    view = view[os.write(3, view) :]
+            except BaseException:  # noqa: BLE001
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(out_w)
+        os.close(res_w)
+        try:
+            pidfd = os.pidfd_open(pid)  # the worker watches the child through it, reaped or not
+            socket.send_fds(sock, [b"P" + pid.to_bytes(4, "little")], [pidfd])
+            os.close(pidfd)
+            status = os.waitpid(pid, 0)[1]
+            sock.sendall(b"S" + status.to_bytes(4, "little"))
+        except (OSError, ZygoteLost):
+            return 1
+
+
+def child_run_f_request(request: dict) -> bytes:
+    try:
+        code = compile_source(request["f_source"], request["f_name"])
+        answer = parse_answer(request["answer_json"])
+    except MemoryError:
+        return OUT_OF_MEMORY
+    except BaseException as e:  # noqa: BLE001
+        return EXCEPTION + describe_exception(e).encode("utf-8", "replace")
+    return child_run_f(request, code, answer)
 
 
 def read_nonblocking(fd: int) -> bytes:
@@ -465,23 +719,34 @@ def sweep_descendants() -> None:
     """
     me = os.getpid()
     for _ in range(10_000):
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not pid:
+                break
+            ZYGOTE.reaped(pid)
+        others = [child for child in children_of(me) if child != ZYGOTE.pid]
+        if not others:
             return
-        if pid:
-            continue
-        if KILL_ALL:
+        if KILL_ALL:  # reaches the zygote too, which the next f starts again
             try:
                 os.kill(-1, signal.SIGKILL)
             except OSError:
                 pass
-        for child in children_of(me):
+            ZYGOTE.stop()
+        for child in others:
             kill_group(child)
         time.sleep(0.001)
 
 
 def children_of(parent: int) -> list[int]:
+    try:
+        with open(f"/proc/self/task/{parent}/children") as fh:  # the worker has one thread
+            return [int(pid) for pid in fh.read().split()]
+    except OSError:
+        pass
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -497,29 +762,65 @@ def children_of(parent: int) -> list[int]:
     return found
 
 
-def wipe(path: str, keep_root: bool = True, keep: str | None = None) -> None:
-    """Remove everything under ``path`` but ``keep`` (a job may leave read-only dirs or odd names)."""
+def wipe(path: str, keep: str | None = None) -> None:
+    """Remove everything under the directory ``path`` but its entry ``keep``.
+
+    Iterative and relative (it walks with chdir), so neither a tree thousands of levels deep nor
+    paths longer than PATH_MAX can break it; symlinks are removed, never followed; directories a
+    job made unreadable are opened up first. Raises OSError when something cannot be removed (the
+    caller then retires the worker). Only runs once every job process is dead, so nothing races it.
+    """
+    os.chdir(path)
     try:
-        entries = os.listdir(path)
-    except OSError:
-        return
-    for name in entries:
-        if name == keep:
-            continue
-        full = os.path.join(path, name)
-        try:
-            if os.path.isdir(full) and not os.path.islink(full):
-                os.chmod(full, 0o700)
-                wipe(full, keep_root=False)
-            else:
-                os.unlink(full)
-        except OSError:
-            pass
-    if not keep_root:
-        try:
-            os.rmdir(path)
-        except OSError:
-            pass
+        names: list[str] = []  # the directories walked into below ``path``
+        while True:
+            descended = False
+            for entry in os.listdir("."):
+                if not names and entry == keep:
+                    continue
+                mode = os.lstat(entry).st_mode
+                if stat.S_ISDIR(mode):
+                    os.chmod(entry, 0o700)
+                    os.chdir(entry)
+                    names.append(entry)
+                    descended = True
+                    break
+                os.unlink(entry)
+            if descended:
+                continue
+            if not names:
+                return
+            os.chdir("..")
+            os.rmdir(names.pop())
+    finally:
+        os.chdir("/")
+
+
+def restore_scratch(limits: Limits, workdir: str) -> None:
+    """Put the scratch space back as a fresh worker has it; raise OSError if that is impossible."""
+    for directory in limits.scratch_dirs:
+        st = os.lstat(directory)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (os.getuid(), 0):
+            raise OSError(f"scratch dir {directory} was replaced")
+        wipe(directory, keep=WORKDIR_NAME if directory == limits.scratch_dirs[0] else None)
+    try:
+        st = os.lstat(workdir)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        os.unlink(workdir)  # a file or (dangling) symlink where the work dir was
+        st = None
+    if st is None:
+        os.mkdir(workdir, 0o700)
+    else:
+        os.chmod(workdir, 0o700)
+        wipe(workdir)
+    st = os.lstat(workdir)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or os.listdir(workdir):
+        raise OSError("the work dir cannot be restored")
+    left = [n for n in os.listdir(limits.scratch_dirs[0]) if n != WORKDIR_NAME]
+    if left:
+        raise OSError(f"scratch space cannot be emptied: {left[:3]}")
 
 
 def decode_message(message: bytes) -> str:
@@ -527,6 +828,54 @@ def decode_message(message: bytes) -> str:
 
 
 WORKDIR_NAME = "work"  # the jobs' working directory inside the first scratch dir, emptied after each job
+
+
+# Trusted work an answer can cause before f runs is bounded: converting a decimal string of n digits
+# to an int costs about n**2 (0.1 s for 100,000 digits), so an answer may carry at most this much
+# sum of squared int lengths (about 1 s of conversion; P3's largest answers need a twentieth of it).
+MAX_INT_DIGIT_WORK = 10**11
+# Every list or dict is a Python object to build and check, and f's process copies them when it
+# touches them; an answer may hold at most this many (an upper bound: brackets in strings count too).
+MAX_ANSWER_CONTAINERS = 1_000_000
+DIGITS_AS_ZEROS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))  # for a fast search of long ints
+LONG_DIGIT_RUN = b"0" * 1000
+
+
+class AnswerTooBig(Exception):
+    pass
+
+
+def parse_answer(text: str) -> object:
+    """The answer's JSON as plain data, refusing more int-conversion work than MAX_INT_DIGIT_WORK.
+
+    The garbage collector is off meanwhile: millions of new containers would make it run again and
+    again over all of them (seconds for an answer of a few million small lists)."""
+    containers = text.count("[") + text.count("{")
+    if containers > MAX_ANSWER_CONTAINERS:
+        raise AnswerTooBig(f"answer too big: more than {MAX_ANSWER_CONTAINERS} lists and dicts")
+    if LONG_DIGIT_RUN not in text.encode("utf-8", "surrogatepass").translate(DIGITS_AS_ZEROS):
+        # only ints of < 1000 digits: converting them costs little more than reading them
+        parse_int = int
+    else:
+        parse_int = count_int_work()
+    gc.disable()
+    try:
+        return json.loads(text, parse_int=parse_int)
+    finally:
+        gc.enable()
+
+
+def count_int_work():
+    work = 0
+
+    def parse_int(digits: str) -> int:
+        nonlocal work
+        work += len(digits) ** 2
+        if work > MAX_INT_DIGIT_WORK:
+            raise AnswerTooBig("answer ints too long: more than 10**11 (sum of squared digit counts)")
+        return int(digits)
+
+    return parse_int
 
 
 def run_job(job: dict, limits: Limits) -> dict:
@@ -538,62 +887,153 @@ def run_job(job: dict, limits: Limits) -> dict:
         return {"id": job.get("id"), "status": status, "seconds": round(total, 6), "detail": detail[:500]}
 
     try:
+        compile_source(job["f_source"], job["f_name"])  # f's process compiles it again
+    except Exception as e:  # noqa: BLE001 - SyntaxError, RecursionError, MemoryError, ...
+        return verdict("error", F_RAISED + describe_exception(e))
+    g_seconds = 0.0
+    if "answer_json" in job:
+        answer_text = job["answer_json"]
+    else:
         try:
-            f_code = compile_source(job["f_source"], job["f_name"])
-        except Exception as e:  # noqa: BLE001 - SyntaxError, RecursionError, MemoryError, ...
-            return verdict("error", F_RAISED + describe_exception(e))
-        if "answer_json" in job:
-            answer_text = job["answer_json"]
-        else:
-            try:
-                g_code = compile_source(job["g_source"], job["g_name"])
-            except Exception as e:  # noqa: BLE001
-                return verdict("error", "g raised " + describe_exception(e))
-            g = run_child(child_run_g, job, limits, workdir, timeout, g_code)
-            total += g.seconds
-            if g.status:
-                return verdict(g.status, g.detail)
-            kind, payload = g.message[:1], g.message[1:]
-            if kind == OUT_OF_MEMORY:
-                return verdict("memory", "g ran out of memory (MemoryError)")
-            if kind == EXCEPTION:
-                return verdict("error", "g raised " + decode_message(g.message))
-            if kind == NOT_PLAIN:
-                return verdict("wrong", "answer is not plain data: " + decode_message(g.message))
-            if kind != ANSWER:
-                return verdict("error", "g sent a malformed answer")
-            answer_text = payload.decode("utf-8", "surrogatepass")
-        try:
-            answer = json.loads(answer_text)
-        except (ValueError, RecursionError):
-            return verdict("error", "g sent a malformed answer")
-        why = type_mismatch(answer, job["answer_type"])
-        if why:
-            return verdict("wrong", "answer has the wrong type: " + why)
-        f = run_child(child_run_f, job, limits, workdir, timeout, f_code, answer)
-        total += f.seconds
-        if f.status:
-            return verdict(f.status, "while running f: " + f.detail)
-        kind = f.message[:1]
-        if f.message == TRUE:  # exactly one byte: anything appended means f wrote to the channel itself
-            return verdict("verified")
-        if kind == NOT_TRUE:
-            return verdict(
-                "wrong", F_RETURNED + ("False" if f.message[1:] == b"bool" else decode_message(f.message))
-            )
+            g_code = compile_source(job["g_source"], job["g_name"])
+        except Exception as e:  # noqa: BLE001
+            return verdict("error", "g raised " + describe_exception(e))
+        g = run_child(child_run_g, job, limits, workdir, timeout, g_code)
+        total += g.seconds
+        g_seconds = g.seconds
+        if g.status:
+            return verdict(g.status, g.detail)
+        kind, payload = g.message[:1], g.message[1:]
         if kind == OUT_OF_MEMORY:
-            return verdict("memory", "f ran out of memory (MemoryError)")
+            return verdict("memory", "g ran out of memory (MemoryError)")
         if kind == EXCEPTION:
-            return verdict("error", F_RAISED + decode_message(f.message))
-        return verdict("error", "f sent a malformed result")
-    finally:
-        for directory in limits.scratch_dirs:
-            wipe(directory, keep=WORKDIR_NAME)
-        wipe(workdir)
+            return verdict("error", "g raised " + decode_message(g.message))
+        if kind == NOT_PLAIN:
+            return verdict("wrong", "answer is not plain data: " + decode_message(g.message))
+        if kind != ANSWER:
+            return verdict("error", "g sent a malformed answer")
         try:
-            os.chmod(workdir, 0o700)
+            answer_text = payload.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return verdict("error", "g sent a malformed answer (not UTF-8)")
+    # Parsing and type-checking the answer is trusted work that g caused: it counts as g's time.
+    checking = time.monotonic()
+    try:
+        answer = parse_answer(answer_text)
+        why = type_mismatch(answer, job["answer_type"])
+    except AnswerTooBig as e:
+        total += time.monotonic() - checking
+        return verdict("wrong", str(e))
+    except MemoryError:
+        total += time.monotonic() - checking
+        return verdict("memory", "the answer is too large to check")
+    except (ValueError, RecursionError):
+        total += time.monotonic() - checking
+        return verdict("error", "g sent a malformed answer")
+    checked = time.monotonic() - checking
+    total += checked
+    if g_seconds + checked > timeout:
+        return verdict("timeout", f"g and checking its answer took more than {timeout:g} s")
+    if why:
+        return verdict("wrong", "answer has the wrong type: " + why)
+    del answer  # f's process parses the answer text again: it shares nothing with this one
+    request = {
+        "f_source": job["f_source"],
+        "f_name": job["f_name"],
+        "answer_json": answer_text,
+        "timeout": timeout,
+    }
+    f = run_f_child(request, limits, timeout)
+    total += f.seconds
+    if f.status:
+        return verdict(f.status, "while running f: " + f.detail)
+    kind = f.message[:1]
+    if f.message == TRUE:  # exactly one byte: anything appended means f wrote to the channel itself
+        return verdict("verified")
+    if kind == NOT_TRUE:
+        return verdict(
+            "wrong", F_RETURNED + ("False" if f.message[1:] == b"bool" else decode_message(f.message))
+        )
+    if kind == OUT_OF_MEMORY:
+        return verdict("memory", "f ran out of memory (MemoryError)")
+    if kind == EXCEPTION:
+        return verdict("error", F_RAISED + decode_message(f.message))
+    return verdict("error", "f sent a malformed result")
+
+
+class CannotRestore(Exception):
+    """The worker cannot bring back a clean state after a job: it must retire (exit non-zero)."""
+
+
+def clean_up(limits: Limits, workdir: str) -> None:
+    """After a job: every job process is dead already (run_child sweeps); remove its IPC objects
+    and files. Anything that cannot be undone raises CannotRestore."""
+    try:
+        remove_ipc_objects()
+        restore_scratch(limits, workdir)
+    except (OSError, ValueError) as e:
+        raise CannotRestore(describe_exception(e)) from e
+
+
+IPC_RMID = 0
+SYSV_IPC = (("shm", "shmctl"), ("msg", "msgctl"), ("sem", "semctl"))
+LIBC = ctypes.CDLL(None, use_errno=True)
+IPC_BEFORE: set = set()  # outside containers: IPC objects of this uid that existed before the job
+
+
+def ipc_objects() -> set:
+    """This uid's IPC objects: SysV shared memory, message queues and semaphore sets (from
+    /proc/sysvipc, owner or creator), POSIX message queues and shared memory (files in /dev/mqueue
+    and /dev/shm)."""
+    me = os.getuid()
+    found = set()
+    for kind, _ in SYSV_IPC:
+        try:
+            with open(f"/proc/sysvipc/{kind}") as fh:
+                header = fh.readline().split()
+                rows = [line.split() for line in fh]
         except OSError:
-            os.makedirs(workdir, mode=0o700, exist_ok=True)
+            continue
+        ident, uid, cuid = 1, header.index("uid"), header.index("cuid")  # the id is the 2nd column
+        for row in rows:
+            if len(row) == len(header) and me in (int(row[uid]), int(row[cuid])):
+                found.add((kind, int(row[ident])))
+    for directory in ("/dev/mqueue", "/dev/shm"):
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                if os.lstat(path).st_uid == me:
+                    found.add(("file", path))
+            except OSError:
+                pass
+    return found
+
+
+def remove_ipc_objects() -> None:
+    """Remove the IPC objects a job left (a channel between jobs, and memory nobody frees).
+
+    In a container every object of this uid is the jobs'; as a local process, only the ones that
+    appeared since the job started (the user's own programs keep theirs)."""
+    for kind, ident in ipc_objects() - (set() if KILL_ALL else IPC_BEFORE):
+        if kind == "file":
+            try:
+                os.unlink(ident)
+            except FileNotFoundError:
+                pass
+            continue
+        ctl = getattr(LIBC, dict(SYSV_IPC)[kind])
+        if kind == "sem":
+            done = ctl(ctypes.c_int(ident), ctypes.c_int(0), ctypes.c_int(IPC_RMID))
+        else:
+            done = ctl(ctypes.c_int(ident), ctypes.c_int(IPC_RMID), ctypes.c_void_p(None))
+        if done != 0 and ctypes.get_errno() not in (22, 43):  # EINVAL, EIDRM: already gone
+            raise OSError(ctypes.get_errno(), f"cannot remove {kind} {ident}")
+    if KILL_ALL and ipc_objects():
+        raise OSError("IPC objects survived their removal")
 
 
 def set_prctl(option: int, value: int) -> None:
@@ -613,6 +1053,8 @@ def parse_args(argv: list[str]) -> tuple[Limits, bool]:
         key, _, value = arg.removeprefix("--").partition("=")
         if key == "kill-all":
             kill_all = True
+        elif key == "zygote-fd" and value.isdigit():
+            options[key] = value
         elif key == "scratch" and value:
             scratch.append(value)
         elif key in options and value.isdigit():
@@ -634,8 +1076,15 @@ def main(argv: list[str]) -> int:
     global KILL_ALL, OOM_KILLS_SEEN
     limits, KILL_ALL = parse_args(argv)
     sys.set_int_max_str_digits(MAX_INT_DIGITS)
+    zygote_fd = [a for a in argv if a.startswith("--zygote-fd=")]
+    if zygote_fd:
+        return zygote_main(int(zygote_fd[0].partition("=")[2]), limits)
     OOM_KILLS_SEEN = oom_kills()
     limit_worker(limits)
+    ZYGOTE.start(
+        [a for a in argv if a != "--kill-all" and not a.startswith("--scratch=")]
+        + [f"--scratch={d}" for d in limits.scratch_dirs]
+    )
     json.loads(json.dumps([0, 0.5, "", None, {}]))
     gc.freeze()  # forked children then never touch (and copy) the worker's objects when they collect
     set_prctl(PR_SET_DUMPABLE, 0)
@@ -652,6 +1101,9 @@ def main(argv: list[str]) -> int:
         job = None
         try:
             job = json.loads(line)
+            if not KILL_ALL:
+                IPC_BEFORE.clear()
+                IPC_BEFORE.update(ipc_objects())
             reply = run_job(job, limits)
         except Exception as e:  # noqa: BLE001 - a bad job must not take the worker down
             reply = {
@@ -662,8 +1114,21 @@ def main(argv: list[str]) -> int:
             }
             if isinstance(job, dict):
                 reply["id"] = job.get("id")
+        retire = None
+        try:
+            clean_up(limits, os.path.join(limits.scratch_dirs[0], WORKDIR_NAME))
+        except CannotRestore as e:
+            retire = str(e)
+        except Exception as e:  # noqa: BLE001 - whatever went wrong, this worker is not clean
+            retire = describe_exception(e)
+        if retire is not None:
+            # The verdict stands (the job is over); the host replaces this worker and sends the
+            # jobs it queued behind this one elsewhere.
+            reply["retire"] = retire[:300]
         stdout.write(json.dumps(reply).encode() + b"\n")
         stdout.flush()
+        if retire is not None:
+            return 3
     return 0
 
 

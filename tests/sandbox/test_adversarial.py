@@ -262,7 +262,8 @@ def test_nothing_survives_into_the_next_job(one_worker):
         for pid in os.listdir('/proc'):
             if pid.isdigit() and int(pid) not in (me, parent):
                 status = open('/proc/%s/status' % pid).read()
-                if 'Uid:\\t%d\\t' % uid in status:
+                zygote = b'--zygote-fd=' in open('/proc/%s/cmdline' % pid, 'rb').read()
+                if 'Uid:\\t%d\\t' % uid in status and not zygote:  # the worker's zygote stays
                     others.append(pid)
         left = [n for n in os.listdir('/tmp') if n.startswith('planted')] + os.listdir('.')
         return len(others) * 100 + len(left)
@@ -307,10 +308,268 @@ def test_a_trusted_puzzles_eval_cannot_reach_the_verdict_channel(one_worker):
     forge = "__import__('os').write(3, b'T') or __import__('os')._exit(0)"
     pairs = [
         SourcePair(f, f"def g():\n    return {forge!r}\n"),
-        SourcePair(f, "def g():\n    return \"(lambda: [].__class__)()\"\n"),
+        SourcePair(f, 'def g():\n    return "(lambda: [].__class__)()"\n'),
         SourcePair(f, "def g():\n    return 'open(\"/etc/passwd\")'\n"),
         SourcePair(f, "def g():\n    return 'sum(range(4)) + 1'\n"),
     ]
     statuses = [r.status for r in verify_pairs(pairs, one_worker, timeout_s=TIMEOUT_S, trusted_puzzles=True)]
     assert statuses == [ERROR, ERROR, ERROR, VERIFIED]
     assert verify_pairs(pairs[3:], one_worker, trusted_puzzles=False)[0].status == INVALID
+
+
+# ---------------------------------------------------------------- holes found by a hostile set, both backends
+
+F_ANY_INTS = "def f(x: List[int]):\n    return True\n"
+F_ANY_LISTS = "def f(x: List[List[int]]):\n    return True\n"
+# g stops its worker (same uid), keeps going past its limit, and a helper resumes the worker later.
+STOP_AND_RESUME = """
+import os, signal, time
+worker = os.getppid()
+if os.fork() == 0:
+    os.setsid()
+    time.sleep({resume_after})
+    os.kill(worker, signal.SIGCONT)
+    os._exit(0)
+os.kill(worker, signal.SIGSTOP)
+"""
+
+HOLES = {
+    "stop the worker, resume it after the deadline": (
+        F_SIX,
+        g(STOP_AND_RESUME.format(resume_after=TIMEOUT_S + 2) + "time.sleep(%s)\nreturn 6" % (TIMEOUT_S + 1)),
+        TIMEOUT,
+    ),
+    "print past the cap while the worker is stopped": (
+        F_SIX,
+        g(
+            STOP_AND_RESUME.format(resume_after=0.5)
+            + "import fcntl\nfcntl.fcntl(1, fcntl.F_SETPIPE_SZ, 2**20)\nos.write(1, b'x' * 900000)\nreturn 6"
+        ),
+        OUTPUT,
+    ),
+    "print past the cap and exit at once": (
+        F_SIX,
+        g(
+            "import fcntl, os\nfcntl.fcntl(1, fcntl.F_SETPIPE_SZ, 2**20)\nos.write(1, b'x' * 900000)\nreturn 6"
+        ),
+        OUTPUT,
+    ),
+    "work dir replaced by a dangling symlink": (
+        F_SIX,
+        g("import os\nd = os.getcwd()\nos.chdir('/')\nos.rmdir(d)\nos.symlink('/nonexistent', d)\nreturn 6"),
+        ERROR,  # f's process cannot enter the work dir: this job broke itself, the next one is fine
+    ),
+    "work dir replaced by a file": (
+        F_SIX,
+        g("import os\nd = os.getcwd()\nos.chdir('/')\nos.rmdir(d)\nopen(d, 'w').write('x')\nreturn 6"),
+        ERROR,
+    ),
+    "1,500-level directory tree": (
+        F_SIX,
+        g("import os\nfor _ in range(1500):\n    os.mkdir('d')\n    os.chdir('d')\nreturn 6"),
+        VERIFIED,
+    ),
+    "unreadable directories and a symlink to the root": (
+        F_SIX,
+        g(
+            "import os\nos.makedirs('a/b/c')\nopen('a/b/c/x', 'w').write('x')\nos.symlink('/', 'a/root')\n"
+            "os.chmod('a/b/c', 0)\nos.chmod('a/b', 0)\nos.chmod('a', 0)\nreturn 6"
+        ),
+        VERIFIED,
+    ),
+    "invalid UTF-8 in the answer": (
+        F_SIX,
+        g("import os\nos.write(3, b'A\"\\xff\\xfe\"')\nos._exit(0)"),
+        ERROR,
+    ),
+    "16 MB of 99,999-digit ints": (
+        F_ANY_INTS,
+        g("import os\nos.write(3, b'A[' + b','.join([b'9' * 99999] * 160) + b']')\nos._exit(0)"),
+        WRONG,
+    ),
+    "a puzzle about set order": (
+        "def f(x: List[str]):\n    return x == list(set(str(i) for i in range(40)))\n",
+        g("return list(set(str(i) for i in range(40)))"),
+        WRONG,
+    ),
+    "g kills the zygote f forks from": (
+        F_SIX,
+        g(
+            "import os, signal\nfor pid in os.listdir('/proc'):\n    try:\n"
+            "        if b'--zygote-fd=' in open('/proc/%s/cmdline' % pid, 'rb').read():\n"
+            "            os.kill(int(pid), signal.SIGKILL)\n    except (OSError, ValueError):\n        pass\nreturn 6"
+        ),
+        VERIFIED,  # a new zygote runs f: the job costs nothing but a restart
+    ),
+    "g stops the zygote f forks from": (
+        F_SIX,
+        g(
+            "import os, signal\nfor pid in os.listdir('/proc'):\n    try:\n"
+            "        if b'--zygote-fd=' in open('/proc/%s/cmdline' % pid, 'rb').read():\n"
+            "            os.kill(int(pid), signal.SIGSTOP)\n    except (OSError, ValueError):\n        pass\nreturn 6"
+        ),
+        VERIFIED,  # the worker resumes it before f
+    ),
+    "4 million one-element lists": (
+        F_ANY_LISTS,
+        g("import os\nos.write(3, b'A[' + b','.join([b'[0]'] * 4_000_000) + b']')\nos._exit(0)"),
+        WRONG,
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=["process", "docker"])
+def each_backend(request):
+    from sandbox.backend import open_sandbox
+
+    if request.param == "docker":
+        request.getfixturevalue("docker_ready")
+    with open_sandbox(request.param, workers=1, log=lambda m: None) as sandbox:
+        yield sandbox
+
+
+@pytest.mark.parametrize("name", list(HOLES))
+def test_closed_hole_gets_its_verdict_and_the_next_job_still_verifies(each_backend, name):
+    f, g_source, expected = HOLES[name]
+    hostile, after = verify_pairs([SourcePair(f, g_source), LEGIT], each_backend, timeout_s=TIMEOUT_S)
+    assert hostile.status == expected, hostile
+    assert after.status == VERIFIED, after
+
+
+def test_answers_over_the_parsing_bounds_say_why(each_backend):
+    ints, lists = HOLES["16 MB of 99,999-digit ints"], HOLES["4 million one-element lists"]
+    results = verify_pairs([SourcePair(*ints[:2]), SourcePair(*lists[:2])], each_backend, timeout_s=30)
+    assert [r.status for r in results] == [WRONG, WRONG], results
+    assert "ints too long" in results[0].detail and "lists and dicts" in results[1].detail
+
+
+IPC_KEYS = (0x5EED01, 0x5EED02, 0x5EED03)
+IPC_PROBE = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+shm, msg, sem = {keys}
+"""
+
+
+def test_no_ipc_object_survives_into_the_next_job(each_backend):
+    """SysV shared memory (here 3 x 100 MB, touched), message queues, semaphores and a POSIX message
+    queue made by one job are gone before the next: no channel between jobs, no memory held."""
+    plant = g(
+        IPC_PROBE.format(keys=IPC_KEYS)
+        + """
+libc.shmat.restype = ctypes.c_void_p
+libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+made = 0
+for i in range(3):
+    ident = libc.shmget(shm + 16 * i, 100 * 2**20, 0o1600)
+    if ident >= 0:
+        made += 1
+        address = libc.shmat(ident, None, 0)
+        ctypes.memset(address, 1, 100 * 2**20)
+        libc.shmdt(ctypes.c_void_p(address))
+made += libc.msgget(msg, 0o1600) >= 0
+made += libc.semget(sem, 1, 0o1600) >= 0
+if os.path.isdir('/dev/mqueue'):  # else no worker could find it to remove it
+    libc.mq_open(b'/factory-planted', os.O_CREAT | os.O_RDWR, 0o600, None)
+return made
+"""
+    )
+    inspect = g(
+        IPC_PROBE.format(keys=IPC_KEYS)
+        + """
+libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int]
+left = sum(libc.shmget(shm + 16 * i, 0, 0) >= 0 for i in range(3))
+left += libc.msgget(msg, 0) >= 0
+left += libc.semget(sem, 0, 0) >= 0
+if os.path.isdir('/dev/mqueue'):  # POSIX queues are found through it (absent on some hosts)
+    left += libc.mq_open(b'/factory-planted', os.O_RDONLY) >= 0
+return left
+"""
+    )
+    planted, inspected = verify_pairs(
+        [
+            SourcePair("def f(x: int):\n    return x == 5\n", plant),
+            SourcePair("def f(x: int):\n    return x == 0\n", inspect),
+        ],
+        each_backend,
+        timeout_s=10,
+    )
+    assert planted.status == VERIFIED, planted
+    assert inspected.status == VERIFIED, f"IPC objects left (one per object): {inspected}"
+    memory_hungry = g("return len(bytearray(400 * 2**20)) // 2**20")
+    assert (
+        verify_pairs(
+            [SourcePair("def f(x: int):\n    return x == 400\n", memory_hungry)], each_backend, timeout_s=10
+        )[0].status
+        == VERIFIED
+    )
+
+
+def test_a_worker_that_cannot_restore_its_scratch_space_retires(tmp_path):
+    """Outside containers the job can replace the worker's scratch dir itself; the worker then
+    answers that job truly, exits, and the pool replaces it before the next job."""
+    from sandbox.backend import open_sandbox
+
+    replace_scratch = g(
+        f"import os\nscratch = os.path.dirname(os.getcwd())\nos.chdir('/')\n"
+        f"os.rename(scratch, {str(tmp_path / 'moved')!r})\nos.symlink('/nonexistent', scratch)\nreturn 6"
+    )
+    with open_sandbox("process", workers=1, log=lambda m: None) as sandbox:
+        results = verify_pairs(
+            [SourcePair(F_SIX, replace_scratch), LEGIT, LEGIT], sandbox, timeout_s=TIMEOUT_S
+        )
+        # f's process cannot enter the work dir any more: the job broke itself (error), no one else
+        assert [r.status for r in results] == [ERROR, VERIFIED, VERIFIED], results
+        assert sandbox.pool.replaced == 1
+
+
+def test_an_f_that_kills_or_stops_its_zygote_costs_nothing_later(each_backend):
+    """The host never lets a puzzle import, so this is sent as raw jobs: the worker must cope anyway."""
+    from sandbox.verdicts import Job
+
+    def job(i: int, f: str) -> Job:
+        return Job(
+            id=i,
+            f_source=f,
+            f_name="f",
+            answer_type="int",
+            g_source="def g():\n    return 6\n",
+            g_name="g",
+            timeout_s=TIMEOUT_S,
+        )
+
+    hit = "def f(x: int):\n    import os, signal\n    os.kill(os.getppid(), signal.%s)\n    return x == 6\n"
+    plain = "def f(x: int):\n    return x == 6\n"
+    jobs = [job(0, hit % "SIGKILL"), job(1, plain), job(2, hit % "SIGSTOP"), job(3, plain)]
+    assert [r.status for r in each_backend.run(jobs)] == [VERIFIED] * 4
+
+
+def test_f_shares_no_per_process_secret_with_g(each_backend):
+    """g asking its own process for hash() or set order proves nothing about f's: f runs in a child
+    of the zygote, an interpreter of its own (sent as raw jobs: the host may refuse hash in puzzles)."""
+    from sandbox.verdicts import Job
+
+    def job(i: int, f: str, g_source: str, answer_type: str) -> Job:
+        return Job(
+            id=i,
+            f_source=f,
+            f_name="f",
+            answer_type=answer_type,
+            g_source=g_source,
+            g_name="g",
+            timeout_s=TIMEOUT_S,
+        )
+
+    words = "[str(i) for i in range(40)]"
+    jobs = [
+        job(0, "def f(x: int):\n    return x == hash('abc')\n", g("return hash('abc')"), "int"),
+        job(1, "def f(x: int):\n    return x == hash(b'abc')\n", g("return hash(b'abc')"), "int"),
+        job(
+            2,
+            f"def f(x: List[str]):\n    return x == list(set({words}))\n",
+            g(f"return list(set({words}))"),
+            "List[str]",
+        ),
+        job(3, "def f(x: int):\n    return x == 6\n", g("return 6"), "int"),
+    ]
+    assert [r.status for r in each_backend.run(jobs)] == [WRONG, WRONG, WRONG, VERIFIED]

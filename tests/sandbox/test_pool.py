@@ -112,3 +112,20 @@ def test_unreachable_engine_gives_a_clear_reason(monkeypatch):
     assert any("falling back" in m for m in messages) and any(
         "NOT an isolation boundary" in m for m in messages
     )
+
+
+def test_a_retiring_worker_costs_no_queued_job_its_verdict(tmp_path):
+    """A worker that cannot restore a clean state answers its job, says it retires and exits; the
+    jobs queued behind it run on its replacement (process backend: only there can a job replace
+    the worker's scratch dir)."""
+    retire = SourcePair(
+        "def f(x: int):\n    return x == 1\n",
+        "def g():\n    import os\n    scratch = os.path.dirname(os.getcwd())\n    os.chdir('/')\n"
+        f"    os.rename(scratch, {str(tmp_path / 'moved')!r})\n    os.symlink('/nonexistent', scratch)\n    return 1\n",
+    )
+    pairs = [numbered(i) for i in range(12)]
+    pairs[4] = retire
+    with open_sandbox("process", workers=1, **QUIET) as box:
+        results = verify_pairs(pairs, box)
+        assert [r.status for r in results] == [ERROR if i == 4 else VERIFIED for i in range(12)], results
+        assert box.pool.replaced == 1
