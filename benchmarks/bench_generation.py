@@ -1,9 +1,13 @@
-"""Generation throughput of the transformers backend: batched vs one prompt at a time, in one run.
+"""Generation throughput: the fast CPU backend against the transformers backend, on the same prompts,
+model and sampling settings, in one run (rounds interleaved, so both see the same machine load).
 
     python benchmarks/bench_generation.py                    # the embedded default model
-    python benchmarks/bench_generation.py --model runs/x/checkpoints/round-2 --prompts 32
+    python benchmarks/bench_generation.py --prompts 64 --n 2 --rounds 2
+    python benchmarks/bench_generation.py --model runs/x/checkpoints/round-2 --no-stop
 
-Prints generated tokens per second for each batch size and the ratio to one-at-a-time.
+Prompts are the loop's own: propose prompts (3 example puzzles, ending in ``def f4(``) and solve prompts
+(1 solved example and a target puzzle, ending in its solution's signature), half each. Prints generated
+tokens per second of each backend in each round, the totals, and the ratio.
 """
 
 from __future__ import annotations
@@ -13,30 +17,32 @@ import random
 import time
 
 from factory.models import SamplingConfig  # first: sets OMP_WAIT_POLICY before torch loads
-from factory.models.transformers_backend import TransformersBackend
-
-STOP = ("\ndef ", "\nassert", "\nclass ", "\nif __name__", "\nprint(", "\n#")
+from factory.models.base import ModelBackend
 
 
 def make_prompts(count: int, seed: int = 0) -> list[str]:
-    """Propose prompts of 1 to 3 training seeds (varied length), each ending in a new puzzle header."""
+    """Half propose prompts (3 seed puzzles), half solve prompts (1 solved seed, then a seed puzzle)."""
     from factory.loop.corpus import seed_training_pairs
-    from factory.loop.prompts import propose_prompt
+    from factory.loop.prompts import propose_prompt, solve_prompt
 
     rng = random.Random(seed)
-    puzzles = [f for f, _ in seed_training_pairs()]
-    return [propose_prompt(puzzles, rng, rng.randint(1, 3))[0] for _ in range(count)]
+    pairs = seed_training_pairs()
+    puzzles = [f for f, _ in pairs]
+    prompts = []
+    for i in range(count):
+        if i % 2 == 0:
+            prompts.append(propose_prompt(puzzles, rng, 3)[0])
+        else:
+            target = rng.choice(puzzles)
+            prompts.append(solve_prompt(pairs, target, rng, 1)[0])
+    return prompts
 
 
-def measure(
-    backend: TransformersBackend, prompts: list[str], sampling: SamplingConfig, batch_size: int
-) -> float:
-    """Generated tokens per second with ``batch_size`` (1: each prompt on its own)."""
-    backend.batch_size = batch_size
-    backend.generate(prompts[:batch_size], sampling)  # warm-up
+def measure(backend: ModelBackend, prompts: list[str], sampling: SamplingConfig) -> tuple[int, float]:
+    """(generated tokens, seconds) of one ``generate`` call on all ``prompts``."""
     start = time.perf_counter()
     tokens = sum(c.tokens for row in backend.generate(prompts, sampling) for c in row)
-    return tokens / (time.perf_counter() - start)
+    return tokens, time.perf_counter() - start
 
 
 def main() -> None:
@@ -46,24 +52,61 @@ def main() -> None:
     parser.add_argument(
         "--model", help="checkpoint directory or Hub id (default: the embedded default model)"
     )
-    parser.add_argument("--prompts", type=int, default=32)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16])
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--n", type=int, default=2, help="samples per prompt")
+    parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--batch-size", type=int, default=64, help="transformers backend's batch (sequences)")
+    parser.add_argument("--slots", type=int, default=128, help="fast backend's sequences decoded together")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of both backends")
     parser.add_argument("--no-stop", action="store_true", help="generate max-new-tokens every time")
     args = parser.parse_args()
 
+    import torch
+
     from factory.loop.corpus import embedded_model_path
+    from factory.loop.prompts import STOP_SEQUENCES
+    from factory.models.fast_cpu import FastCPUBackend
+    from factory.models.transformers_backend import TransformersBackend
 
     model = args.model or embedded_model_path()
-    backend = TransformersBackend(model)
+    backends = {
+        "transformers": TransformersBackend(model, batch_size=args.batch_size, device="cpu"),
+        "fast": FastCPUBackend(model, batch_size=args.slots),
+    }
     prompts = make_prompts(args.prompts)
-    sampling = SamplingConfig(max_new_tokens=args.max_new_tokens, stop=() if args.no_stop else STOP, seed=0)
-    print(f"model {model} on {backend.device}; {len(prompts)} prompts, max_new_tokens {args.max_new_tokens}")
-    single = measure(backend, prompts, sampling, 1)
-    print(f"one at a time: {single:8.1f} tokens/s")
-    for batch_size in args.batch_sizes:
-        batched = measure(backend, prompts, sampling, batch_size)
-        print(f"batch {batch_size:>3}:     {batched:8.1f} tokens/s  ({batched / single:.2f}x one at a time)")
+    sampling = SamplingConfig(
+        n=args.n,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        stop=() if args.no_stop else tuple(STOP_SEQUENCES),
+        seed=0,
+    )
+    lengths = [len(backends["fast"].tokenizer(p)["input_ids"]) for p in prompts]
+    print(
+        f"model {model}; {torch.get_num_threads()} torch threads; {len(prompts)} prompts "
+        f"({min(lengths)}-{max(lengths)} tokens, mean {sum(lengths) / len(lengths):.0f}) x n={args.n}, "
+        f"max_new_tokens {args.max_new_tokens}, temperature {args.temperature}, top_p {args.top_p}, "
+        f"stop {'off' if args.no_stop else 'on'}"
+    )
+    for backend in backends.values():  # warm-up
+        backend.generate(prompts[:2], SamplingConfig(max_new_tokens=8, seed=1))
+    totals = {name: [0, 0.0] for name in backends}
+    for round_ in range(args.rounds):
+        names = list(backends) if round_ % 2 == 0 else list(reversed(backends))
+        for name in names:
+            tokens, seconds = measure(backends[name], prompts, sampling)
+            totals[name][0] += tokens
+            totals[name][1] += seconds
+            print(
+                f"round {round_ + 1} {name:>12}: {tokens:7d} tokens in {seconds:7.1f} s = {tokens / seconds:8.1f} tokens/s"
+            )
+    rate = {name: tokens / seconds for name, (tokens, seconds) in totals.items()}
+    for name, value in rate.items():
+        print(f"total {name:>12}: {value:8.1f} tokens/s")
+    print(f"fast / transformers: {rate['fast'] / rate['transformers']:.1f}x")
 
 
 if __name__ == "__main__":

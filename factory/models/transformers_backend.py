@@ -94,7 +94,7 @@ class TransformersBackend:
             do_sample=not greedy,
             temperature=None if greedy else sampling.temperature,
             top_p=None if greedy else sampling.top_p,
-            top_k=None,
+            top_k=None if greedy else 0,  # 0: no top-k (None would take transformers' default of 50)
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=eos,
             bos_token_id=self.tokenizer.bos_token_id,
