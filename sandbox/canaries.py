@@ -31,34 +31,37 @@ _F_INT = "def f(x: int, n=6):\n    return x == n\n"
 _F_STR = 'def f(s: str, t="yes"):\n    return s == t\n'
 _F_LIST = "def f(li: List[int], n=3):\n    return li == list(range(n))\n"
 
-CHEATS = (
-    Canary("bool for int", _F_INT, "def g(n=6):\n    return True\n", False),
-    Canary("float for int", _F_INT, "def g(n=6):\n    return 6.0\n", False),
-    Canary("str for List[int]", _F_LIST, "def g(n=3):\n    return '[0, 1, 2]'\n", False),
-    Canary("mixed list", _F_LIST, "def g(n=3):\n    return [0, 1, '2']\n", False),
-    Canary(
-        "object equal to everything",
-        _F_STR,
-        "def g(t='yes'):\n    class Yes(str):\n        def __eq__(self, other):\n            return True\n"
-        "        __hash__ = str.__hash__\n    return Yes('no')\n",
-        False,
-    ),
-    Canary("prints True and exits 0", _F_INT, "def g(n=6):\n    print(True)\n    raise SystemExit(0)\n", False),
-    Canary("os._exit(0)", _F_INT, "def g(n=6):\n    import os\n    os._exit(0)\n", False),
-    Canary(
-        "forged result on every descriptor",
-        _F_INT,
-        "def g(n=6):\n    import os\n    for fd in range(3, 64):\n        try:\n            os.write(fd, b'T')\n"
-        "        except OSError:\n            pass\n    return 5\n",
-        False,
-    ),
-    Canary("wrong answer", _F_STR, "def g(t='yes'):\n    return 'no'\n", False),
-    Canary("raises", _F_INT, "def g(n=6):\n    raise ValueError(n)\n", False),
+def _cheats(*rows: tuple[str, str, str]) -> tuple[Canary, ...]:
+    return tuple(Canary(name, f, g, must_verify=False) for name, f, g in rows)
+
+
+_EQUAL_TO_EVERYTHING = (
+    "def g(t='yes'):\n    class Yes(str):\n        def __eq__(self, other):\n            return True\n"
+    "        __hash__ = str.__hash__\n    return Yes('no')\n"
 )
-GOOD = (
-    Canary("int", _F_INT, "def g(n=6):\n    return n\n", True),
-    Canary("str", _F_STR, "def g(t='yes'):\n    return t\n", True),
-    Canary("List[int]", _F_LIST, "def g(n=3):\n    return list(range(n))\n", True),
+_FORGED_RESULT = (
+    "def g(n=6):\n    import os\n    for fd in range(3, 64):\n        try:\n            os.write(fd, b'T')\n"
+    "        except OSError:\n            pass\n    return 5\n"
+)
+CHEATS = _cheats(
+    ("bool for int", _F_INT, "def g(n=6):\n    return True\n"),
+    ("float for int", _F_INT, "def g(n=6):\n    return 6.0\n"),
+    ("str for List[int]", _F_LIST, "def g(n=3):\n    return '[0, 1, 2]'\n"),
+    ("mixed list", _F_LIST, "def g(n=3):\n    return [0, 1, '2']\n"),
+    ("object equal to everything", _F_STR, _EQUAL_TO_EVERYTHING),
+    ("prints True and exits 0", _F_INT, "def g(n=6):\n    print(True)\n    raise SystemExit(0)\n"),
+    ("os._exit(0)", _F_INT, "def g(n=6):\n    import os\n    os._exit(0)\n"),
+    ("forged result on every descriptor", _F_INT, _FORGED_RESULT),
+    ("wrong answer", _F_STR, "def g(t='yes'):\n    return 'no'\n"),
+    ("raises", _F_INT, "def g(n=6):\n    raise ValueError(n)\n"),
+)
+GOOD = tuple(
+    Canary(name, f, g, must_verify=True)
+    for name, f, g in (
+        ("int", _F_INT, "def g(n=6):\n    return n\n"),
+        ("str", _F_STR, "def g(t='yes'):\n    return t\n"),
+        ("List[int]", _F_LIST, "def g(n=3):\n    return list(range(n))\n"),
+    )
 )
 CATALOGUE = CHEATS + GOOD
 

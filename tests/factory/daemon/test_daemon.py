@@ -32,6 +32,7 @@ from factory.errors import UserError
 from factory.outputs.status import format_status, read_status
 from factory.store import STORE_FILENAME
 from factory.store.lock import RunLock, lock_state
+from tests.factory.daemon.test_metrics import samples
 from tests.factory.loop.test_run import store_contents
 from tests.factory.scripted_model import ScriptedModelServer
 
@@ -131,13 +132,7 @@ def progress(run_dir: Path) -> int:
 def scrape(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
         assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        text = reply.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
+        return samples(reply.read().decode())
 
 
 def free_port() -> int:
