@@ -348,6 +348,24 @@ def killed_by_oom() -> bool:
     return struck
 
 
+def child_main(close_fds: tuple[int, ...], setup_args: tuple, target, target_args: tuple) -> None:
+    """The rest of a job's child's life: close the parent's ``close_fds``, ``child_setup(*setup_args)``,
+    then ``target(*target_args)`` (g or f), whose result message goes to the result pipe (fd 3); then
+    exit, never unwinding into the worker's code, whatever happened."""
+    code = 0
+    try:
+        for fd in close_fds:
+            os.close(fd)
+        child_setup(*setup_args)
+        view = memoryview(target(*target_args))
+        while view:
+            view = view[os.write(3, view) :]
+    except BaseException:  # noqa: BLE001 - whatever the job did, the child only exits
+        code = 1
+    finally:
+        os._exit(code)
+
+
 def run_child(target, job: dict, limits: Limits, workdir: str, timeout: float, *args) -> ChildOutcome:
     """Run ``target(job, *args)`` in a fresh child forked from this worker."""
     out_r, out_w = os.pipe()
@@ -355,19 +373,7 @@ def run_child(target, job: dict, limits: Limits, workdir: str, timeout: float, *
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:  # child
-        code = 0
-        try:
-            os.close(out_r)
-            os.close(res_r)
-            child_setup(limits, workdir, out_w, res_w, timeout)
-            message = target(job, *args)
-            view = memoryview(message)
-            while view:
-                view = view[os.write(3, view) :]
-        except BaseException:  # noqa: BLE001
-            code = 1
-        finally:
-            os._exit(code)
+        child_main((out_r, res_r), (limits, workdir, out_w, res_w, timeout), target, (job, *args))
     os.close(out_w)
     os.close(res_w)
     return watch_child(pid, lambda: os.waitpid(pid, 0)[1], out_r, res_r, limits, timeout, start)
@@ -657,18 +663,8 @@ def zygote_main(fd: int, limits: Limits) -> int:
             return 1
         pid = os.fork()
         if pid == 0:
-            code = 0
-            try:
-                sock.close()
-                child_setup(limits, workdir, out_w, res_w, float(request.get("timeout", 5)))
-                message = child_run_f_request(request)
-                view = memoryview(message)
-                while view:
-                    view = view[os.write(3, view) :]
-            except BaseException:  # noqa: BLE001
-                code = 1
-            finally:
-                os._exit(code)
+            child_main((sock.fileno(),), (limits, workdir, out_w, res_w, float(request.get("timeout", 5))),
+                       child_run_f_request, (request,))
         os.close(out_w)
         os.close(res_w)
         try:

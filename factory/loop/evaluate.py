@@ -12,7 +12,7 @@ from factory.loop.passk import mean_pass_at_k
 from factory.loop.prompts import STOP_SEQUENCES, ExampleIndex, solve_prompt
 from factory.loop.seeds import seed_of
 from factory.models import ModelBackend, SamplingConfig
-from puzzles.parse import complete_function
+from puzzles.completion import complete_function
 from puzzles.records import NamedPuzzle
 from sandbox.backend import Sandbox
 from sandbox.verdicts import VERIFIED

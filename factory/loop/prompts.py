@@ -30,7 +30,7 @@ from puzzles.similarity import ShingleIndex
 PRELUDE = "from typing import List\n\n"
 
 # Each starts a line at column 0, so each ends the function being completed: the backends stop on
-# them, then ``puzzles.parse.complete_function`` cuts the completion where the function really ends
+# them, then ``puzzles.completion.complete_function`` cuts the completion where the function really ends
 # (it also knows about brackets and string literals).
 STOP_SEQUENCES: tuple[str, ...] = (
     "\ndef ",

@@ -39,8 +39,8 @@ from factory.loop.summary import format_summary, round_summary
 from factory.models import ModelBackend, SamplingConfig, load_backend
 from factory.store import PROPOSE_STAGE, SOLVE_STAGE, AttemptRow, RunStore
 from puzzles.canonical import canonical_hash
+from puzzles.completion import complete_function
 from puzzles.filters import EvalIndex
-from puzzles.parse import complete_function
 from puzzles.records import NamedPuzzle
 from puzzles.seeds import load_seeds
 from sandbox.backend import Sandbox
@@ -226,19 +226,17 @@ class SelfPlayRun:
     def start_round(self, round: int) -> tuple[str, RunConfig]:
         """Record ``round`` as started (model and settings, kept from its first start); returns the
         model it generates with and the settings it runs with."""
-        model = self.model_for_round(round)
-        self.store.start_round(round, model, settings=self.config.to_json())
+        current = self.config.to_json()
+        started = self.store.start_round(round, self.model_for_round(round), settings=current)
         c = round_config(self.store.round_settings(round), self.config)
-        changed = [
-            name for name, value in self.config.to_json().items() if c.to_json().get(name) != value
-        ]
+        kept = c.to_json()
+        changed = [f"{name}={kept[name]!r}" for name, value in current.items() if kept.get(name) != value]
         if changed:
             self.log(
-                f"round {round} resumes with the settings it started with "
-                f"({', '.join(f'{n}={c.to_json()[n]!r}' for n in changed)}); the new values apply from "
-                f"round {round + 1}"
+                f"round {round} resumes with the settings it started with ({', '.join(changed)}); "
+                f"the new values apply from round {round + 1}"
             )
-        return self.store.round_info(round).model, c
+        return started.model, c
 
     def run_round(self, round: int) -> dict:
         model, c = self.start_round(round)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from puzzles.records import Puzzle
 from puzzles.rename import FUNCTION_DEFS, rename_identifier
@@ -84,6 +87,12 @@ class RoundInfo:
     finished_at: float | None
     summary: dict | None
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RoundInfo:
+        """From a row of the ``rounds`` table."""
+        summary = json.loads(row["summary_json"]) if row["summary_json"] is not None else None
+        return cls(row["round"], row["model"], row["started_at"], row["finished_at"], summary)
+
 
 @dataclass(frozen=True)
 class StoredPuzzle:
@@ -99,6 +108,25 @@ class StoredPuzzle:
     round: int  # 0 for seeds
     model: str | None
     prompt_seed: int | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StoredPuzzle:
+        """From a row of the ``puzzles`` table (``defaults_json`` decoded)."""
+        defaults = tuple((name, text) for name, text in json.loads(row["defaults_json"]))
+        return cls(
+            id=row["id"],
+            canonical_hash=row["canonical_hash"],
+            source=row["source"],
+            name=row["name"],
+            answer_arg=row["answer_arg"],
+            answer_type=row["answer_type"],
+            defaults=defaults,
+            origin=row["origin"],
+            key=row["key"],
+            round=row["round"],
+            model=row["model"],
+            prompt_seed=row["prompt_seed"],
+        )
 
     @property
     def puzzle(self) -> Puzzle:

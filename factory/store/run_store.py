@@ -65,29 +65,6 @@ _PUZZLE_COLUMNS = (
 _NOT_BLOCKED = "NOT EXISTS (SELECT 1 FROM blocked_hashes b WHERE b.canonical_hash = {alias}.canonical_hash)"
 
 
-def _puzzle(row: sqlite3.Row) -> StoredPuzzle:
-    defaults = tuple((name, text) for name, text in json.loads(row["defaults_json"]))
-    return StoredPuzzle(
-        id=row["id"],
-        canonical_hash=row["canonical_hash"],
-        source=row["source"],
-        name=row["name"],
-        answer_arg=row["answer_arg"],
-        answer_type=row["answer_type"],
-        defaults=defaults,
-        origin=row["origin"],
-        key=row["key"],
-        round=row["round"],
-        model=row["model"],
-        prompt_seed=row["prompt_seed"],
-    )
-
-
-def _round_info(row: sqlite3.Row) -> RoundInfo:
-    summary = json.loads(row["summary_json"]) if row["summary_json"] is not None else None
-    return RoundInfo(row["round"], row["model"], row["started_at"], row["finished_at"], summary)
-
-
 def _round_settings_key(round: int) -> str:
     return f"round-{round}-settings"
 
@@ -234,7 +211,7 @@ class RunStore:
         row = db.execute("SELECT * FROM rounds WHERE round = ?", (round,)).fetchone()
         if row is None:
             raise StoreError(f"round {round} was never started; call start_round({round}, model) first")
-        return _round_info(row)
+        return RoundInfo.from_row(row)
 
     def _mark(
         self,
@@ -308,10 +285,10 @@ class RunStore:
 
     def round_info(self, round: int) -> RoundInfo | None:
         row = self._db.execute("SELECT * FROM rounds WHERE round = ?", (round,)).fetchone()
-        return _round_info(row) if row else None
+        return RoundInfo.from_row(row) if row else None
 
     def rounds(self) -> list[RoundInfo]:
-        return [_round_info(row) for row in self._db.execute("SELECT * FROM rounds ORDER BY round")]
+        return [RoundInfo.from_row(row) for row in self._db.execute("SELECT * FROM rounds ORDER BY round")]
 
     def is_batch_done(self, round: int, stage: str, batch: int) -> bool:
         return self._batch_done(self._db, round, stage, batch)
@@ -435,7 +412,7 @@ class RunStore:
 
     def puzzle(self, puzzle_id: int) -> StoredPuzzle | None:
         row = self._db.execute(f"SELECT {_PUZZLE_COLUMNS} FROM puzzles WHERE id = ?", (puzzle_id,)).fetchone()
-        return _puzzle(row) if row else None
+        return StoredPuzzle.from_row(row) if row else None
 
     def puzzles_of_round(self, round: int) -> list[StoredPuzzle]:
         """Puzzles generated (accepted) in ``round``, in id order: the solve stage's input."""
@@ -443,7 +420,7 @@ class RunStore:
             f"SELECT {_PUZZLE_COLUMNS} FROM puzzles WHERE origin = 'generated' AND round = ? ORDER BY id",
             (round,),
         )
-        return [_puzzle(row) for row in rows]
+        return [StoredPuzzle.from_row(row) for row in rows]
 
     def pool_puzzles(self, up_to_round: int | None = None, *, solved_only: bool = True) -> list[StoredPuzzle]:
         """Puzzles for propose prompts: seeds and generated puzzles of rounds ``<= up_to_round``.
@@ -463,7 +440,7 @@ class RunStore:
             f"AND {_NOT_BLOCKED.format(alias='p')} ORDER BY p.id",
             params,
         )
-        return [_puzzle(row) for row in rows]
+        return [StoredPuzzle.from_row(row) for row in rows]
 
     # -- proposals -----------------------------------------------------------------------------------
 

@@ -5,10 +5,10 @@ import types
 import pytest
 
 from puzzles.canonical import canonical_hash, canonical_source, near_duplicate_tokens
+from puzzles.completion import complete_function
 from puzzles.parse import (
     ALLOWED_IMPORTS,
     MODULE_ESCAPE_ATTRIBUTES,
-    complete_function,
     parse_puzzle,
     parse_solution,
 )
