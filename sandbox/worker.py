@@ -25,6 +25,7 @@ from __future__ import annotations
 
 # Cheap modules puzzles often use, imported once so that forked children start fast. Heavier ones
 # (random, fractions, statistics) would make every fork slower; the few jobs that need them import them.
+import array
 import bisect  # noqa: F401
 import collections  # noqa: F401
 import ctypes
@@ -604,8 +605,12 @@ class Zygote:
             self.ensure()
             payload = json.dumps(request).encode("utf-8", "surrogatepass")
             self.sock.settimeout(timeout)
-            socket.send_fds(
-                self.sock, [len(payload).to_bytes(8, "little")], [out_w, res_w], socket.MSG_NOSIGNAL
+            # sendmsg, not socket.send_fds: that one drops its flags, and the worker dies of SIGPIPE
+            # when a job killed the zygote just before.
+            self.sock.sendmsg(
+                [len(payload).to_bytes(8, "little")],
+                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [out_w, res_w]))],
+                socket.MSG_NOSIGNAL,
             )
             self.sock.sendall(payload, socket.MSG_NOSIGNAL)
             reply, fds, _, _ = socket.recv_fds(self.sock, 5, 1)

@@ -388,8 +388,8 @@ HOLES = {
         WRONG,
     ),
     "a puzzle about set order": (
-        "def f(x: List[str]):\n    return x == list(set(str(i) for i in range(40)))\n",
-        g("return list(set(str(i) for i in range(40)))"),
+        "def f(x: List[str]):\n    return x == list(set(str(i) for i in range(100)))\n",
+        g("return list(set(str(i) for i in range(100)))"),
         WRONG,
     ),
     "g kills the zygote f forks from": (
@@ -544,6 +544,21 @@ def test_an_f_that_kills_or_stops_its_zygote_costs_nothing_later(each_backend):
     assert [r.status for r in each_backend.run(jobs)] == [VERIFIED] * 4
 
 
+def test_a_g_that_kills_the_zygote_again_and_again_never_takes_the_worker_down(each_backend):
+    """The worker's next request to a zygote killed a moment ago meets a closed socket: that must
+    be a new zygote, never the worker dying of SIGPIPE (1 time in 15 before the fix)."""
+    from sandbox.verdicts import Job
+
+    f, g_source, _ = HOLES["g kills the zygote f forks from"]
+    jobs = [
+        Job(id=i, f_source=f, f_name="f", answer_type="int", g_source=g_source, g_name="g", timeout_s=TIMEOUT_S)
+        for i in range(100)
+    ]
+    replaced = each_backend.pool.replaced
+    assert [r.status for r in each_backend.run(jobs)] == [VERIFIED] * 100
+    assert each_backend.pool.replaced == replaced
+
+
 def test_f_shares_no_per_process_secret_with_g(each_backend):
     """g asking its own process for hash() or set order proves nothing about f's: f runs in a child
     of the zygote, an interpreter of its own (sent as raw jobs: the host may refuse hash in puzzles)."""
@@ -560,7 +575,7 @@ def test_f_shares_no_per_process_secret_with_g(each_backend):
             timeout_s=TIMEOUT_S,
         )
 
-    words = "[str(i) for i in range(40)]"
+    words = "[str(i) for i in range(100)]"
     jobs = [
         job(0, "def f(x: int):\n    return x == hash('abc')\n", g("return hash('abc')"), "int"),
         job(1, "def f(x: int):\n    return x == hash(b'abc')\n", g("return hash(b'abc')"), "int"),
