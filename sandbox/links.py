@@ -144,8 +144,12 @@ class ProcessLink(WorkerLink):
                 pass
 
 
-# The worker runs as this uid inside the container; the idle main process runs as nobody.
-WORKER_USER = "10001:10001"
+# Inside the container the worker runs as root with only CAP_SETUID and CAP_SETGID, and each job as
+# JOB_UID, which can signal neither the worker nor the zygote (and gets one process: no fork). The
+# idle main process (sleep) runs as root too, with the same two capabilities.
+WORKER_USER = "0:0"
+JOB_UID = 10001
+WORKER_CAPABILITIES = ["SETUID", "SETGID"]
 
 
 class DockerLink(WorkerLink):
@@ -161,7 +165,7 @@ class DockerLink(WorkerLink):
             image,
             detach=True,
             init=True,
-            user="65534:65534",
+            user=WORKER_USER,  # Docker gives an exec its capabilities only when the container's user has them
             network_mode="none",
             read_only=True,
             tmpfs={"/tmp": f"rw,nosuid,nodev,noexec,size={limits.scratch_mb}m,mode=1777"},
@@ -171,6 +175,7 @@ class DockerLink(WorkerLink):
             pids_limit=limits.container_pids,
             nano_cpus=int(limits.container_cpus * 1e9),
             cap_drop=["ALL"],
+            cap_add=WORKER_CAPABILITIES,
             security_opt=["no-new-privileges"],
             log_config=LogConfig(type=LogConfig.types.NONE),
             labels={SANDBOX_LABEL: "1", OWNER_LABEL: owner_id()},
@@ -184,7 +189,7 @@ class DockerLink(WorkerLink):
                     "-I",
                     "-S",
                     "/opt/factory/worker.py",
-                    "--kill-all",
+                    f"--job-uid={JOB_UID}",
                     "--scratch=/tmp",
                     *limits.worker_args(),
                 ],

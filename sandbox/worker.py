@@ -16,9 +16,14 @@ capped pipe, and a wall-clock deadline enforced by the worker with SIGKILL. Limi
 when a result is accepted (a job that stops the worker gains no time and no output). After each job
 every descendant is killed, the IPC objects the job made are removed and scratch space is wiped; a
 worker that cannot restore a clean state says so in its reply and exits, and the host replaces it.
-The worker and the zygote are non-dumpable, so the children (same uid) cannot read their memory or
-open their file descriptors through /proc; they can still kill them: a killed zygote is started
-again, a killed worker is a lost job (``crashed``) for the host.
+In a container (``--job-uid=N``) the worker and the zygote run as root holding only CAP_SETUID and
+CAP_SETGID, and every job child takes uid N with RLIMIT_NPROC 1 before any untrusted code: a job can
+signal neither of them, and it is a single process (no fork, no thread), so the per-process rlimits
+(memory, CPU) are the job's limits. The job's processes are killed, and its files and IPC objects
+removed, by short-lived helpers that take uid N too (the worker holds no CAP_KILL or DAC override).
+As a plain local process (no job uid) jobs run as the worker's uid: the worker and the zygote are
+non-dumpable, so jobs cannot read their memory or open their file descriptors through /proc, but
+they can kill them: a killed zygote is started again, a killed worker is a lost job (``crashed``).
 """
 
 from __future__ import annotations
@@ -153,9 +158,66 @@ def child_setup(limits: Limits, workdir: str, out_w: int, res_w: int, cpu_second
         pass
     # CPU time is counted per process, so this limit is the child's own; the others it inherits.
     set_limits(((resource.RLIMIT_CPU, int(cpu_seconds) + 2),))
+    if JOB_UID is not None:
+        # One process per job: no fork, no thread, so the per-process limits are the job's limits.
+        # (RLIMIT_NPROC counts every process of the uid, this one included.)
+        set_limits(((resource.RLIMIT_NPROC, 1),))
+        become_job_user()
     # sys.stdout and sys.stderr already write to fds 1 and 2, now the capped pipe; the worker left
     # their buffers empty (it flushes after every reply).
     sys.stdin = None  # type: ignore[assignment]
+
+
+JOB_UID: int | None = None  # --job-uid=N (containers): the uid jobs run as; None runs them as the worker's
+
+
+def become_job_user() -> None:
+    """Take the job uid for good (the worker is root with only CAP_SETUID and CAP_SETGID): a job then
+    cannot signal the worker or the zygote, nor regain a capability (no-new-privileges)."""
+    os.setgroups([])
+    os.setresgid(JOB_UID, JOB_UID, JOB_UID)
+    os.setresuid(JOB_UID, JOB_UID, JOB_UID)
+
+
+def as_job_user(action) -> str | None:
+    """Run ``action()`` in a child that has taken the job uid; None when it returned, else why not."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(r)
+            become_job_user()
+            action()
+        except BaseException as e:  # noqa: BLE001 - reported to the worker, which decides
+            code = 1
+            os.write(w, describe_exception(e).encode("utf-8", "replace")[:300])
+        finally:
+            os._exit(code)
+    os.close(w)
+    try:
+        why = b""
+        while chunk := os.read(r, 4096):
+            why += chunk
+    finally:
+        os.close(r)
+    status = os.waitpid(pid, 0)[1]
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return None
+    return why.decode("utf-8", "replace") or f"the job-user helper ended with status {status}"
+
+
+def kill_every_job_process() -> None:
+    """SIGKILL every process of the job uid in this container (kill(-1) sent as that uid: the worker
+    holds no CAP_KILL, so it cannot signal a job directly, just as a job cannot signal it)."""
+
+    def kill_all() -> None:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    as_job_user(kill_all)
 
 
 def set_limits(pairs) -> None:
@@ -449,7 +511,9 @@ def watch_child(
                 status, detail = "wrong", f"answer larger than {limits.answer_bytes} bytes"
                 break
         if not exited:
-            if deferred:  # the zygote reaps this child: signal it through its pidfd, never a reused pid
+            if JOB_UID is not None:
+                kill_every_job_process()
+            elif deferred:  # the zygote reaps this child: signal it through its pidfd, never a reused pid
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
             kill_group(pid)
             exit_status, waited = wait(), True  # dead, so its orphans are this worker's to sweep
@@ -709,9 +773,6 @@ def kill_group(pid: int) -> None:
         pass
 
 
-KILL_ALL = False  # set in containers: kill(-1) reaches every process of the job user but the worker
-
-
 def sweep_descendants() -> None:
     """Kill and reap every process left behind by a job (daemons, grandchildren, fork bombs).
 
@@ -731,12 +792,8 @@ def sweep_descendants() -> None:
         others = [child for child in children_of(me) if child != ZYGOTE.pid]
         if not others:
             return
-        if KILL_ALL:  # reaches the zygote too, which the next f starts again
-            try:
-                os.kill(-1, signal.SIGKILL)
-            except OSError:
-                pass
-            ZYGOTE.stop()
+        if JOB_UID is not None:
+            kill_every_job_process()
         for child in others:
             kill_group(child)
         time.sleep(0.001)
@@ -812,10 +869,9 @@ def restore_scratch(limits: Limits, workdir: str) -> None:
         os.unlink(workdir)  # a file or (dangling) symlink where the work dir was
         st = None
     if st is None:
-        os.mkdir(workdir, 0o700)
-    else:
-        os.chmod(workdir, 0o700)
-        wipe(workdir)
+        os.mkdir(workdir)
+    os.chmod(workdir, WORKDIR_MODE)  # whatever the umask, or a job's chmod
+    wipe(workdir)
     st = os.lstat(workdir)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or os.listdir(workdir):
         raise OSError("the work dir cannot be restored")
@@ -829,6 +885,7 @@ def decode_message(message: bytes) -> str:
 
 
 WORKDIR_NAME = "work"  # the jobs' working directory inside the first scratch dir, emptied after each job
+WORKDIR_MODE = 0o755  # readable by the worker, which checks it is empty without the job uid
 
 
 # Trusted work an answer can cause before f runs is bounded: converting a decimal string of n digits
@@ -968,12 +1025,42 @@ class CannotRestore(Exception):
 
 def clean_up(limits: Limits, workdir: str) -> None:
     """After a job: every job process is dead already (run_child sweeps); remove its IPC objects
-    and files. Anything that cannot be undone raises CannotRestore."""
-    try:
+    and files. Anything that cannot be undone raises CannotRestore.
+
+    With a job uid the files and IPC objects are the job user's, which the worker (no DAC or owner
+    override) cannot remove: a helper that has taken the job uid does it, when anything is left."""
+
+    def restore() -> None:
         remove_ipc_objects()
         restore_scratch(limits, workdir)
+
+    try:
+        if JOB_UID is None:
+            restore()
+        elif not scratch_is_clean(limits, workdir):
+            why = as_job_user(restore)
+            if why is not None:
+                raise CannotRestore(why)
+            if not scratch_is_clean(limits, workdir):
+                raise CannotRestore("the scratch space is not clean after its clean-up")
     except (OSError, ValueError) as e:
         raise CannotRestore(describe_exception(e)) from e
+
+
+def scratch_is_clean(limits: Limits, workdir: str) -> bool:
+    """Whether the scratch space is as a fresh worker has it, judged by reading only: an empty work
+    dir of the job user's, nothing else in the scratch dirs, no IPC object of the job user's."""
+    try:
+        for directory in limits.scratch_dirs:
+            expected = [WORKDIR_NAME] if directory == limits.scratch_dirs[0] else []
+            if os.listdir(directory) != expected:
+                return False
+        st = os.lstat(workdir)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != JOB_UID or stat.S_IMODE(st.st_mode) != WORKDIR_MODE:
+            return False
+        return not os.listdir(workdir) and not ipc_objects(JOB_UID)
+    except OSError:
+        return False
 
 
 IPC_RMID = 0
@@ -982,11 +1069,11 @@ LIBC = ctypes.CDLL(None, use_errno=True)
 IPC_BEFORE: set = set()  # outside containers: IPC objects of this uid that existed before the job
 
 
-def ipc_objects() -> set:
-    """This uid's IPC objects: SysV shared memory, message queues and semaphore sets (from
-    /proc/sysvipc, owner or creator), POSIX message queues and shared memory (files in /dev/mqueue
-    and /dev/shm)."""
-    me = os.getuid()
+def ipc_objects(uid: int | None = None) -> set:
+    """The IPC objects of ``uid`` (default: this process's): SysV shared memory, message queues and
+    semaphore sets (from /proc/sysvipc, owner or creator), POSIX message queues and shared memory
+    (files in /dev/mqueue and /dev/shm)."""
+    me = os.getuid() if uid is None else uid
     found = set()
     for kind, _ in SYSV_IPC:
         try:
@@ -1017,9 +1104,9 @@ def ipc_objects() -> set:
 def remove_ipc_objects() -> None:
     """Remove the IPC objects a job left (a channel between jobs, and memory nobody frees).
 
-    In a container every object of this uid is the jobs'; as a local process, only the ones that
+    As the job uid every object of this uid is the jobs'; as a local process, only the ones that
     appeared since the job started (the user's own programs keep theirs)."""
-    for kind, ident in ipc_objects() - (set() if KILL_ALL else IPC_BEFORE):
+    for kind, ident in ipc_objects() - (set() if JOB_UID is not None else IPC_BEFORE):
         if kind == "file":
             try:
                 os.unlink(ident)
@@ -1033,7 +1120,7 @@ def remove_ipc_objects() -> None:
             done = ctl(ctypes.c_int(ident), ctypes.c_int(IPC_RMID), ctypes.c_void_p(None))
         if done != 0 and ctypes.get_errno() not in (22, 43):  # EINVAL, EIDRM: already gone
             raise OSError(ctypes.get_errno(), f"cannot remove {kind} {ident}")
-    if KILL_ALL and ipc_objects():
+    if JOB_UID is not None and ipc_objects():
         raise OSError("IPC objects survived their removal")
 
 
@@ -1044,16 +1131,16 @@ def set_prctl(option: int, value: int) -> None:
         pass
 
 
-def parse_args(argv: list[str]) -> tuple[Limits, bool]:
-    """``--memory-mb=N --output-bytes=N --answer-bytes=N --scratch=DIR... --kill-all`` (no argparse:
+def parse_args(argv: list[str]) -> tuple[Limits, int | None]:
+    """``--memory-mb=N --output-bytes=N --answer-bytes=N --scratch=DIR... --job-uid=N`` (no argparse:
     every module imported here makes each fork slower)."""
     options = {"memory-mb": "512", "output-bytes": str(64 * 1024), "answer-bytes": str(16 * 1024 * 1024)}
     scratch: list[str] = []
-    kill_all = False
+    job_uid = None
     for arg in argv:
         key, _, value = arg.removeprefix("--").partition("=")
-        if key == "kill-all":
-            kill_all = True
+        if key == "job-uid" and value.isdigit() and int(value) > 0:
+            job_uid = int(value)
         elif key == "zygote-fd" and value.isdigit():
             options[key] = value
         elif key == "scratch" and value:
@@ -1069,13 +1156,14 @@ def parse_args(argv: list[str]) -> tuple[Limits, bool]:
     limits = Limits(
         int(options["memory-mb"]), int(options["output-bytes"]), int(options["answer-bytes"]), scratch
     )
-    os.makedirs(os.path.join(scratch[0], WORKDIR_NAME), mode=0o700, exist_ok=True)
-    return limits, kill_all
+    if job_uid is None:  # else the job user makes it (clean_up), as the jobs' own
+        os.makedirs(os.path.join(scratch[0], WORKDIR_NAME), mode=0o700, exist_ok=True)
+    return limits, job_uid
 
 
 def main(argv: list[str]) -> int:
-    global KILL_ALL, OOM_KILLS_SEEN
-    limits, KILL_ALL = parse_args(argv)
+    global JOB_UID, OOM_KILLS_SEEN
+    limits, JOB_UID = parse_args(argv)
     sys.set_int_max_str_digits(MAX_INT_DIGITS)
     zygote_fd = [a for a in argv if a.startswith("--zygote-fd=")]
     if zygote_fd:
@@ -1083,9 +1171,11 @@ def main(argv: list[str]) -> int:
     OOM_KILLS_SEEN = oom_kills()
     limit_worker(limits)
     ZYGOTE.start(
-        [a for a in argv if a != "--kill-all" and not a.startswith("--scratch=")]
-        + [f"--scratch={d}" for d in limits.scratch_dirs]
+        [a for a in argv if not a.startswith("--scratch=")] + [f"--scratch={d}" for d in limits.scratch_dirs]
     )
+    workdir = os.path.join(limits.scratch_dirs[0], WORKDIR_NAME)
+    if JOB_UID is not None:
+        clean_up(limits, workdir)  # makes the work dir, as the job user's
     json.loads(json.dumps([0, 0.5, "", None, {}]))
     gc.freeze()  # forked children then never touch (and copy) the worker's objects when they collect
     set_prctl(PR_SET_DUMPABLE, 0)
@@ -1102,7 +1192,7 @@ def main(argv: list[str]) -> int:
         job = None
         try:
             job = json.loads(line)
-            if not KILL_ALL:
+            if JOB_UID is None:
                 IPC_BEFORE.clear()
                 IPC_BEFORE.update(ipc_objects())
             reply = run_job(job, limits)
@@ -1117,7 +1207,7 @@ def main(argv: list[str]) -> int:
                 reply["id"] = job.get("id")
         retire = None
         try:
-            clean_up(limits, os.path.join(limits.scratch_dirs[0], WORKDIR_NAME))
+            clean_up(limits, workdir)
         except CannotRestore as e:
             retire = str(e)
         except Exception as e:  # noqa: BLE001 - whatever went wrong, this worker is not clean

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from sandbox.engine import OWNER_LABEL, docker_client, owner_id, sandbox_containers
-from sandbox.verdicts import CRASHED, ERROR, INVALID, MEMORY, OUTPUT, TIMEOUT, VERIFIED, WRONG
+from sandbox.verdicts import ERROR, INVALID, MEMORY, OUTPUT, TIMEOUT, VERIFIED, WRONG
 from sandbox.verify import SourcePair, verify_pairs
 
 pytestmark = pytest.mark.docker
@@ -73,16 +73,30 @@ CASES = {
         g("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"),
         TIMEOUT,
     ),
-    "kill the worker": (
+    # one process per job, as an unprivileged uid: the per-process limits are the job's limits
+    "fork": (F_BREACH, probe("import os\nos.fork()"), WRONG),
+    "thread": (F_BREACH, probe("import threading\nthreading.Thread(target=print).start()"), WRONG),
+    "subprocess": (F_BREACH, probe("import subprocess\nsubprocess.run(['true'])"), WRONG),
+    "two processes of 400 MB": (
         F_SIX,
-        g("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nreturn 6"),
-        CRASHED,
+        g("import os\nkeep = bytearray(400 * 2**20)\nos.fork()\nkeep2 = bytearray(400 * 2**20)\nreturn 6"),
+        ERROR,  # BlockingIOError: the fork is refused, never a second 400 MB under a 512 MB job limit
     ),
-    "kill(-1)": (F_SIX, g("import os, signal\nos.kill(-1, signal.SIGKILL)\nreturn 6"), CRASHED),
+    "the job's uid and capabilities": (
+        "def f(x: List[str]):\n    return x == ['10001', '0000000000000000', '10001']\n",
+        g(
+            "import os\nstatus = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines())\n"
+            "return [str(os.getuid()), status['CapEff'].strip(), str(os.getgid())]"
+        ),
+        VERIFIED,
+    ),
+    # the job's uid cannot signal the worker, which is root (PermissionError)
+    "kill the worker": (F_SIX, g("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nreturn 6"), ERROR),
+    "kill(-1)": (F_SIX, g("import os, signal\nos.kill(-1, signal.SIGKILL)\nreturn 6"), VERIFIED),
     "stop the worker": (
         F_SIX,
         g("import os, signal, time\nos.kill(os.getppid(), signal.SIGSTOP)\ntime.sleep(60)"),
-        CRASHED,
+        ERROR,
     ),
     "kill init": (F_BREACH, probe("import os, signal\nos.kill(1, signal.SIGKILL)"), WRONG),
     # output
@@ -242,7 +256,14 @@ def test_nothing_survives_into_the_next_job(one_worker):
         open('planted-cwd', 'w').write('x')
         open('/tmp/planted-tmp', 'w').write('x')
         os.mkdir('/tmp/planted-dir', 0o000)
-        if os.fork() == 0:
+        os.mkdir('locked')
+        open('locked/inside', 'w').write('x')
+        os.chmod('locked', 0o000)  # the worker (root, no override) cannot look inside
+        try:
+            pid = os.fork()
+        except OSError:  # one process per job: the container refuses
+            return 6
+        if pid == 0:
             os.setsid()
             if os.fork() == 0:
                 while True:
@@ -337,7 +358,7 @@ HOLES = {
     "stop the worker, resume it after the deadline": (
         F_SIX,
         g(STOP_AND_RESUME.format(resume_after=TIMEOUT_S + 2) + "time.sleep(%s)\nreturn 6" % (TIMEOUT_S + 1)),
-        TIMEOUT,
+        {"process": TIMEOUT, "docker": ERROR},  # in a container the job can neither fork nor signal
     ),
     "print past the cap while the worker is stopped": (
         F_SIX,
@@ -345,7 +366,7 @@ HOLES = {
             STOP_AND_RESUME.format(resume_after=0.5)
             + "import fcntl\nfcntl.fcntl(1, fcntl.F_SETPIPE_SZ, 2**20)\nos.write(1, b'x' * 900000)\nreturn 6"
         ),
-        OUTPUT,
+        {"process": OUTPUT, "docker": ERROR},
     ),
     "print past the cap and exit at once": (
         F_SIX,
@@ -431,6 +452,8 @@ def each_backend(request):
 @pytest.mark.parametrize("name", list(HOLES))
 def test_closed_hole_gets_its_verdict_and_the_next_job_still_verifies(each_backend, name):
     f, g_source, expected = HOLES[name]
+    if isinstance(expected, dict):  # the verdict differs between backends
+        expected = expected[each_backend.kind]
     hostile, after = verify_pairs([SourcePair(f, g_source), LEGIT], each_backend, timeout_s=TIMEOUT_S)
     assert hostile.status == expected, hostile
     assert after.status == VERIFIED, after
@@ -541,7 +564,9 @@ def test_an_f_that_kills_or_stops_its_zygote_costs_nothing_later(each_backend):
     hit = "def f(x: int):\n    import os, signal\n    os.kill(os.getppid(), signal.%s)\n    return x == 6\n"
     plain = "def f(x: int):\n    return x == 6\n"
     jobs = [job(0, hit % "SIGKILL"), job(1, plain), job(2, hit % "SIGSTOP"), job(3, plain)]
-    assert [r.status for r in each_backend.run(jobs)] == [VERIFIED] * 4
+    # in a container f's uid cannot signal the zygote (root): f raises PermissionError
+    hit_verdict = ERROR if each_backend.kind == "docker" else VERIFIED
+    assert [r.status for r in each_backend.run(jobs)] == [hit_verdict, VERIFIED] * 2
 
 
 def test_a_g_that_kills_the_zygote_again_and_again_never_takes_the_worker_down(each_backend):
