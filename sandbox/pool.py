@@ -13,6 +13,8 @@ from sandbox.verdicts import CRASHED, Job, Result
 
 # Host-side deadline for one job beyond its own two time limits (g, then f): worker overhead.
 HOST_GRACE_S = 10.0
+# How long close() waits for links still starting (a container being created) so none outlives it.
+CLOSE_WAIT_S = 90.0
 
 
 class JobQueue:
@@ -58,6 +60,8 @@ class WorkerPool:
         self.replaced = 0
         self.depth = depth
         self._closed = False
+        self._starting = 0  # links being started by driver threads right now
+        self._starts = threading.Condition()
 
     def run(
         self, jobs: Sequence[Job], on_result: Callable[[int, Result], None] | None = None
@@ -148,23 +152,35 @@ class WorkerPool:
     def _link(self, slot: int) -> WorkerLink:
         link = self.links[slot]
         if link is None:
-            error: BaseException | None = None
-            for attempt in range(3):
-                if self._closed:  # a driver thread outliving an interrupted run() starts nothing new
-                    raise SandboxUnavailable("the sandbox is closed")
-                try:
-                    link = self.start_link()
-                    break
-                except Exception as e:  # noqa: BLE001 - docker SDK errors come in many classes
-                    error = e
-                time.sleep(0.5 * (attempt + 1))
-            else:
-                raise SandboxUnavailable(f"cannot start a sandbox worker: {error}") from error
-            if self._closed:  # closed while this link started: it must not outlive the pool
-                self.links[slot] = link
-                self._drop(slot)
+            with self._starts:
+                self._starting += 1
+            try:
+                link = self._start(slot)
+            finally:
+                with self._starts:
+                    self._starting -= 1
+                    self._starts.notify_all()
+        return link
+
+    def _start(self, slot: int) -> WorkerLink:
+        """A new link in ``slot``; a pool closed meanwhile gets it closed at once, never leaked."""
+        error: BaseException | None = None
+        for attempt in range(3):
+            if self._closed:  # a driver thread outliving an interrupted run() starts nothing new
                 raise SandboxUnavailable("the sandbox is closed")
+            try:
+                link = self.start_link()
+                break
+            except Exception as e:  # noqa: BLE001 - docker SDK errors come in many classes
+                error = e
+            time.sleep(0.5 * (attempt + 1))
+        else:
+            raise SandboxUnavailable(f"cannot start a sandbox worker: {error}") from error
+        if self._closed:  # closed while this link started: it must not outlive the pool
             self.links[slot] = link
+            self._drop(slot)
+            raise SandboxUnavailable("the sandbox is closed")
+        self.links[slot] = link
         return link
 
     def _drop(self, slot: int) -> None:
@@ -177,5 +193,7 @@ class WorkerPool:
 
     def close(self) -> None:
         self._closed = True
+        with self._starts:  # a driver thread half-way through starting a container finishes and drops it
+            self._starts.wait_for(lambda: self._starting == 0, timeout=CLOSE_WAIT_S)
         for slot in range(self.size):
             self._drop(slot)

@@ -133,3 +133,43 @@ def test_a_retiring_worker_costs_no_queued_job_its_verdict(tmp_path):
         results = verify_pairs(pairs, box)
         assert [r.status for r in results] == [ERROR if i == 4 else VERIFIED for i in range(12)], results
         assert box.pool.replaced == 1
+
+
+
+def test_closing_while_a_worker_starts_leaves_no_worker_behind():
+    """A SIGTERM can close the pool while a driver thread is still starting a worker (a container
+    being created): close() waits for that start and closes what it made."""
+    import threading
+    import time
+
+    from sandbox.links import ProcessLink, WorkerLimits
+    from sandbox.pool import WorkerPool
+
+    starting, made = threading.Event(), []
+
+    def slow_start() -> ProcessLink:
+        starting.set()
+        time.sleep(0.5)
+        made.append(ProcessLink(WorkerLimits()))
+        return made[-1]
+
+    def run() -> None:
+        try:
+            pool.run([numbered_job(6)])
+        except SandboxUnavailable:  # the pool closed under it
+            pass
+
+    pool = WorkerPool(slow_start, size=1)
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    assert starting.wait(10)
+    pool.close()
+    assert len(made) == 1 and made[0].process.poll() is not None, "a worker outlived close()"
+    runner.join(10)
+
+
+def numbered_job(n: int):
+    from sandbox.verdicts import Job
+
+    f, g = f"def f(x: int):\n    return x == {n}\n", f"def g():\n    return {n}\n"
+    return Job(id=n, f_source=f, f_name="f", answer_type="int", g_source=g, g_name="g", timeout_s=2)
