@@ -10,13 +10,16 @@ example file for a setting whose default is None). Every rule a value must satis
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from factory.errors import SettingError
 
 # Settings that define a run: changing them half-way would mix two experiments in one store.
-IDENTITY_FIELDS = ("model", "backend", "seed", "eval_p3", "eval_split", "eval_limit")
+IDENTITY_FIELDS = ("model", "backend", "seed", "eval_p3", "eval_split", "eval_all_instances", "eval_limit")
+# What a run recorded before a setting existed ran with: P3 evaluations used every instance.
+BEFORE_SETTING = {"eval_all_instances": True}
 
 BACKENDS = ("transformers", "vllm", "openai")
 EVAL_SPLITS = ("train", "test")
@@ -67,6 +70,11 @@ class RunConfig:
         None, "P3's puzzles.json: evaluate on it instead of the held-out seeds", example="/path/to/puzzles.json"
     )
     eval_split: str = setting("test", "train or test", choices=EVAL_SPLITS)
+    eval_all_instances: bool = setting(
+        False,
+        "with eval_p3: every instance of each P3 problem (1,009 in the test split), not the paper's set of "
+        "each problem's first instance (228)",
+    )
     eval_limit: int | None = setting(None, "only the first N evaluation puzzles (smoke runs)", example=20)
 
     def __post_init__(self) -> None:
@@ -123,3 +131,13 @@ class RunConfig:
         if "eval_ks" in values:
             values["eval_ks"] = tuple(values["eval_ks"])
         return cls(**values)
+
+
+def run_identity(data: Mapping[str, object]) -> dict[str, object]:
+    """The ``IDENTITY_FIELDS`` of a run's settings as JSON (as given, or as a store recorded them):
+    a setting the record predates has the value it ran with (``BEFORE_SETTING``); which P3 instances
+    are evaluated counts only when the run evaluates on P3."""
+    values = {name: data.get(name, BEFORE_SETTING.get(name)) for name in IDENTITY_FIELDS}
+    if values["eval_p3"] is None:
+        values["eval_all_instances"] = None
+    return values

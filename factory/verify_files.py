@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factory.errors import UserError
+from puzzles.records import NamedPuzzle
 from sandbox.backend import Sandbox
 from sandbox.verdicts import ALL_VERDICTS, Result
 from sandbox.verify import SourcePair, verify_pairs
@@ -119,11 +120,7 @@ def verify_p3(
         named = load_p3(puzzles_path, split)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    keys, pairs = [], []
-    for item in named:
-        for i, solution in enumerate(item.solutions):
-            keys.append(f"{item.key}#{i}")
-            pairs.append(SourcePair(item.puzzle.source, solution.source))
+    keys, pairs = reference_pairs(named)
     report = run_verification(pairs, sandbox, timeout_s, trusted_puzzles=True)
     rows = [
         {"id": key, "status": r.status, "seconds": r.seconds, "detail": r.detail}
@@ -132,3 +129,13 @@ def verify_p3(
     if out_path is not None:
         write_jsonl_atomically(out_path, rows)
     return report, rows
+
+
+def reference_pairs(named: Sequence[NamedPuzzle]) -> tuple[list[str], list[SourcePair]]:
+    """Every reference solution of ``named`` as an (f, g) pair, and its key ``"Name:0#i"``."""
+    keys, pairs = [], []
+    for item in named:
+        for i, solution in enumerate(item.solutions):
+            keys.append(f"{item.key}#{i}")
+            pairs.append(SourcePair(item.puzzle.source, solution.source))
+    return keys, pairs

@@ -8,6 +8,7 @@ wherever it lives (e.g. ../shared/p3) and never copied into the project.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from puzzles.answer_types import canonical_type
@@ -38,6 +39,18 @@ def load_p3(path: str | Path, split: str | None = None) -> list[NamedPuzzle]:
         raise ValueError(f"unknown P3 split {split!r}; expected one of {', '.join(SPLITS)}")
     puzzles, _ = load_p3_report(path)
     return [puzzle for puzzle in puzzles if split is None or puzzle.split == split]
+
+
+def first_instances(puzzles: Sequence[NamedPuzzle]) -> list[NamedPuzzle]:
+    """The first instance of each problem (family), in order: P3's ``Name:0``. The paper's test set
+    ("test_228") is these instances of the test split's 228 problems."""
+    seen: set[str] = set()
+    first = []
+    for puzzle in puzzles:
+        if puzzle.family not in seen:
+            seen.add(puzzle.family)
+            first.append(puzzle)
+    return first
 
 
 def load_p3_report(path: str | Path) -> tuple[list[NamedPuzzle], list[tuple[str, str]]]:

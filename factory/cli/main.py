@@ -15,6 +15,8 @@ import typing
 import warnings
 
 from factory.cli.daemon import add_daemon_commands
+from factory.cli.evaluate import add_eval_commands
+from factory.cli.experiment import add_experiment_commands
 from factory.cli.outputs import add_export_commands
 from factory.cli.rounds import add_round_commands
 from factory.cli.sandbox import add_sandbox_commands
@@ -25,7 +27,9 @@ from sandbox.engine import SandboxUnavailable
 COMMAND_GROUPS = (
     add_verify_commands,  # verify
     add_sandbox_commands,  # sandbox build, sandbox status
-    add_round_commands,  # round, run, eval
+    add_round_commands,  # round, run
+    add_eval_commands,  # eval
+    add_experiment_commands,  # experiment
     add_export_commands,  # export, report
     add_daemon_commands,  # daemon, init, status
 )
@@ -57,6 +61,10 @@ class Terminated(SystemExit):
 
 
 def terminate(signum: int, frame: object) -> None:
+    """SIGTERM's handler while a command runs: raises ``Terminated`` once. Further SIGTERMs are ignored,
+    so that none cuts the clean-up short (containers left running) or raises where no handler waits
+    for it (a traceback from threading's shutdown); ``main`` restores the previous handler at its end."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated()
 
 

@@ -163,12 +163,25 @@ def add_export(subparsers) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from factory.loop.experiment import is_experiment
     from factory.outputs.report import write_report
 
     check_out_dir(args.out)
-    result = write_report(args.run_dir, args.out)
+    if len(args.run_dir) > 1 or is_experiment(args.run_dir[0]):
+        return cmd_compare(args)
+    result = write_report(args.run_dir[0], args.out)
     log(f"wrote {len(result.images)} plots and {result.index.name} to {result.out_dir}")
     print(result.index)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`factory report` on an experiment directory or several run directories: one curve per run."""
+    from factory.outputs.report.compare import write_comparison_report
+
+    index = write_comparison_report(args.run_dir, args.out)
+    log(f"wrote the comparison of {', '.join(map(str, args.run_dir))} to {index.parent}")
+    print(index)
     return 0
 
 
@@ -178,7 +191,11 @@ def add_report(subparsers) -> None:
         help="plots and a static HTML page of a run (pass@k, funnel, verdicts, throughput, diversity)",
         description="Write PNG plots and DIR/index.html from a run's store.",
     )
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run directory (its factory.sqlite)")
+    p.add_argument(
+        "run_dir", type=Path, nargs="+", metavar="RUN_DIR",
+        help="the run directory (its factory.sqlite); an experiment's directory, or several run "
+        "directories, for one pass@k curve per arm or run",
+    )
     p.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="directory for the PNGs and index.html"
     )

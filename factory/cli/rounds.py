@@ -1,4 +1,4 @@
-"""`factory round`, `factory run` and `factory eval`: thin handlers over factory.loop.
+"""`factory round` and `factory run`: thin handlers over factory.loop (`factory eval`: factory.cli.evaluate).
 
 The run settings' options are generated from ``dataclasses.fields(RunConfig)``: one option per field,
 spelt ``--`` + the name with dashes (``flag`` in the field's metadata where it differs: ``--timeout``
@@ -10,7 +10,6 @@ and the CLI adds the flag that sets it.
 from __future__ import annotations
 
 import argparse
-import json
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -18,7 +17,7 @@ from dataclasses import Field, fields
 from pathlib import Path
 
 from factory.cli.sandbox import add_sandbox_options, open_sandbox_from
-from factory.config import EVAL_SPLITS, RunConfig
+from factory.config import RunConfig
 from factory.errors import SettingError, UserError
 
 SETTINGS: dict[str, Field] = {f.name: f for f in fields(RunConfig)}
@@ -114,69 +113,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_until(args, args.rounds)
 
 
-MODEL_SETTINGS = ("model", "backend", "base_url")
-# `factory eval` keeps its own short spellings (and defaults) for the evaluation settings.
-EVAL_FLAGS = {
-    **{name: setting_flag(name) for name in (*MODEL_SETTINGS, "timeout_s")},
-    "eval_samples": "--samples",
-    "eval_ks": "--k",
-    "solve_examples": "--examples",
-    "eval_p3": "--p3",
-    "eval_split": "--split",
-    "eval_limit": "--limit",
-}
-
-
-def eval_config_from(args: argparse.Namespace) -> RunConfig:
-    """The settings `factory eval` evaluates with: a RunConfig, so that it and a round's evaluation
-    share one definition (``eval_settings``) and one set of rules."""
-    return config_from(
-        {
-            **{name: getattr(args, name) for name in (*MODEL_SETTINGS, "timeout_s")},
-            "train": False,  # evaluating never trains (and an openai model cannot)
-            "eval_samples": args.samples,
-            "eval_ks": args.k,
-            "solve_examples": args.examples,
-            "eval_p3": str(args.p3) if args.p3 is not None else None,
-            "eval_split": args.split,
-            "eval_limit": args.limit or None,  # --limit 0: every puzzle
-        },
-        EVAL_FLAGS,
-    )
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from factory.loop.corpus import embedded_model_path, eval_set, seed_training_pairs
-    from factory.loop.evaluate import eval_settings, evaluate
-    from factory.models import load_backend
-
-    config = eval_config_from(args)
-    settings = eval_settings(config)
-    name, puzzles = eval_set(args.p3, config.eval_split)
-    if config.eval_limit:
-        puzzles = puzzles[: config.eval_limit]
-    options = {"base_url": config.base_url} if config.backend == "openai" and config.base_url else {}
-    model = config.model if config.model is not None or config.backend == "openai" else embedded_model_path()
-    backend = load_backend(config.backend, model, **options)
-    try:
-        with open_sandbox_from(args) as sandbox:
-            result = evaluate(backend, puzzles, seed_training_pairs(), sandbox, name, settings)
-    finally:
-        backend.close()
-    report = {
-        "dataset": name,
-        "model": backend.name,
-        "puzzles": result.total,
-        "samples": result.samples,
-        "solved_puzzles": result.solved_puzzles,
-        "pass_at_k": {str(k): v for k, v in result.pass_at_k.items()},
-        "seconds": result.seconds,
-        "tokens": result.tokens,
-    }
-    print(json.dumps(report, indent=2))
-    return 0
-
-
 def add_round_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run-dir", type=Path, required=True, help="the run's store, checkpoints and summaries"
@@ -193,14 +129,3 @@ def add_round_commands(subparsers) -> None:
     p.add_argument("--rounds", type=int, required=True)
     add_round_options(p)
     p.set_defaults(handler=cmd_run)
-    p = subparsers.add_parser("eval", help="pass@k of a model on held-out puzzles, verified in the sandbox")
-    add_settings(p, MODEL_SETTINGS)
-    p.add_argument("--p3", type=Path, default=None, help="P3's puzzles.json (default: the held-out seeds)")
-    p.add_argument("--split", default="test", choices=EVAL_SPLITS)
-    p.add_argument("--samples", type=int, default=10, help="n samples per puzzle (default: 10)")
-    p.add_argument("--k", type=int_list, default=(1, 10), metavar="K,K", help="the k values of pass@k (default: 1,10)")
-    p.add_argument("--examples", type=int, default=1, help="(f, g) pairs shown in each prompt (default: 1)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N puzzles")
-    add_sandbox_options(p)
-    add_settings(p, ("timeout_s",))
-    p.set_defaults(handler=cmd_eval)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from factory.errors import UserError
@@ -52,11 +53,23 @@ def seed_corpus(listings: int = 240, per_listing: int = 3) -> tuple[str, ...]:
     return tuple(training_texts(pairs, [f for f, _ in pairs], listings, per_listing, random.Random(0)))
 
 
-def eval_set(p3_path: Path | None = None, split: str = "test") -> tuple[str, list[NamedPuzzle]]:
-    """The named evaluation set: the held-out seeds by default, or a split of P3's puzzles.json."""
+@dataclass(frozen=True)
+class EvalPuzzles:
+    """An evaluation set: its name, the puzzles evaluated, and every puzzle of their source that the
+    run's data must stay away from (all instances of the P3 split, even when one per problem is evaluated)."""
+
+    name: str
+    puzzles: list[NamedPuzzle]
+    guarded: list[NamedPuzzle]
+
+
+def load_eval_puzzles(p3_path: Path | None = None, split: str = "test", all_instances: bool = False) -> EvalPuzzles:
+    """The held-out seeds by default; with ``p3_path``, a split of P3's puzzles.json: the paper's set,
+    each problem's first instance (``p3-test``: 228 problems), or every instance (``p3-test-all``: 1,009)."""
     if p3_path is None:
-        return SEED_EVAL, load_seeds("test")
-    from puzzles.p3 import load_p3
+        seeds = load_seeds("test")
+        return EvalPuzzles(SEED_EVAL, seeds, seeds)
+    from puzzles.p3 import first_instances, load_p3
 
     try:
         puzzles = load_p3(p3_path, split)
@@ -64,7 +77,17 @@ def eval_set(p3_path: Path | None = None, split: str = "test") -> tuple[str, lis
         raise UserError(str(e)) from None
     if not puzzles:
         raise UserError(f"{p3_path}: no puzzles in split {split!r}")
-    return f"p3-{split}", puzzles
+    if all_instances:
+        return EvalPuzzles(f"p3-{split}-all", puzzles, puzzles)
+    return EvalPuzzles(f"p3-{split}", first_instances(puzzles), puzzles)
+
+
+def eval_set(
+    p3_path: Path | None = None, split: str = "test", all_instances: bool = False
+) -> tuple[str, list[NamedPuzzle]]:
+    """The named evaluation set of ``load_eval_puzzles``: its name and the puzzles evaluated."""
+    chosen = load_eval_puzzles(p3_path, split, all_instances)
+    return chosen.name, chosen.puzzles
 
 
 def embedded_model_path(log=None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from factory.models import ModelBackend, SamplingConfig
 from puzzles.completion import complete_function
 from puzzles.records import NamedPuzzle
 from sandbox.backend import Sandbox
-from sandbox.verdicts import VERIFIED
+from sandbox.verdicts import VERIFIED, Result
 from sandbox.verify import SourcePair, verify_pairs
 
 
@@ -59,6 +60,7 @@ class EvalResult:
     solved: dict[str, int]  # puzzle key -> verified samples (c)
     seconds: dict[str, float] = field(default_factory=dict)  # "generate", "verify"
     tokens: int = 0
+    first_verified: dict[str, int | None] = field(default_factory=dict)  # key -> 1-based sample, or None
 
     @property
     def total(self) -> int:
@@ -68,6 +70,16 @@ class EvalResult:
     def solved_puzzles(self) -> int:
         return sum(1 for c in self.solved.values() if c > 0)
 
+    def solved_within(self, k: int) -> int:
+        """Puzzles whose first verified sample is among their first ``k``: solved in at most ``k``
+        attempts, as the paper counts it (its attempts stop at the first success)."""
+        return sum(1 for first in self.first_verified.values() if first is not None and first <= k)
+
+
+# (stage, done, total): "generate" counts puzzles, "verify" sampled solutions; called with done = 0 as a
+# stage starts.
+Progress = Callable[[str, int, int], None]
+
 
 def solve_samples(
     backend: ModelBackend,
@@ -75,7 +87,7 @@ def solve_samples(
     examples: Sequence[tuple[str, str]],
     settings: EvalSettings,
     seed: int,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     before_batch: Callable[[], None] | None = None,
 ) -> tuple[list[list[str]], int]:
     """``settings.samples`` candidate solution sources per puzzle, and the tokens generated.
@@ -89,6 +101,8 @@ def solve_samples(
         prefixes.append(prefix)
     sources: list[list[str]] = []
     tokens = 0
+    if progress is not None:
+        progress("generate", 0, len(prompts))
     for start in range(0, len(prompts), settings.batch_size):
         sampling = SamplingConfig(
             n=settings.samples,
@@ -106,7 +120,7 @@ def solve_samples(
             sources.append([complete_function(prefix, c.text) for c in completions])
             tokens += sum(c.tokens for c in completions)
         if progress is not None:
-            progress(len(batch))
+            progress("generate", len(sources), len(prompts))
     return sources, tokens
 
 
@@ -117,7 +131,7 @@ def evaluate(
     sandbox: Sandbox,
     dataset: str,
     settings: EvalSettings,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     before_batch: Callable[[], None] | None = None,
 ) -> EvalResult:
     """pass@k (unbiased estimator) over ``puzzles`` with ``settings.samples`` samples each.
@@ -134,11 +148,13 @@ def evaluate(
     sources, tokens = solve_samples(backend, puzzles, examples, settings, settings.seed, progress, before_batch)
     generated = time.perf_counter()
     pairs = [SourcePair(item.puzzle.source, g) for item, gs in zip(puzzles, sources, strict=True) for g in gs]
-    verdicts = verify_pairs(pairs, sandbox, settings.timeout_s, trusted_puzzles=True)
+    verdicts = verify_pairs(pairs, sandbox, settings.timeout_s, verified_counter(progress, len(pairs)), True)
     solved: dict[str, int] = {}
+    first_verified: dict[str, int | None] = {}
     for i, item in enumerate(puzzles):
-        chunk = verdicts[i * settings.samples : (i + 1) * settings.samples]
-        solved[item.key] = sum(1 for r in chunk if r.status == VERIFIED)
+        chunk = [r.status == VERIFIED for r in verdicts[i * settings.samples : (i + 1) * settings.samples]]
+        solved[item.key] = sum(chunk)
+        first_verified[item.key] = chunk.index(True) + 1 if any(chunk) else None
     counts = [(settings.samples, c) for c in solved.values()]
     return EvalResult(
         dataset=dataset,
@@ -148,4 +164,15 @@ def evaluate(
         solved=solved,
         seconds={"generate": generated - start, "verify": time.perf_counter() - generated},
         tokens=tokens,
+        first_verified=first_verified,
     )
+
+
+def verified_counter(progress: Progress | None, total: int) -> Callable[[int, Result], None] | None:
+    """``verify_pairs``'s per-verdict callback that reports ("verify", done, total) to ``progress``
+    (verdicts may come from several threads: ``itertools.count`` counts them atomically)."""
+    if progress is None:
+        return None
+    progress("verify", 0, total)
+    counter = itertools.count(1)
+    return lambda index, result: progress("verify", next(counter), total)

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from factory.config import IDENTITY_FIELDS, RunConfig
+from factory.config import IDENTITY_FIELDS, RunConfig, run_identity
 from factory.errors import UserError, VerifierError
-from factory.loop.corpus import eval_set, seed_training_pairs, training_texts
+from factory.loop.corpus import load_eval_puzzles, seed_training_pairs, training_texts
 from factory.loop.evaluate import eval_settings, evaluate
 from factory.loop.filter import filter_proposals
 from factory.loop.prompts import (
@@ -79,26 +79,29 @@ class EvalSet:
 
 
 def load_eval_set(config: RunConfig, training_seeds: Sequence[NamedPuzzle]) -> EvalSet:
-    """The run's evaluation set (``config.eval_p3``/``eval_split``, else the held-out seeds) and its
-    decontamination index (near-duplicates are checked only against evaluation puzzles that no training
-    seed already comes near)."""
-    name, puzzles = eval_set(Path(config.eval_p3) if config.eval_p3 else None, config.eval_split)
-    index = EvalIndex.from_sources(
-        ((p.key, p.puzzle.source) for p in puzzles), training=(s.puzzle.source for s in training_seeds)
+    """The run's evaluation set (``config.eval_p3``/``eval_split``/``eval_all_instances``, else the
+    held-out seeds) and its decontamination index over every puzzle of the set's source (all instances
+    of the P3 split; near-duplicates are checked only against those that no training seed already comes
+    near)."""
+    chosen = load_eval_puzzles(
+        Path(config.eval_p3) if config.eval_p3 else None, config.eval_split, config.eval_all_instances
     )
-    return EvalSet(name, puzzles, index)
+    index = EvalIndex.from_sources(
+        ((p.key, p.puzzle.source) for p in chosen.guarded), training=(s.puzzle.source for s in training_seeds)
+    )
+    return EvalSet(chosen.name, chosen.puzzles, index)
 
 
 def open_run_store(run_dir: Path, config: RunConfig) -> RunStore:
     """The run directory's store, refusing settings that would mix two experiments in it."""
     store = RunStore.open(run_dir)
     try:
-        given = config.to_json()
-        stored = store.record_config(given)
+        given = run_identity(config.to_json())
+        stored = run_identity(store.record_config(config.to_json()))
         for name in IDENTITY_FIELDS:
-            if stored.get(name) != given[name]:
+            if stored[name] != given[name]:
                 raise UserError(
-                    f"{run_dir} was started with {name}={stored.get(name)!r}, not {given[name]!r}: "
+                    f"{run_dir} was started with {name}={stored[name]!r}, not {given[name]!r}: "
                     "use another run directory, or the same settings to resume"
                 )
     except BaseException:
@@ -342,10 +345,7 @@ class SelfPlayRun:
         done = self.store.checkpoint(round)
         if done is not None and Path(done.path, "config.json").exists():
             return done.path
-        pairs = self.store.training_pairs(up_to_round=round)
-        pool = [p.source for p in self.store.pool_puzzles(up_to_round=round)]
-        rng = random.Random(f"{c.seed}:{round}:listings")
-        texts = training_texts(pairs, pool, len(pairs) // 3, c.propose_examples, rng)
+        texts = self.training_texts(round, c)
         base = self.model_for_round(round) if c.incremental else self.base_model
         out_dir = self.run_dir / "checkpoints" / f"round-{round}"
         if (out_dir / "config.json").exists():  # saved (atomically) but killed before it was recorded
@@ -356,9 +356,8 @@ class SelfPlayRun:
         if self._backend is not None:  # a generation engine holds no memory while the model trains
             self._backend.close()
             self._backend = None
-        self.log(
-            f"round {round}: fine-tuning {base} on {len(pairs)} pairs and {len(texts) - len(pairs)} listings"
-        )
+        steps = self.training_steps(round, c, texts)
+        self.log(f"round {round}: fine-tuning {base} on {len(texts)} texts")
         report = fine_tune(
             base,
             texts,
@@ -368,10 +367,23 @@ class SelfPlayRun:
             lora=c.lora,
             seed=seed_of(c.seed, round, "train", 0),
             log=self.log,
+            steps=steps,
         )
         self.store.record_checkpoint(round, str(out_dir), base, len(texts), report.seconds)
         self.store.mark_batch_done(round, TRAIN_STAGE, 0, len(texts), timings={"train": report.seconds})
         return str(out_dir)
+
+    def training_texts(self, round: int, c: RunConfig) -> list[str]:
+        """What ``round`` fine-tunes on: seeds plus every verified pair so far as solve blocks, and
+        listings of the pool (the recipe; the control arms of ``factory.loop.experiment`` replace it)."""
+        pairs = self.store.training_pairs(up_to_round=round)
+        pool = [p.source for p in self.store.pool_puzzles(up_to_round=round)]
+        rng = random.Random(f"{c.seed}:{round}:listings")
+        return training_texts(pairs, pool, len(pairs) // 3, c.propose_examples, rng)
+
+    def training_steps(self, round: int, c: RunConfig, texts: Sequence[str]) -> int | None:
+        """The optimizer steps of ``round``'s fine-tuning; None: ``c.epochs`` over ``texts`` decide."""
+        return None
 
     def _evaluate(self, round: int, model: str, c: RunConfig) -> dict[int, float]:
         settings = eval_settings(c)
@@ -406,7 +418,7 @@ class SelfPlayRun:
                 pass_at_k=value,
                 solved=result.solved_puzzles,
                 total=result.total,
-                details={"solved": result.solved},
+                details={"solved": result.solved, "first_verified": result.first_verified},
             )
         return result.pass_at_k
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from factory.loop.confidence import eval_intervals
 from factory.store import PROPOSAL_STATUSES, RunStore, round_stats
 from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import VERIFIED
@@ -34,7 +35,18 @@ def round_summary(
             "dataset": eval_name,
             "pass_at_k": {str(k): v for k, v in pass_at_k.items()},
             "base_pass_at_k": {str(k): v for k, v in baseline.items()},
+            **pass_at_k_intervals(store, round, eval_name),
         },
+    }
+
+
+def pass_at_k_intervals(store: RunStore, round: int, eval_name: str) -> dict[str, dict[str, list[float]]]:
+    """The summary's 95% intervals of pass@k (a bootstrap over the evaluation puzzles,
+    ``factory.loop.confidence``): ``pass_at_k_ci`` of ``round`` and ``base_pass_at_k_ci`` of round 0,
+    each "k" -> [low, high]."""
+    return {
+        "pass_at_k_ci": eval_intervals(store.evals(round), eval_name),
+        "base_pass_at_k_ci": eval_intervals(store.evals(0), eval_name),
     }
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from factory.models.steps import TRAIN_BATCH_SIZE, TRAINING_FILENAME, optimizer_steps
 
 Batch = dict[str, torch.Tensor]  # input_ids, attention_mask, labels (-100 where no loss)
 
@@ -194,18 +197,22 @@ def fine_tune(
     *,
     epochs: float = 1.0,
     learning_rate: float | None = None,
-    batch_size: int = 8,
+    batch_size: int = TRAIN_BATCH_SIZE,
     max_length: int = 1024,
     lora: bool = False,
     seed: int = 0,
     max_seconds: float | None = None,
     log: Callable[[str], None] | None = None,
+    steps: int | None = None,
 ) -> TrainReport:
     """Fine-tune ``base_model`` (checkpoint dir or Hub id) on ``texts`` and save a plain checkpoint
     (model + tokenizer, ``save_pretrained``) to ``out_dir``, which appears only once complete.
 
     Loss is on the whole text (each text + EOS). ``learning_rate`` defaults to 1e-4 (full) or 1e-3 (LoRA).
     ``lora=True`` trains LoRA adapters on the attention projections and saves the merged weights.
+    ``steps`` fixes the number of optimizer steps (the learning-rate schedule spans them) instead of
+    ``optimizer_steps(len(texts), epochs, batch_size)``: the control arms of an experiment train for
+    equal steps on different data. The checkpoint's ``training.json`` records examples and steps.
     Raises ValueError on empty ``texts``, FileExistsError if ``out_dir`` exists, and ModelError (one
     line) when training cannot run: the base model is missing or cannot be loaded, peft is missing for
     ``lora``, memory runs out, or the checkpoint cannot be written.
@@ -260,10 +267,12 @@ def fine_tune(
         batches = padded_batches(
             encode_texts(tokenizer, texts, max_length), batch_size, tokenizer.pad_token_id
         )
-        total_steps = max(1, math.ceil(epochs * len(batches)))
+        total_steps = optimizer_steps(len(texts), epochs, batch_size) if steps is None else steps
+        if total_steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
         lr = learning_rate if learning_rate is not None else (1e-3 if lora else 1e-4)
         try:
-            steps, final_loss = train_steps(
+            steps_done, final_loss = train_steps(
                 model,
                 batches,
                 total_steps=total_steps,
@@ -282,6 +291,9 @@ def fine_tune(
         def write(tmp: Path) -> None:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
+            facts = {"examples": len(texts), "steps": steps_done, "total_steps": total_steps,
+                     "epochs": epochs, "learning_rate": lr, "seed": seed, "final_loss": final_loss}
+            (tmp / TRAINING_FILENAME).write_text(json.dumps(facts, indent=2))
 
         try:
             save_atomically(out_dir, write)
@@ -289,4 +301,4 @@ def fine_tune(
             raise
         except OSError as e:
             raise ModelError(f"cannot save the fine-tuned checkpoint to {out_dir}: {first_line(e)}") from None
-    return TrainReport(out_dir, len(texts), steps, final_loss, time.monotonic() - start)
+    return TrainReport(out_dir, len(texts), steps_done, final_loss, time.monotonic() - start)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from factory.outputs.paper_reference import p3_note, p3_rows
 from factory.store.records import PROPOSAL_STATUSES
 from sandbox.canaries import CanaryCounts
 
@@ -73,6 +74,8 @@ class EvalFacts:
     n: int
     pass_at_k: float
     model: str
+    solved: int | None = None  # puzzles with a verified sample
+    total: int | None = None  # puzzles evaluated
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class CardFacts:
     license: str = "mit"
     models: Sequence[str] = field(default_factory=tuple)
     reverified: str | None = None  # what re-verification at export found, if it ran
+    controls: Mapping[str, object] | None = None  # ``factory.loop.experiment.over_seeds_only``, in an experiment
 
 
 def size_category(n: int) -> str:
@@ -146,6 +150,7 @@ def card_body(facts: CardFacts) -> str:
         _settings(facts),
         _rounds(facts),
         _evaluation(facts),
+        _controls(facts),
         _verification(facts),
         _licence(facts),
         _citation(),
@@ -271,7 +276,42 @@ def _evaluation(facts: CardFacts) -> str:
         values = by_round[r]
         label = "0 (base)" if r == 0 else str(r)
         lines.append(_row([label, *(f"{values[c]:.3f}" if c in values else "" for c in columns)]))
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _p3_reference(facts)
+
+
+def _p3_reference(facts: CardFacts) -> str:
+    """The run's P3 figure beside the paper's published ones, when it evaluated on P3."""
+    rows = p3_rows(facts.evals)
+    if not rows:
+        return ""
+    head = ["who", "set", "problems solved", "samples per problem"]
+    lines = ["", "P3 beside the paper:\n", _row(head), _row(["---"] * len(head))]
+    for r in rows:
+        samples = "as published" if r.samples is None else str(r.samples)
+        lines.append(_row([r.who, f"`{r.dataset}`", f"{r.solved:g} of {r.total}", samples]))
+    return "\n".join(lines) + f"\n\n{p3_note(rows)}\n"
+
+
+def control_line(controls: Mapping[str, object]) -> str:
+    """"trained on this data: +x pass@1 over seeds-only, CI [a, b]" from ``over_seeds_only``'s record."""
+    low, high = controls["ci"]  # type: ignore[misc]
+    return (
+        f"trained on this data: {controls['difference']:+.3f} pass@{controls['k']} over seeds-only, "
+        f"CI [{low:+.3f}, {high:+.3f}]"
+    )
+
+
+def _controls(facts: CardFacts) -> str:
+    c = facts.controls
+    if not c:
+        return ""
+    return (
+        "## Control arms\n\n"
+        f"**{control_line(c)}** (round {c['round']}, {c['dataset']}, {c['puzzles']} puzzles; 95% paired "
+        f"bootstrap interval over puzzles). This run is the `{c['arm']}` arm of an experiment "
+        "(`factory experiment`): arms with the same base model, optimizer steps and evaluation that differ "
+        "only in what they fine-tune on; the seeds-only arm trains on the seed pairs alone.\n"
+    )
 
 
 def _verification(facts: CardFacts) -> str:

@@ -539,7 +539,7 @@ def _card_facts(
         for stats in rounds_stats(store)
         if stats.round > 0
     ]
-    evals = [EvalFacts(e.round, e.dataset, e.k, e.n, e.pass_at_k, e.model) for e in store.evals()]
+    evals = [EvalFacts(e.round, e.dataset, e.k, e.n, e.pass_at_k, e.model, e.solved, e.total) for e in store.evals()]
     models = sorted(
         {row.model for row in selection.rows if row.model}
         | {row.puzzle_model for row in selection.rows if row.puzzle_model}
@@ -558,4 +558,12 @@ def _card_facts(
         license=license,
         models=models,
         reverified=reverified.describe() if reverified is not None else None,
+        controls=_controls(run_dir),
     )
+
+
+def _controls(run_dir: Path) -> dict | None:
+    """How this run (an arm of an experiment) compares with the seeds-only arm beside it, if any."""
+    from factory.loop.experiment import over_seeds_only
+
+    return over_seeds_only(run_dir)

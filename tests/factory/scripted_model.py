@@ -63,10 +63,12 @@ def scripted_completion(prompt: str, seed: int, index: int) -> str:
 
 
 class ScriptedModelServer:
-    """``POST /v1/completions`` on 127.0.0.1, answering with ``scripted_completion`` after ``delay_s``."""
+    """``POST /v1/completions`` on 127.0.0.1, answering with ``completion(prompt, seed, index)``
+    (``scripted_completion`` unless given) after ``delay_s``."""
 
-    def __init__(self, delay_s: float = 0.0):
+    def __init__(self, delay_s: float = 0.0, completion=scripted_completion):
         self.delay_s = delay_s
+        self.completion = completion
         self.requests = 0  # requests received so far (counted before the delay)
         server = self
 
@@ -78,7 +80,7 @@ class ScriptedModelServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests += 1
                 time.sleep(server.delay_s)
-                texts = [scripted_completion(body["prompt"], body.get("seed", 0), i) for i in range(body["n"])]
+                texts = [server.completion(body["prompt"], body.get("seed", 0), i) for i in range(body["n"])]
                 choices = [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)]
                 data = json.dumps({"choices": choices, "usage": {"completion_tokens": sum(len(t) // 4 for t in texts)}}).encode()
                 self.send_response(200)

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from factory.outputs.paper_reference import p3_note, p3_rows
 from factory.outputs.report.collect import RoundReport, RunReport, step_order
 from factory.outputs.report.plots import PLOTS, number_text
 from factory.store import ACCEPTED, PROPOSAL_STATUSES
@@ -43,7 +44,7 @@ def render_html(report: RunReport) -> str:
         _glance(report),
     ]
     sections = {
-        "pass_at_k.png": _pass_table(report),
+        "pass_at_k.png": _pass_table(report) + _p3_table(report),
         "funnel.png": _funnel_table(report),
         "verdicts.png": _verdict_table(report),
         "throughput.png": _throughput_table(report),
@@ -174,6 +175,19 @@ def _pass_table(report: RunReport) -> str:
         ["0 (base)" if r == 0 else str(r), *(values.get(r) for values in series.values())] for r in rounds
     ]
     return _table(head, rows)
+
+
+def _p3_table(report: RunReport) -> str:
+    """This run's P3 figure beside the paper's published ones (nothing when it never evaluated on P3)."""
+    rows = p3_rows(report.evals)
+    if not rows:
+        return ""
+    cells = [[r.who, r.dataset, r.solved, r.total, "as published" if r.samples is None else r.samples] for r in rows]
+    return (
+        "<h3>P3 beside the paper</h3>"
+        + _table(["who", "set", "problems solved", "of", "samples per problem"], cells, left=2)
+        + f'<p class="sub">{html.escape(p3_note(rows))}</p>'
+    )
 
 
 def _funnel_table(report: RunReport) -> str:

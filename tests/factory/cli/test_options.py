@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from factory.cli.evaluate import eval_config_from
 from factory.cli.main import build_parser, main
-from factory.cli.rounds import eval_config_from, run_config_from, setting_flag
+from factory.cli.rounds import run_config_from, setting_flag
 from factory.config import RunConfig
 from factory.loop.evaluate import eval_settings
 

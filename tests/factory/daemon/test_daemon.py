@@ -32,6 +32,7 @@ from factory.errors import UserError
 from factory.outputs.status import format_status, read_status
 from factory.store import STORE_FILENAME
 from factory.store.lock import RunLock, lock_state
+from tests.factory.containers import owned_containers
 from tests.factory.daemon.test_metrics import samples
 from tests.factory.loop.test_run import store_contents
 from tests.factory.scripted_model import ScriptedModelServer
@@ -334,12 +335,6 @@ def test_it_waits_for_an_unreachable_engine_and_starts_when_it_appears(tmp_path,
 
 # ---------------------------------------------------------------------------------------------------
 # stopping, killing, and the engine going away
-
-
-def owned_containers(pid: int) -> list:
-    from sandbox.engine import OWNER_LABEL, docker_client, sandbox_containers
-
-    return [c for c in sandbox_containers(docker_client()) if f":{pid}:" in c.labels.get(OWNER_LABEL, "")]
 
 
 @pytest.mark.slow

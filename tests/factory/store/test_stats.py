@@ -120,12 +120,18 @@ def test_the_round_summary_file_says_what_the_rows_say(run, rows):
         assert summary["tokens_per_second"] == pytest.approx(rows.tokens(r) / rows.generate_seconds(r), abs=5.1e-4)
         assert sum(timings.values()) <= summary["seconds"] + 1e-3  # the round's wall time holds every step
         dataset = {e["dataset"] for e in rows.evals}
+        intervals = {key: summary["eval"].pop(key) for key in ("pass_at_k_ci", "base_pass_at_k_ci")}
         assert summary["eval"] == {
             "dataset": dataset.pop(),
             "pass_at_k": {str(k): v for k, v in rows.pass_at_k(r).items()},
             "base_pass_at_k": {str(k): v for k, v in base.items()},
         }
         assert not dataset
+        for key, values in (("pass_at_k_ci", rows.pass_at_k(r)), ("base_pass_at_k_ci", base)):
+            assert set(intervals[key]) == {str(k) for k in values}  # every k has its 95% interval
+            for k, value in values.items():
+                low, high = intervals[key][str(k)]
+                assert 0.0 <= low <= value + 1e-4 and value - 1e-4 <= high <= 1.0
     assert not (run.run_dir / "rounds" / f"round-{run.open_round}.json").exists()
 
 

@@ -1,0 +1,62 @@
+"""`factory experiment`: control arms that differ only in what they train on (factory.loop.experiment).
+
+The round settings are the options of `factory run` (derived from RunConfig); every arm runs with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from factory.cli.rounds import add_settings, run_config_from
+from factory.cli.sandbox import add_sandbox_options, open_sandbox_from
+from factory.errors import UserError
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from factory.loop.experiment import (
+        EXPERIMENT_FILENAME,
+        check_arms,
+        check_settings,
+        format_comparison,
+        parse_arms,
+        run_experiment,
+    )
+    from factory.store.lock import RunLock
+
+    if args.rounds < 1:
+        raise UserError("--rounds must be at least 1")
+    config = run_config_from(args)
+    arms = parse_arms(args.arms)
+    check_settings(config)
+    with RunLock(args.run_dir):  # settings, arms and stores are checked before any sandbox starts
+        check_arms(args.run_dir, config, arms)
+        with open_sandbox_from(args) as sandbox:
+            result = run_experiment(args.run_dir, config, args.rounds, arms, sandbox)
+    print(format_comparison(result))
+    print(json.dumps({"experiment": str(Path(args.run_dir) / EXPERIMENT_FILENAME)}))
+    return 0
+
+
+def add_experiment_commands(subparsers) -> None:
+    p = subparsers.add_parser(
+        "experiment",
+        help="control arms: verified vs unverified vs seeds-only data, equal steps (resumable)",
+        description=(
+            "Run arms that differ only in what they fine-tune on (verified: seeds + verified pairs; "
+            "unverified: seeds + the same attempts without verification; seeds-only: seeds alone), with "
+            "the same base model, optimizer steps and evaluation. Each arm is a run directory DIR/ARM; "
+            "round 1 generates once (in DIR/verified) and the other arms copy it. Rerun to resume."
+        ),
+    )
+    p.add_argument("--run-dir", type=Path, required=True, help="the experiment's directory (one run dir per arm)")
+    p.add_argument("--rounds", type=int, required=True, help="rounds each arm runs")
+    p.add_argument(
+        "--arms", default="verified,unverified,seeds-only", metavar="A,A",
+        help="comma-separated arms among verified, unverified, seeds-only; verified is required "
+        "(default: all three)",
+    )
+    add_settings(p)
+    add_sandbox_options(p)
+    p.set_defaults(handler=cmd_experiment)

@@ -1,0 +1,322 @@
+"""Control arms (factory.loop.experiment) and the bootstrap intervals of pass@k (factory.loop.confidence).
+
+What each arm trains on is counted on the played run's store (scripted model: verified, wrong and
+raising attempts) against rows read with plain SQL; equal optimizer steps are checked on real tiny
+trainings; the CLI runs a one-round experiment on a tiny model in the process sandbox, killed in its
+second arm and resumed.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from factory.cli.main import main
+from factory.errors import UserError
+from factory.loop.confidence import (
+    bootstrap_interval,
+    paired_difference_interval,
+    pass_at_k_interval,
+    percentile,
+)
+from factory.loop.experiment import (
+    SEEDS_ONLY_ARM,
+    UNVERIFIED_ARM,
+    VERIFIED_ARM,
+    ArmRun,
+    comparison,
+    is_experiment,
+    over_seeds_only,
+    parse_arms,
+    run_experiment,
+    training_facts,
+)
+from factory.loop.prompts import training_example
+from factory.models.steps import optimizer_steps
+from factory.models.train import fine_tune
+from factory.store import STORE_FILENAME
+from sandbox.backend import open_sandbox
+from sandbox.verdicts import VERIFIED
+from tests.factory.played_run import copy_run, played_config
+
+QUIET = {"log": lambda m: None, "show_progress": False}
+
+# ---------------------------------------------------------------------------------------------------
+# the bootstrap
+
+
+def test_an_interval_of_equal_values_is_that_value():
+    assert bootstrap_interval([0.4] * 7) == pytest.approx((0.4, 0.4))
+    assert bootstrap_interval([0.0] * 7) == (0.0, 0.0)
+
+
+def test_the_interval_of_a_hand_computed_bootstrap():
+    # Two puzzles, 0 and 1: resampled means are 0, 1/2, 1 with chances 1/4, 1/2, 1/4, so the 2.5% and
+    # 97.5% percentiles are 0 and 1.
+    assert bootstrap_interval([0.0, 1.0]) == (0.0, 1.0)
+    # Four puzzles, one solved: the count of 1s in a resample is Binomial(4, 1/4), P(<= 2) = 0.949 and
+    # P(<= 3) = 0.996, so the 97.5% percentile is 3/4; P(0) = 0.316 puts the 2.5% one at 0.
+    assert bootstrap_interval([0.0, 0.0, 0.0, 1.0]) == (0.0, 0.75)
+
+
+def test_the_interval_matches_an_independent_computation_with_the_same_seed():
+    values = [0.0, 0.2, 0.5, 1.0, 1.0, 0.3, 0.0, 0.9]
+    rng = random.Random(7)
+    draws = np.array([rng.choices(values, k=len(values)) for _ in range(500)])
+    expected = np.percentile(draws.mean(axis=1), [2.5, 97.5])  # numpy's default: linear interpolation
+    assert bootstrap_interval(values, samples=500, seed=7) == pytest.approx(tuple(expected), abs=1e-12)
+    assert bootstrap_interval(values, samples=500, seed=7) == bootstrap_interval(values, samples=500, seed=7)
+    assert percentile([3.0, 1.0, 2.0], 0.25) == 1.5
+
+
+def test_pass_at_k_and_paired_intervals():
+    solved = {"a": 0, "b": 2, "c": 1}  # of n = 2 samples: pass@1 is 0, 1, 1/2
+    rng = random.Random(0)
+    means = sorted(sum(rng.choices([0.0, 1.0, 0.5], k=3)) / 3 for _ in range(2000))
+    low, high = pass_at_k_interval(solved, 2, 1)
+    assert (low, high) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])))
+    assert pass_at_k_interval(solved, 2, 2) == pytest.approx(bootstrap_interval([0.0, 1.0, 1.0]))
+    assert paired_difference_interval([0.5, 1.0], [0.5, 1.0]) == (0.0, 0.0)  # paired: no spread at all
+
+
+# ---------------------------------------------------------------------------------------------------
+# what each arm trains on
+
+
+def test_arms_are_parsed_in_order_and_need_the_verified_arm():
+    assert parse_arms("seeds-only,verified") == (VERIFIED_ARM, SEEDS_ONLY_ARM)
+    with pytest.raises(UserError, match="must include 'verified'"):
+        parse_arms("unverified,seeds-only")
+    with pytest.raises(UserError, match="unknown arm 'nope'"):
+        parse_arms("verified,nope")
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--no-train"], "it needs train = true (drop --no-train)"),
+    (["--arms", "seeds-only"], "the arms must include 'verified'"),
+    (["--rounds", "0"], "--rounds must be at least 1"),
+])
+def test_the_cli_refuses_an_experiment_that_cannot_run_before_touching_anything(tmp_path, capsys, flags, message):
+    root = tmp_path / "exp"
+    argv = ["experiment", "--run-dir", str(root), "--rounds", "1", *flags]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not root.exists()
+
+
+def test_the_cli_refuses_a_run_directory_as_an_experiment(run, tmp_path, capsys):
+    run_dir = copy_run(run, tmp_path / "run")
+    assert main(["experiment", "--run-dir", str(run_dir), "--rounds", "1"]) == 2
+    assert "is a run directory" in capsys.readouterr().err
+
+
+def parses(source: str) -> bool:
+    try:
+        ast.parse(source)
+        return True
+    except SyntaxError:
+        return False
+
+
+def arm_texts(run_dir: Path, arm: str, round: int) -> list[str]:
+    config = played_config("http://127.0.0.1:9/v1")
+    reference = None if arm == VERIFIED_ARM else run_dir
+    with ArmRun(run_dir, config, None, arm, reference, **QUIET) as run:
+        return run.training_texts(round, run.config)
+
+
+def test_each_arm_trains_on_exactly_the_data_it_claims(run, tmp_path):
+    run_dir = copy_run(run, tmp_path / "run")
+    round = run.finished[-1]
+    db = sqlite3.connect(run_dir / STORE_FILENAME)
+    source = dict(db.execute("SELECT id, source FROM puzzles"))
+    seed_pairs = [(source[p], s) for p, s in db.execute("SELECT puzzle_id, solution_source FROM pairs WHERE round = 0 ORDER BY id")]
+    all_pairs = [(source[p], s) for p, s in db.execute(f"SELECT puzzle_id, solution_source FROM pairs WHERE round <= {round} ORDER BY id")]
+    attempts = db.execute(f"SELECT id, puzzle_id, source, solution_hash, length, status FROM attempts WHERE round <= {round} ORDER BY id").fetchall()
+    cap = played_config("x").max_pairs_per_puzzle
+    # the unverified arm, counted here: per puzzle the `cap` shortest distinct parsable attempts
+    by_puzzle: dict[int, list] = defaultdict(list)
+    for a in sorted(attempts, key=lambda a: (a[1], a[4], a[0])):
+        if parses(a[2]) and a[3] not in {b[3] for b in by_puzzle[a[1]]} and len(by_puzzle[a[1]]) < cap:
+            by_puzzle[a[1]].append(a)
+    kept = [a for puzzle in sorted(by_puzzle) for a in by_puzzle[puzzle]]
+    assert any(a[5] != VERIFIED for a in kept)  # the played store has wrong and raising attempts to keep
+    self_play = {training_example(source[a[1]], a[2]) for a in attempts}  # every attempt as a solve block
+
+    texts = {arm: arm_texts(run_dir, arm, round) for arm in (VERIFIED_ARM, UNVERIFIED_ARM, SEEDS_ONLY_ARM)}
+    expected_pairs = {
+        VERIFIED_ARM: all_pairs,
+        UNVERIFIED_ARM: seed_pairs + [(source[a[1]], a[2]) for r in range(1, round + 1) for a in kept
+                                      if db.execute("SELECT round FROM attempts WHERE id = ?", (a[0],)).fetchone()[0] == r],
+        SEEDS_ONLY_ARM: seed_pairs,
+    }
+    for arm, pairs in expected_pairs.items():
+        n = len(pairs)
+        assert len(texts[arm]) == n + n // 3, arm  # solve blocks, then the recipe's listings
+        assert texts[arm][:n] == [training_example(f, g) for f, g in pairs], arm
+    counted = {arm: sum(1 for t in ts if t in self_play) for arm, ts in texts.items()}
+    verified_attempts = sum(1 for a in attempts if a[5] == VERIFIED)
+    assert counted[SEEDS_ONLY_ARM] == 0
+    assert counted[VERIFIED_ARM] == len(all_pairs) - len(seed_pairs) > 0  # the verified pairs, nothing else
+    assert counted[UNVERIFIED_ARM] == len(kept) > counted[VERIFIED_ARM]
+    unverified_only = {training_example(source[a[1]], a[2]) for a in attempts if a[5] != VERIFIED}
+    assert not unverified_only & set(texts[VERIFIED_ARM])
+    assert len(unverified_only & set(texts[UNVERIFIED_ARM])) == sum(1 for a in kept if a[5] != VERIFIED) > 0
+    assert verified_attempts >= counted[VERIFIED_ARM]
+    # left to epochs the arms would train for different steps; the experiment gives each the verified arm's
+    assert len({optimizer_steps(len(ts), 2.0) for ts in texts.values()}) > 1
+
+
+def test_fixed_steps_train_that_many_steps_whatever_the_data(synthetic_tiny_model, tmp_path, one_torch_thread):
+    small, large = ["def f(x: int):\n    return x == 1\n"] * 3, ["def g():\n    return 1\n"] * 40
+    reports = [
+        fine_tune(synthetic_tiny_model, texts, tmp_path / name, epochs=1.0, steps=6, seed=1)
+        for name, texts in (("small", small), ("large", large))
+    ]
+    assert [r.steps for r in reports] == [6, 6]
+    assert [training_facts(tmp_path / name)["steps"] for name in ("small", "large")] == [6, 6]
+    natural = fine_tune(synthetic_tiny_model, large, tmp_path / "natural", epochs=1.0, seed=1)
+    assert natural.steps == optimizer_steps(40, 1.0) == 5
+
+
+def test_round_1_is_copied_row_for_row_with_markers_canaries_and_the_base_evaluation(run, tmp_path):
+    source = copy_run(run, tmp_path / "verified")
+    target = tmp_path / "seeds-only"
+    config = played_config("http://127.0.0.1:9/v1")
+    with ArmRun(target, config, None, SEEDS_ONLY_ARM, source, **QUIET) as arm:
+        arm.evaluate_base()
+        model, c = arm.start_round(1)
+        arm.propose(1, model, c)
+        arm.solve(1, model, c)
+        arm.solve(1, model, c)  # a resumed copy stores nothing twice
+    queries = (
+        "SELECT batch, idx, prompt_seed, raw, status, reason FROM proposals WHERE round = 1 ORDER BY batch, idx",
+        "SELECT p.canonical_hash, a.batch, a.idx, a.source, a.solution_hash, a.status, a.detail FROM attempts a "
+        "JOIN puzzles p ON p.id = a.puzzle_id WHERE a.round = 1 ORDER BY a.id",
+        "SELECT stage, batch, items, timings_json, tokens FROM batches WHERE round = 1 AND stage IN ('propose', 'solve') "
+        "ORDER BY stage, batch",
+        "SELECT stage, batch, cheats, cheats_passed, good, good_failed FROM canaries WHERE round = 1 ORDER BY batch",
+        "SELECT canonical_hash, source, round, prompt_seed FROM puzzles WHERE round = 1 ORDER BY id",
+        "SELECT model, dataset, k, n, pass_at_k, solved, total, details_json FROM evals WHERE round = 0 ORDER BY k",
+    )
+    for query in queries:
+        copied = rows(target, query)
+        assert copied == rows(source, query) and copied, query
+    statuses = {r[5] for r in rows(target, queries[1])}
+    assert {"verified", "wrong"} <= statuses  # real attempts of every kind came across
+
+
+def test_a_report_on_several_run_directories_draws_one_curve_per_run(run, tmp_path):
+    from factory.outputs.report.compare import collect_curves, runs_to_compare, write_comparison_report
+
+    a, b = copy_run(run, tmp_path / "a" / "run"), copy_run(run, tmp_path / "b" / "run")
+    runs = runs_to_compare([a, b])
+    assert runs == {"a/run": a, "b/run": b}
+    curves = collect_curves(runs)
+    assert [(c.label, c.k) for c in curves] == [("a/run", 1), ("a/run", 2), ("b/run", 1), ("b/run", 2)]
+    for curve in curves:
+        for r, value in curve.values.items():
+            low, high = curve.intervals[r]
+            assert low <= value <= high
+    assert main(["report", str(a), str(b), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "a" / "run" / "index.html").exists()
+    assert write_comparison_report([a, b], tmp_path / "out2").read_text().count("<tr><td class=l>a/run</td>") == sum(
+        len(c.values) for c in curves if c.label == "a/run"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# the experiment end to end
+
+
+SMALL = ["--puzzles", "4", "--attempts", "2", "--batch-size", "4", "--eval-samples", "2", "--eval-ks", "1,2",
+         "--eval-limit", "6", "--epochs", "0.5", "--max-new-tokens", "48"]
+
+
+class Killed(Exception):
+    pass
+
+
+class DiesInSeedsOnlyTraining(ArmRun):
+    """The seeds-only arm's process dies when it starts training (after copying round 1)."""
+
+    def training_texts(self, round, c):
+        if self.arm == SEEDS_ONLY_ARM:
+            raise Killed("killed before training")
+        return super().training_texts(round, c)
+
+
+def rows(run_dir: Path, query: str) -> list[tuple]:
+    db = sqlite3.connect(run_dir / STORE_FILENAME)
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
+
+
+def test_an_experiment_killed_in_its_second_arm_resumes_through_the_cli(
+    tmp_path, synthetic_tiny_model, one_torch_thread, capsys
+):
+    from factory.cli.main import build_parser
+    from factory.cli.rounds import run_config_from
+
+    root = tmp_path / "exp"
+    argv = ["experiment", "--run-dir", str(root), "--rounds", "1", "--arms", "verified,seeds-only",
+            "--model", str(synthetic_tiny_model), "--sandbox", "process", "--workers", "2", *SMALL]
+    config = run_config_from(build_parser().parse_args(argv))
+    with open_sandbox("process", workers=2, log=lambda m: None) as sandbox:
+        with pytest.raises(Killed):
+            run_experiment(root, config, 1, ("verified", "seeds-only"), sandbox, log=lambda m: None,
+                           show_progress=False, run_class=DiesInSeedsOnlyTraining)
+    verified, seeds = root / VERIFIED_ARM, root / SEEDS_ONLY_ARM
+    checkpoint = verified / "checkpoints" / "round-1"
+    trained_at = (checkpoint / "config.json").stat().st_mtime_ns
+    assert rows(seeds, "SELECT finished_at FROM rounds WHERE round = 1") == [(None,)]
+
+    assert main(argv) == 0  # resumes: the verified arm is done, seeds-only finishes its round
+    out = capsys.readouterr().out
+    assert "seeds-only round 1: pass@1" in out and "over seeds-only, 95% CI" in out
+    assert (checkpoint / "config.json").stat().st_mtime_ns == trained_at  # not trained again
+    for query in ("SELECT round, batch, idx, raw, status, reason FROM proposals ORDER BY round, batch, idx",
+                  "SELECT p.canonical_hash, a.idx, a.source, a.status FROM attempts a JOIN puzzles p "
+                  "ON p.id = a.puzzle_id ORDER BY a.id",
+                  "SELECT round, k, n, pass_at_k, details_json FROM evals WHERE round = 0 ORDER BY k"):
+        assert rows(verified, query) == rows(seeds, query)  # round 1's generation and the base eval: copied once
+    assert rows(seeds, "SELECT COUNT(*) FROM proposals")[0][0] == 4
+    facts = {arm: training_facts(root / arm / "checkpoints" / "round-1") for arm in (VERIFIED_ARM, SEEDS_ONLY_ARM)}
+    assert facts[VERIFIED_ARM]["steps"] == facts[SEEDS_ONLY_ARM]["steps"] == optimizer_steps(
+        facts[VERIFIED_ARM]["examples"], 0.5
+    )
+    seed_texts = rows(seeds, "SELECT COUNT(*) FROM pairs WHERE round = 0")[0][0]
+    assert facts[SEEDS_ONLY_ARM]["examples"] == seed_texts + seed_texts // 3
+    for arm in (VERIFIED_ARM, SEEDS_ONLY_ARM):
+        summary = json.loads((root / arm / "rounds" / "round-1.json").read_text())
+        for k, value in summary["eval"]["pass_at_k"].items():
+            low, high = summary["eval"]["pass_at_k_ci"][k]
+            assert low <= value <= high
+        assert set(summary["eval"]["base_pass_at_k_ci"]) == {"1", "2"}
+    result = json.loads((root / "experiment.json").read_text())
+    assert result == comparison(root) and set(result["arms"]) == {VERIFIED_ARM, SEEDS_ONLY_ARM}
+    over = result["arms"][VERIFIED_ARM]["over_seeds_only"]["1"]["1"]
+    assert over["puzzles"] == 6 and over["ci"][0] <= over["difference"] <= over["ci"][1]
+    assert over_seeds_only(verified) == {"arm": VERIFIED_ARM, "round": 1, "dataset": "seeds-test", **over}
+    assert over_seeds_only(seeds) is None and is_experiment(root) and not is_experiment(verified)
+
+    # the report: one curve per arm; the dataset card of the verified arm: its gain over seeds-only
+    assert main(["report", str(root), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert (tmp_path / "report" / "pass_at_k_compare.png").stat().st_size > 0
+    assert all((tmp_path / "report" / arm / "index.html").exists() for arm in (VERIFIED_ARM, SEEDS_ONLY_ARM))
+    assert page.count("<tr><td class=l>verified</td><td class=l>seeds-test</td>") == 4  # k 1, 2 x rounds 0, 1
+    assert f"{over['difference']:+.3f}</td><td>[{over['ci'][0]:+.3f}, {over['ci'][1]:+.3f}]" in page
+    assert main(["export", str(verified), "--out", str(tmp_path / "data"), "--include-seeds", "--no-reverify"]) == 0
+    card = (tmp_path / "data" / "README.md").read_text()
+    assert (f"trained on this data: {over['difference']:+.3f} pass@1 over seeds-only, "
+            f"CI [{over['ci'][0]:+.3f}, {over['ci'][1]:+.3f}]") in card
