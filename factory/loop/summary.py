@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from factory.loop.confidence import eval_intervals
+from factory.loop.parts import part_pass_at_k
 from factory.store import PROPOSAL_STATUSES, RunStore, round_stats
 from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import VERIFIED
@@ -36,6 +37,8 @@ def round_summary(
             "pass_at_k": {str(k): v for k, v in pass_at_k.items()},
             "base_pass_at_k": {str(k): v for k, v in baseline.items()},
             **pass_at_k_intervals(store, round, eval_name),
+            "parts": part_pass_at_k(store.evals(round), eval_name),
+            "base_parts": part_pass_at_k(store.evals(0), eval_name),
         },
     }
 
@@ -68,4 +71,13 @@ def format_summary(summary: dict) -> str:
             for k, v in summary["eval"]["pass_at_k"].items()
         ),
     ]
+    base_parts = summary["eval"].get("base_parts", {})
+    for part, entry in summary["eval"].get("parts", {}).items():
+        base = base_parts.get(part, {}).get("pass_at_k", {})
+        lines.append(
+            f"    {part} ({entry['puzzles']}): "
+            + ", ".join(
+                f"pass@{k} {v:.3f} (base {base.get(k, float('nan')):.3f})" for k, v in entry["pass_at_k"].items()
+            )
+        )
     return "\n".join(lines)

@@ -48,6 +48,11 @@ def all_families() -> tuple[tuple[str, Family], ...]:
     return tuple((module.TOPIC, family) for module in _TOPICS for family in module.FAMILIES)
 
 
+def held_out_families() -> frozenset[str]:
+    """Names of the families used for evaluation only (every instance in the test split)."""
+    return frozenset(family.name for _, family in all_families() if family.held_out)
+
+
 def load_seeds(split: str | None = None) -> list[NamedPuzzle]:
     """The seed puzzles of one split (``"train"`` or ``"test"``), or all of them when ``split`` is None."""
     if split is not None and split not in SPLITS:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from factory.loop.parts import part_pass_at_k
 from factory.store import INVALID, SEED, EvalRecord, RoundStats, RunStore, StoredPuzzle, rounds_stats
 from puzzles.canonical import canonical_hash, near_duplicate_tokens
 from puzzles.parse import parse_puzzle
@@ -118,10 +119,13 @@ class RunReport:
     seed_pairs: int
 
     def pass_at_k(self) -> dict[tuple[str, int], dict[int, float]]:
-        """(dataset, k) -> {round: pass@k}."""
+        """(dataset, k) -> {round: pass@k}; a set with parts (``factory.loop.parts``) also has one
+        series per part, named "dataset: part"."""
         series: dict[tuple[str, int], dict[int, float]] = {}
         for e in self.evals:
             series.setdefault((e.dataset, e.k), {})[e.round] = e.pass_at_k
+            for part, entry in part_pass_at_k([e], e.dataset, intervals=False).items():
+                series.setdefault((f"{e.dataset}: {part}", e.k), {})[e.round] = entry["pass_at_k"][str(e.k)]
         return dict(sorted(series.items()))
 
 

@@ -141,7 +141,8 @@ def test_report_writes_five_pngs_and_a_page_that_embeds_them(run, run_dir, rows,
     assert [cells[0] for cells in passes] == ["0 (base)", "1", "2"]
     for r, cells in zip((0, 1, 2), passes, strict=True):
         values = [rows.pass_at_k(r)[k] for _, k in series]
-        assert cells[1:] == [f"{v:.3f}" if v < 1 else "1.0" for v in values]
+        # the whole set's columns first, then one per part of it (factory.loop.parts)
+        assert cells[1 : 1 + len(series)] == [f"{v:.3f}" if v < 1 else "1.0" for v in values]
     settings = dict(page.table("setting", "value"))
     assert settings["model"] == rows.config["model"] and settings["attempts"] == str(rows.config["attempts"])
 

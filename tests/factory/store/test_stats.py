@@ -121,6 +121,8 @@ def test_the_round_summary_file_says_what_the_rows_say(run, rows):
         assert sum(timings.values()) <= summary["seconds"] + 1e-3  # the round's wall time holds every step
         dataset = {e["dataset"] for e in rows.evals}
         intervals = {key: summary["eval"].pop(key) for key in ("pass_at_k_ci", "base_pass_at_k_ci")}
+        parts = {key: summary["eval"].pop(key) for key in ("parts", "base_parts")}  # tests/factory/loop/test_parts.py
+        assert parts["parts"].keys() == parts["base_parts"].keys()
         assert summary["eval"] == {
             "dataset": dataset.pop(),
             "pass_at_k": {str(k): v for k, v in rows.pass_at_k(r).items()},
