@@ -207,17 +207,25 @@ def as_job_user(action) -> str | None:
     return why.decode("utf-8", "replace") or f"the job-user helper ended with status {status}"
 
 
-def kill_every_job_process() -> None:
-    """SIGKILL every process of the job uid in this container (kill(-1) sent as that uid: the worker
-    holds no CAP_KILL, so it cannot signal a job directly, just as a job cannot signal it)."""
+def kill_job_processes(pids: list[int], pidfd: int | None = None) -> None:
+    """SIGKILL a job's processes. With a job uid: every process of that uid in this container, by
+    kill(-1) sent as that uid (the worker holds no CAP_KILL, so it cannot signal a job directly, just
+    as a job cannot signal it). Else: each pid's process group and the pid, and through ``pidfd`` a
+    child that the zygote reaps (never a reused pid)."""
+    if JOB_UID is not None:
 
-    def kill_all() -> None:
-        try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        def kill_all() -> None:
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
-    as_job_user(kill_all)
+        as_job_user(kill_all)
+        return
+    if pidfd is not None:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    for pid in pids:
+        kill_group(pid)
 
 
 def set_limits(pairs) -> None:
@@ -511,11 +519,7 @@ def watch_child(
                 status, detail = "wrong", f"answer larger than {limits.answer_bytes} bytes"
                 break
         if not exited:
-            if JOB_UID is not None:
-                kill_every_job_process()
-            elif deferred:  # the zygote reaps this child: signal it through its pidfd, never a reused pid
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            kill_group(pid)
+            kill_job_processes([pid], pidfd if deferred else None)
             exit_status, waited = wait(), True  # dead, so its orphans are this worker's to sweep
         seconds = time.monotonic() - start
         sweep_descendants()
@@ -792,10 +796,7 @@ def sweep_descendants() -> None:
         others = [child for child in children_of(me) if child != ZYGOTE.pid]
         if not others:
             return
-        if JOB_UID is not None:
-            kill_every_job_process()
-        for child in others:
-            kill_group(child)
+        kill_job_processes(others)
         time.sleep(0.001)
 
 

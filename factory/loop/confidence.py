@@ -87,13 +87,20 @@ def pass_at_k_interval(
     return bootstrap_interval(list(per_puzzle_pass_at_k(solved, n, k).values()), level, samples, seed)
 
 
+def puzzle_counts(e: EvalRecord) -> dict[str, int]:
+    """Puzzle key -> verified samples, as an evaluation keeps them (``details["solved"]``); empty for
+    a record that kept none."""
+    solved = e.details.get("solved") if isinstance(e.details, Mapping) else None
+    return {str(key): int(c) for key, c in solved.items()} if isinstance(solved, Mapping) else {}
+
+
 def eval_intervals(records: Sequence[EvalRecord], dataset: str) -> dict[str, list[float]]:
     """"k" -> [low, high] for the evaluations of ``dataset`` among ``records`` (one round's), from
-    the per-puzzle counts they keep (``details["solved"]``); records without them are left out."""
+    the per-puzzle counts they keep (``puzzle_counts``); records without them are left out."""
     intervals: dict[str, list[float]] = {}
     for e in records:
-        solved = e.details.get("solved") if isinstance(e.details, Mapping) else None
-        if e.dataset == dataset and isinstance(solved, Mapping) and solved:
+        solved = puzzle_counts(e)
+        if e.dataset == dataset and solved:
             intervals[str(e.k)] = rounded(pass_at_k_interval(solved, e.n, e.k))
     return intervals
 

@@ -43,6 +43,7 @@ from factory.loop.confidence import (
     paired_difference_interval,
     pass_at_k_interval,
     per_puzzle_pass_at_k,
+    puzzle_counts,
     rounded,
 )
 from factory.loop.corpus import training_texts
@@ -362,14 +363,9 @@ def _eval_of(store: RunStore, round: int) -> dict[int, EvalRecord]:
     return {e.k: e for e in records if e.dataset == datasets[0]} if datasets else {}
 
 
-def _solved(e: EvalRecord) -> dict[str, int]:
-    solved = e.details.get("solved") if isinstance(e.details, Mapping) else None
-    return {str(key): int(c) for key, c in solved.items()} if isinstance(solved, Mapping) else {}
-
-
 def difference(a: EvalRecord, b: EvalRecord) -> dict | None:
     """mean pass@k of ``a`` minus ``b`` over the puzzles both evaluated, with its paired 95% interval."""
-    sa, sb = _solved(a), _solved(b)
+    sa, sb = puzzle_counts(a), puzzle_counts(b)
     keys = sorted(set(sa) & set(sb))
     if not keys or a.k != b.k:
         return None
@@ -402,7 +398,7 @@ def comparison(root: Path | str) -> dict:
                 str(r): {
                     "pass_at_k": {str(k): e.pass_at_k for k, e in by_k.items()},
                     "pass_at_k_ci": {
-                        str(k): rounded(pass_at_k_interval(_solved(e), e.n, e.k)) for k, e in by_k.items() if _solved(e)
+                        str(k): rounded(pass_at_k_interval(puzzle_counts(e), e.n, e.k)) for k, e in by_k.items() if puzzle_counts(e)
                     },
                 }
                 for r, by_k in evals[arm].items()

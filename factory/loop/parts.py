@@ -8,9 +8,9 @@ no parts."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from factory.loop.confidence import pass_at_k_interval, per_puzzle_pass_at_k, rounded
+from factory.loop.confidence import pass_at_k_interval, per_puzzle_pass_at_k, puzzle_counts, rounded
 from factory.loop.corpus import SEED_EVAL
 from factory.store import EvalRecord
 
@@ -44,8 +44,8 @@ def part_pass_at_k(
     parts = eval_parts(dataset)
     out: dict[str, dict[str, object]] = {}
     for e in records:
-        solved = e.details.get("solved") if isinstance(e.details, Mapping) else None
-        if e.dataset != dataset or not isinstance(solved, Mapping):
+        solved = puzzle_counts(e)
+        if e.dataset != dataset:
             continue
         for part, keys in parts.items():
             counts = {key: c for key, c in solved.items() if key in keys}

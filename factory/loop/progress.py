@@ -10,7 +10,8 @@ UNITS = {"generate": "puzzles", "verify": "samples"}
 
 
 def duration(seconds: float) -> str:
-    """``75.2`` -> ``"1m15s"``; ``3725`` -> ``"1h02m"``."""
+    """``75.2`` -> ``"1m15s"``; ``3725`` -> ``"1h02m"``; ``200000`` -> ``"2d07h"`` (the one way the
+    factory writes a duration: progress lines and ``factory status``)."""
     seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
@@ -18,7 +19,10 @@ def duration(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes}m{seconds:02d}s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
 
 
 class EtaLine:

@@ -20,7 +20,8 @@ def round_summary(
 ) -> dict:
     """Funnel, verdicts, seconds per stage, tokens/s and pass@k of ``round``, read from the store."""
     stats = round_stats(store, round)
-    baseline = {e.k: e.pass_at_k for e in store.evals(0) if e.dataset == eval_name}
+    evals, base_evals = store.evals(round), store.evals(0)  # read once: pass@k, intervals and parts
+    baseline = {e.k: e.pass_at_k for e in base_evals if e.dataset == eval_name}
     rate = stats.tokens_per_second
     return {
         "round": round,
@@ -36,20 +37,12 @@ def round_summary(
             "dataset": eval_name,
             "pass_at_k": {str(k): v for k, v in pass_at_k.items()},
             "base_pass_at_k": {str(k): v for k, v in baseline.items()},
-            **pass_at_k_intervals(store, round, eval_name),
-            "parts": part_pass_at_k(store.evals(round), eval_name),
-            "base_parts": part_pass_at_k(store.evals(0), eval_name),
+            # 95% intervals: a bootstrap over the evaluation puzzles (factory.loop.confidence)
+            "pass_at_k_ci": eval_intervals(evals, eval_name),
+            "base_pass_at_k_ci": eval_intervals(base_evals, eval_name),
+            "parts": part_pass_at_k(evals, eval_name),
+            "base_parts": part_pass_at_k(base_evals, eval_name),
         },
-    }
-
-
-def pass_at_k_intervals(store: RunStore, round: int, eval_name: str) -> dict[str, dict[str, list[float]]]:
-    """The summary's 95% intervals of pass@k (a bootstrap over the evaluation puzzles,
-    ``factory.loop.confidence``): ``pass_at_k_ci`` of ``round`` and ``base_pass_at_k_ci`` of round 0,
-    each "k" -> [low, high]."""
-    return {
-        "pass_at_k_ci": eval_intervals(store.evals(round), eval_name),
-        "base_pass_at_k_ci": eval_intervals(store.evals(0), eval_name),
     }
 
 

@@ -11,23 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from factory.errors import UserError
+from factory.loop.progress import duration
 from factory.store.lock import LockHolder, lock_state, utc_text
 from factory.store.stats import Activity, generated_pairs, last_activity, rounds_stats, seed_pairs
-
-
-def duration_text(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m {seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"
-
 
 # ---------------------------------------------------------------------------------------------------
 # the whole status
@@ -107,7 +93,7 @@ def format_status(status: RunStatus, now: float | None = None) -> str:
     now = time.time() if now is None else now
     lines = [f"run {status.run_dir}"]
     if status.running and status.holder:
-        lines.append(f"state: running (daemon {status.holder.describe()}, up {duration_text(now - status.holder.started_at)})")
+        lines.append(f"state: running (daemon {status.holder.describe()}, up {duration(now - status.holder.started_at)})")
     elif status.running:
         lines.append("state: running (a daemon holds the lock; its lock file is unreadable)")
     elif status.holder and status.holder.stopped_at is None:
@@ -122,7 +108,7 @@ def format_status(status: RunStatus, now: float | None = None) -> str:
                      f"{c.get('puzzles')} puzzles x {c.get('attempts')} attempts per round")
     if status.last_activity:
         a = status.last_activity
-        lines.append(f"last activity: {utc_text(a.at)} ({duration_text(now - a.at)} ago): {a.what}")
+        lines.append(f"last activity: {utc_text(a.at)} ({duration(now - a.at)} ago): {a.what}")
     finished = sum(1 for r in status.rounds if r.round > 0 and r.finished_at is not None)
     lines.append(f"rounds finished: {finished}; pairs: {status.generated_pairs} generated, {status.seed_pairs} seed references")
     ks = sorted({k for r in status.rounds for k in r.pass_at_k})
@@ -138,7 +124,7 @@ def format_status(status: RunStatus, now: float | None = None) -> str:
             counts = [f.get("proposed", 0), f.get("accepted", 0), f.get("attempts", 0), f.get("attempts_verified", 0),
                       f.get("pairs", 0)]
         passes = [f"{r.pass_at_k[k]:.3f}" if k in r.pass_at_k else "-" for k in ks]
-        rows.append([r.round, state, *counts, *passes, duration_text(r.seconds) if r.seconds is not None else "-"])
+        rows.append([r.round, state, *counts, *passes, duration(r.seconds) if r.seconds is not None else "-"])
     if rows:
         lines.append(f"evaluation: {status.dataset}" if status.dataset else "evaluation: none yet")
         widths = [max(len(str(x)) for x in column) for column in zip(head, *rows, strict=True)]

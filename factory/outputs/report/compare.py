@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from factory.loop.confidence import pass_at_k_interval
+from factory.loop.confidence import pass_at_k_interval, puzzle_counts
 from factory.loop.experiment import SEEDS_ONLY_ARM, arm_dirs, comparison, is_experiment
 from factory.outputs.export import open_run
 from factory.outputs.report.html import _CSS
@@ -54,8 +54,8 @@ def collect_curves(runs: Mapping[str, Path]) -> list[Curve]:
         with open_run(run_dir) as store:
             series: dict[tuple[str, int], dict[int, tuple[float, tuple[float, float] | None]]] = {}
             for e in store.evals():
-                solved = e.details.get("solved") if isinstance(e.details, Mapping) else None
-                interval = pass_at_k_interval(solved, e.n, e.k) if isinstance(solved, Mapping) and solved else None
+                solved = puzzle_counts(e)
+                interval = pass_at_k_interval(solved, e.n, e.k) if solved else None
                 series.setdefault((e.dataset, e.k), {})[e.round] = (e.pass_at_k, interval)
         for (dataset, k), points in sorted(series.items()):
             curves.append(

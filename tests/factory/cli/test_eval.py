@@ -59,7 +59,7 @@ def test_the_progress_line_says_how_long_is_left():
         "eval generate: 100/200 puzzles, 20s elapsed, about 20s left",
         "eval generate: 200/200 puzzles, 40s elapsed, done",
     ]
-    assert (duration(75.2), duration(3725)) == ("1m15s", "1h02m")
+    assert (duration(75.2), duration(3725), duration(200000)) == ("1m15s", "1h02m", "2d07h")
 
 
 def test_a_paper_evaluation_on_p3_reports_pass_at_k_and_problems_solved(p3_path, scripted_model, capsys):
