@@ -14,7 +14,9 @@ from sandbox.worker import F_RAISED, F_RETURNED
 
 # What one probe of a puzzle showed (``probe_outcome``).
 PROBE_SOLVED = "solved"  # f returned True: the probe answer solves the puzzle
-PROBE_UNDEFINED_NAME = "undefined name"  # f raised NameError/UnboundLocalError: it uses a name it never defines
+PROBE_UNDEFINED_NAME = (
+    "undefined name"  # f raised NameError/UnboundLocalError: it uses a name it never defines
+)
 PROBE_NOT_BOOL = "not a bool"  # f returned something other than a bool
 PROBE_OTHER = "other"  # False, another exception, a limit: says nothing against the puzzle
 
@@ -26,26 +28,23 @@ class SourcePair:
 
 
 def job_for(index: int, puzzle: Puzzle, solution: Solution, timeout_s: float) -> Job:
-    return Job(
-        id=index,
-        f_source=puzzle.source,
-        f_name=puzzle.name,
-        answer_type=puzzle.answer_type,
-        g_source=solution.source,
-        g_name=solution.name,
-        timeout_s=timeout_s,
-    )
+    return _puzzle_job(index, puzzle, timeout_s, g_source=solution.source, g_name=solution.name)
 
 
 def probe_job(index: int, puzzle: Puzzle, answer: object, timeout_s: float) -> Job:
     """Run ``f`` on a given answer (no ``g``): used to reject puzzles that a trivial answer solves."""
+    return _puzzle_job(index, puzzle, timeout_s, answer_json=json.dumps(answer))
+
+
+def _puzzle_job(index: int, puzzle: Puzzle, timeout_s: float, **answer_from: str) -> Job:
+    """A job checking ``puzzle``; ``answer_from`` says where the answer comes from (a ``g``, or JSON)."""
     return Job(
         id=index,
         f_source=puzzle.source,
         f_name=puzzle.name,
         answer_type=puzzle.answer_type,
-        answer_json=json.dumps(answer),
         timeout_s=timeout_s,
+        **answer_from,
     )
 
 
@@ -57,7 +56,11 @@ def probe_outcome(result: Result) -> str:
         exception = result.detail[len(F_RAISED) :]
         if exception.startswith(("NameError", "UnboundLocalError")):
             return PROBE_UNDEFINED_NAME
-    if result.status == WRONG and result.detail.startswith(F_RETURNED) and result.detail != F_RETURNED + "False":
+    if (
+        result.status == WRONG
+        and result.detail.startswith(F_RETURNED)
+        and result.detail != F_RETURNED + "False"
+    ):
         return PROBE_NOT_BOOL
     return PROBE_OTHER
 

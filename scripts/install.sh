@@ -46,8 +46,8 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install -q "$TORCH_SPEC"
 fi
 if ! "$PY" -c "import factory, pytest, peft" 2>/dev/null || [ pyproject.toml -nt "$VENV/.factory-installed" ]; then
-  log "pip install -e .[dev,lora]"
-  "$PY" -m pip install -q -e ".[dev,lora]"
+  log "pip install -e .[dev,ray]"
+  "$PY" -m pip install -q -e ".[dev,ray]"
   touch "$VENV/.factory-installed"
 fi
 

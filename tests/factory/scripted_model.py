@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.factory.json_server import JsonServer
 
 
 def _families(n: int, a: int, b: int) -> list[tuple[str, list[str]]]:
@@ -62,7 +61,7 @@ def scripted_completion(prompt: str, seed: int, index: int) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in defaults.items()) + "):" + body
 
 
-class ScriptedModelServer:
+class ScriptedModelServer(JsonServer):
     """``POST /v1/completions`` on 127.0.0.1, answering with ``completion(prompt, seed, index)``
     (``scripted_completion`` unless given) after ``delay_s``."""
 
@@ -70,31 +69,11 @@ class ScriptedModelServer:
         self.delay_s = delay_s
         self.completion = completion
         self.requests = 0  # requests received so far (counted before the delay)
-        server = self
+        super().__init__(self.answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests += 1
-                time.sleep(server.delay_s)
-                texts = [server.completion(body["prompt"], body.get("seed", 0), i) for i in range(body["n"])]
-                choices = [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)]
-                data = json.dumps({"choices": choices, "usage": {"completion_tokens": sum(len(t) // 4 for t in texts)}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, path: str, headers, body: dict) -> tuple[int, dict]:
+        self.requests += 1
+        time.sleep(self.delay_s)
+        texts = [self.completion(body["prompt"], body.get("seed", 0), i) for i in range(body["n"])]
+        choices = [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)]
+        return 200, {"choices": choices, "usage": {"completion_tokens": sum(len(t) // 4 for t in texts)}}

@@ -83,6 +83,21 @@ def _unfinished(report: RunReport) -> tuple[int, ...]:
     return tuple(r.round for r in report.rounds if not r.finished)
 
 
+def _label_points(
+    ax,
+    xs: Sequence[float],
+    ys: Sequence[float],
+    texts: Sequence[str],
+    *,
+    offset: tuple[float, float] = (0, 3),
+    **style,
+) -> None:
+    """Write each text by its point, ``offset`` points away (centred above it unless ``style`` says)."""
+    style = {"ha": "center", "fontsize": 8, **style}
+    for x, y, text in zip(xs, ys, texts, strict=True):
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, **style)
+
+
 def _legend_below(ax, columns: int) -> None:
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns, frameon=False)
 
@@ -106,16 +121,7 @@ def plot_pass_at_k(report: RunReport):
         label = f"pass@{k}" if len({d for d, _ in series}) == 1 else f"{dataset} pass@{k}"
         color = colors[i % len(colors)]
         ax.plot(rounds, ys, marker="o", linewidth=2, color=color, label=label)
-        for x, y in zip(rounds, ys, strict=True):
-            ax.annotate(
-                f"{y:.2f}",
-                (x, y),
-                textcoords="offset points",
-                xytext=(0, 7),
-                ha="center",
-                fontsize=9,
-                color=color,
-            )
+        _label_points(ax, rounds, ys, [f"{y:.2f}" for y in ys], offset=(0, 7), fontsize=9, color=color)
         if 0 in values:
             ax.axhline(values[0], color=color, linestyle=":", linewidth=1, alpha=0.7)
     _round_axis(ax, sorted(all_rounds), base=True)
@@ -135,12 +141,11 @@ def plot_funnel(report: RunReport):
     bottom = [0] * len(rounds)
     for status in PROPOSAL_STATUSES:  # the rejections, then the accepted ones
         values = [r.funnel.get(status, 0) for r in report.rounds]
-        left.bar(rounds, values, bottom=bottom, color=STATUS_COLORS.get(status, "#cccccc"), label=status, width=0.6)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    for x, total in zip(rounds, bottom, strict=True):
-        left.annotate(
-            str(total), (x, total), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=9
+        left.bar(
+            rounds, values, bottom=bottom, color=STATUS_COLORS.get(status, "#cccccc"), label=status, width=0.6
         )
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    _label_points(left, rounds, bottom, [str(total) for total in bottom], fontsize=9)
     left.set_title("what the filters did with each proposal", fontsize=10)
     left.set_ylabel("proposals")
     left.set_ylim(0, max(bottom) * 1.15 + 1)
@@ -159,8 +164,7 @@ def plot_funnel(report: RunReport):
         values = [r.funnel.get(key, 0) for r in report.rounds]
         top = max(top, *values)
         right.bar(xs, values, width=width, color=color, label=label)
-        for x, v in zip(xs, values, strict=True):
-            right.annotate(str(v), (x, v), textcoords="offset points", xytext=(0, 2), ha="center", fontsize=8)
+        _label_points(right, xs, values, [str(v) for v in values], offset=(0, 2))
     right.set_title("accepted -> solved -> pairs", fontsize=10)
     right.set_ylabel("count")
     right.set_ylim(0, top * 1.2)
@@ -188,15 +192,7 @@ def plot_verdicts(report: RunReport):
             if s >= 0.06:
                 ax.text(x, b + s / 2, f"{s:.0%}", ha="center", va="center", fontsize=8, color="white")
         bottom = [b + s for b, s in zip(bottom, shares, strict=True)]
-    for r in rounds:
-        ax.annotate(
-            f"n={r.attempts}",
-            (r.round, 1.0),
-            textcoords="offset points",
-            xytext=(0, 3),
-            ha="center",
-            fontsize=8,
-        )
+    _label_points(ax, [r.round for r in rounds], [1.0] * len(rounds), [f"n={r.attempts}" for r in rounds])
     ax.set_ylim(0, 1.08)
     ax.set_ylabel("share of attempts")
     ax.yaxis.set_major_formatter(_percent())
@@ -225,10 +221,7 @@ def plot_throughput(report: RunReport):
             xs, values, bottom=bottom, color=color, label=key, width=0.6, edgecolor="white", linewidth=0.5
         )
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    for x, total in zip(xs, bottom, strict=True):
-        stages_ax.annotate(
-            _seconds(total), (x, total), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8
-        )
+    _label_points(stages_ax, xs, bottom, [_seconds(total) for total in bottom])
     stages_ax.set_title("seconds per stage", fontsize=10)
     stages_ax.set_ylabel("seconds")
     stages_ax.set_ylim(0, max(bottom) * 1.15 + 1e-9)
@@ -256,10 +249,7 @@ def plot_throughput(report: RunReport):
             _no_data(ax)
             continue
         ax.bar([x for x, _ in known], [v for _, v in known], color=color, width=0.6)
-        for x, v in known:
-            ax.annotate(
-                number_text(v), (x, v), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8
-            )
+        _label_points(ax, [x for x, _ in known], [v for _, v in known], [number_text(v) for _, v in known])
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(unit)
         top = max(v for _, v in known)
@@ -295,13 +285,8 @@ def plot_diversity(report: RunReport):
         color="#4caf50",
         label="accepted (new puzzles stored)",
     )
-    for x, d, a in zip(xs, distinct, accepted, strict=True):
-        count_ax.annotate(
-            str(d), (x - width / 2, d), textcoords="offset points", xytext=(0, 2), ha="center", fontsize=8
-        )
-        count_ax.annotate(
-            str(a), (x + width / 2, a), textcoords="offset points", xytext=(0, 2), ha="center", fontsize=8
-        )
+    for shift, counts in ((-width / 2, distinct), (width / 2, accepted)):
+        _label_points(count_ax, [x + shift for x in xs], counts, [str(n) for n in counts], offset=(0, 2))
     count_ax.set_title("distinct puzzles", fontsize=10)
     count_ax.set_ylabel("puzzles")
     count_ax.set_ylim(0, max(*distinct, *accepted, 1) * 1.3)
@@ -313,15 +298,13 @@ def plot_diversity(report: RunReport):
         share_ax.plot(
             [r.round for r in shared], [r.new_share for r in shared], marker="o", linewidth=2, color="#8e6bbf"
         )
-        for r in shared:
-            share_ax.annotate(
-                f"{r.new_share:.0%} ({r.new}/{r.distinct})",
-                (r.round, r.new_share),
-                textcoords="offset points",
-                xytext=(0, 7),
-                ha="center",
-                fontsize=8,
-            )
+        _label_points(
+            share_ax,
+            [r.round for r in shared],
+            [r.new_share for r in shared],
+            [f"{r.new_share:.0%} ({r.new}/{r.distinct})" for r in shared],
+            offset=(0, 7),
+        )
         share_ax.axhline(0.5, color="#d9534f", linestyle=":", linewidth=1)
         share_ax.text(min(xs) - 0.5, 0.52, "below: mostly repeats", fontsize=7, color="#d9534f")
         share_ax.set_ylim(0, 1.12)
@@ -347,32 +330,13 @@ def plot_diversity(report: RunReport):
                 linewidths=0,
             )
         dx = [r.round for r in with_distances]
-        distance_ax.plot(
-            dx,
-            [r.distance_mean for r in with_distances],
-            marker="o",
-            linewidth=2,
-            color="#1f77b4",
-            label="mean",
+        means = [r.distance_mean for r in with_distances]
+        mins = [r.distance_min for r in with_distances]
+        for ys, marker, width, color, label in ((means, "o", 2, "#1f77b4", "mean"), (mins, "v", 1.5, "#d62728", "min")):
+            distance_ax.plot(dx, ys, marker=marker, linewidth=width, color=color, label=label)
+        _label_points(
+            distance_ax, dx, means, [f"{m:.2f}" for m in means], offset=(14, 0), va="center", color="#1f77b4"
         )
-        distance_ax.plot(
-            dx,
-            [r.distance_min for r in with_distances],
-            marker="v",
-            linewidth=1.5,
-            color="#d62728",
-            label="min",
-        )
-        for r in with_distances:
-            distance_ax.annotate(
-                f"{r.distance_mean:.2f}",
-                (r.round, r.distance_mean),
-                textcoords="offset points",
-                xytext=(14, 0),
-                va="center",
-                fontsize=8,
-                color="#1f77b4",
-            )
         distance_ax.set_ylim(-0.02, 1.02)
         distance_ax.set_title("distance from the seeds (1 - max similarity)", fontsize=10)
         distance_ax.set_ylabel("distance (dots: accepted puzzles)")
@@ -381,7 +345,6 @@ def plot_diversity(report: RunReport):
     else:
         _no_data(distance_ax, "no data: no accepted puzzles")
     return figure
-
 
 
 def _shade(color: str, step: int) -> str:
@@ -411,7 +374,6 @@ def number_text(value: float) -> str:
     if value >= 1:
         return f"{value:.1f}"
     return f"{value:.3f}"
-
 
 
 PAINTERS = {

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from factory.models import Completion, ModelError, SamplingConfig, load_backend
 from factory.models.openai_backend import OpenAIBackend
+from tests.factory.json_server import JsonServer
 
 
-class FakeCompletionsServer:
+class FakeCompletionsServer(JsonServer):
     """``/v1/completions`` that answers deterministically: choice ``i`` of prompt ``p`` is
     ``"<p[-6:]>|i\\ndef next():\\n"``. ``fail_first`` requests get ``fail_status``; ``delay_s`` slows each
     answer (to see concurrency); every request body and Authorization header is recorded."""
@@ -28,67 +27,33 @@ class FakeCompletionsServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
-        server = self
+        super().__init__(self.answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.requests.append(body)
-                    server.auth.append(self.headers.get("Authorization"))
-                    failing = server.fail_first > 0
-                    server.fail_first -= failing
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
-                    time.sleep(server.delay_s)
-                    if self.path != "/v1/completions":
-                        return self.reply(404, {"error": {"message": f"no route {self.path}"}})
-                    if failing:
-                        return self.reply(server.fail_status, {"error": {"message": "overloaded, try later"}})
-                    if body["model"] != "tiny":
-                        return self.reply(
-                            404, {"error": {"message": f"The model `{body['model']}` does not exist."}}
-                        )
-                    tail = body["prompt"][-6:]
-                    choices = [
-                        {
-                            "index": i,
-                            "text": f"<{tail}>|{i}\ndef next():\n",
-                            "finish_reason": "length" if i == 2 else "stop",
-                        }
-                        for i in reversed(range(body["n"]))  # out of order on purpose: index decides
-                    ]
-                    return self.reply(
-                        200, {"choices": choices, "usage": {"completion_tokens": 10 * body["n"]}}
-                    )
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-
-            def reply(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.handle_error = lambda request, address: None  # clients that time out hang up on purpose
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, path: str, headers, body: dict) -> tuple[int, dict]:
+        with self.lock:
+            self.requests.append(body)
+            self.auth.append(headers.get("Authorization"))
+            failing = self.fail_first > 0
+            self.fail_first -= failing
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            time.sleep(self.delay_s)
+            if path != "/v1/completions":
+                return 404, {"error": {"message": f"no route {path}"}}
+            if failing:
+                return self.fail_status, {"error": {"message": "overloaded, try later"}}
+            if body["model"] != "tiny":
+                return 404, {"error": {"message": f"The model `{body['model']}` does not exist."}}
+            tail = body["prompt"][-6:]
+            choices = [
+                {"index": i, "text": f"<{tail}>|{i}\ndef next():\n", "finish_reason": "length" if i == 2 else "stop"}
+                for i in reversed(range(body["n"]))  # out of order on purpose: index decides
+            ]
+            return 200, {"choices": choices, "usage": {"completion_tokens": 10 * body["n"]}}
+        finally:
+            with self.lock:
+                self.in_flight -= 1
 
 
 @pytest.fixture
