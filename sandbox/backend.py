@@ -12,7 +12,7 @@ from sandbox.links import DockerLink, ProcessLink, WorkerLimits
 from sandbox.pool import WorkerPool
 from sandbox.verdicts import Job, Result
 
-KINDS = ("docker", "process", "auto")
+KINDS = ("docker", "process", "auto", "ray")
 PROCESS_WARNING = (
     "WARNING: the process sandbox is NOT an isolation boundary: untrusted code runs as your user, "
     "with your files and network. Use the docker sandbox for anything you did not write."
@@ -60,12 +60,19 @@ def open_sandbox(
     limits: WorkerLimits | None = None,
     build_missing_image: bool = True,
     log: Callable[[str], None] = log_to_stderr,
+    ray_address: str | None = None,
 ) -> Sandbox:
-    """Open a sandbox of ``kind`` (docker, process, auto). ``auto`` falls back to processes, saying why."""
+    """Open a sandbox of ``kind`` (docker, process, auto, ray). ``auto`` falls back to processes, saying
+    why. ``ray`` spreads the work over a Ray cluster (``ray_address``, else ``RAY_ADDRESS``, else a local
+    Ray), one Docker pool of ``workers`` containers per node (default: the node's CPU count)."""
     if kind not in KINDS:
         raise ValueError(f"unknown sandbox {kind!r}: choose one of {', '.join(KINDS)}")
-    workers = workers or default_workers()
     limits = limits or WorkerLimits()
+    if kind == "ray":
+        from sandbox.ray_sandbox import open_ray_sandbox  # Ray is optional and slow to import
+
+        return open_ray_sandbox(workers, limits, build_missing_image, log, ray_address)
+    workers = workers or default_workers()
     if kind in ("docker", "auto"):
         try:
             return open_docker_sandbox(workers, limits, build_missing_image, log)

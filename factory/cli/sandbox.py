@@ -1,7 +1,9 @@
 """`factory sandbox build|status`, and the sandbox options of every command that runs untrusted code.
 
 Every command defaults to ``--sandbox docker`` (as the daemon does): unisolated local processes only
-when asked for (``process``), or chosen by ``auto``, which says on stderr what it chose.
+when asked for (``process``), or chosen by ``auto``, which says on stderr what it chose. ``ray`` runs
+the same Docker pools on every node of a Ray cluster (``--ray-address``, else ``RAY_ADDRESS``, else a
+local Ray instance).
 """
 
 from __future__ import annotations
@@ -34,10 +36,20 @@ def add_sandbox_options(parser: argparse.ArgumentParser) -> None:
         choices=KINDS,
         default="docker",
         help="where untrusted code runs: docker (hardened containers; the default), process (local "
-        "processes, NO isolation) or auto (docker when an engine is reachable, else process; says which)",
+        "processes, NO isolation), auto (docker when an engine is reachable, else process; says which) or "
+        "ray (the docker sandbox on every node of a Ray cluster)",
     )
     parser.add_argument(
-        "--workers", type=positive_int, default=None, help="parallel sandbox workers (default: CPU count)"
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="parallel sandbox workers (default: CPU count); with --sandbox ray, per node",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="the Ray cluster of --sandbox ray (default: $RAY_ADDRESS, else a local Ray instance)",
     )
 
 
@@ -46,9 +58,11 @@ def open_sandbox_from(args: argparse.Namespace) -> Sandbox:
     announced by ``open_sandbox`` itself (why, then the no-isolation warning), docker here."""
     from sandbox.backend import open_sandbox
 
-    sandbox = open_sandbox(args.sandbox, workers=args.workers, log=log)
+    sandbox = open_sandbox(args.sandbox, workers=args.workers, log=log, ray_address=args.ray_address)
     if args.sandbox == "auto" and sandbox.kind == "docker":
         log(f"sandbox: auto chose docker ({sandbox.note}, {sandbox.workers} workers)")
+    elif sandbox.kind == "ray":  # how many nodes took part is not obvious from the command line
+        log(f"sandbox: ray, {sandbox.note}")
     return sandbox
 
 

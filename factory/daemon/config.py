@@ -2,7 +2,7 @@
 
 Three sections::
 
-    [run]     run_dir, sandbox, workers, and every RunConfig field (same names, same defaults)
+    [run]     run_dir, sandbox, workers, ray_address, and every RunConfig field (same names, same defaults)
     [stop]    rounds, pairs, hours: the daemon stops at the first one met; none means run until stopped
     [daemon]  metrics_port, log_file, backoff_initial_seconds, backoff_max_seconds, stop_timeout_seconds
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from factory.config import RunConfig
 from factory.errors import UserError
-from sandbox.backend import KINDS as SANDBOX_KINDS  # docker, process, auto
+from sandbox.backend import KINDS as SANDBOX_KINDS  # docker, process, auto, ray
 
 DEFAULT_CONFIG_NAME = "factory.toml"
 
@@ -59,7 +59,8 @@ class DaemonConfig:
     run_dir: Path
     run: RunConfig = field(default_factory=RunConfig)
     sandbox: str = "docker"  # a daemon runs unattended: no silent fall-back to unisolated processes
-    workers: int | None = None  # None: one per CPU
+    workers: int | None = None  # None: one per CPU (with sandbox = "ray": per node)
+    ray_address: str | None = None  # sandbox = "ray": the cluster; None: $RAY_ADDRESS, else a local Ray
     stop: StopConditions = field(default_factory=StopConditions)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     source: Path | None = None  # the file it was read from
@@ -69,8 +70,10 @@ class DaemonConfig:
 # own help (and example values) in their field metadata; these are the keys around them.
 RUN_EXTRA_HELP = {
     "run_dir": "the run's store, checkpoints and summaries (required)",
-    "sandbox": "docker (hardened containers), process (NO isolation) or auto (docker if reachable at start)",
-    "workers": "parallel sandbox workers (default: one per CPU)",
+    "sandbox": "docker (hardened containers), process (NO isolation), auto (docker if reachable at start) "
+    "or ray (docker on every node of a Ray cluster)",
+    "workers": "parallel sandbox workers (default: one per CPU; with ray, per node)",
+    "ray_address": "the Ray cluster of sandbox = \"ray\" (default: $RAY_ADDRESS, else a local Ray)",
 }
 STOP_HELP = {
     "rounds": "stop once this many rounds of the run are finished",
@@ -86,6 +89,7 @@ DAEMON_HELP = {
 }
 EXAMPLE_VALUES = {  # shown for keys whose default is None (RunConfig's: its fields' "example")
     "workers": 4,
+    "ray_address": "10.0.0.1:6379",
     "rounds": 10,
     "pairs": 10000,
     "hours": 24.0,
@@ -136,7 +140,7 @@ def parse_config(data: dict, path: Path | str = DEFAULT_CONFIG_NAME) -> DaemonCo
     base = path.resolve().parent
     run_section = dict(data.get("run", {}))
     run_hints = typing.get_type_hints(RunConfig)
-    extra_hints = {"run_dir": str, "sandbox": str, "workers": int}
+    extra_hints = {"run_dir": str, "sandbox": str, "workers": int, "ray_address": str}
     _reject_unknown(where, "run", run_section, set(run_hints) | set(extra_hints))
 
     if "run_dir" not in run_section:
@@ -152,6 +156,11 @@ def parse_config(data: dict, path: Path | str = DEFAULT_CONFIG_NAME) -> DaemonCo
     if workers is not None:
         workers = _typed(where, "run", "workers", workers, int)
         _at_least(where, "run", "workers", workers, 1)
+    ray_address = run_section.pop("ray_address", None)
+    if ray_address is not None:
+        ray_address = _typed(where, "run", "ray_address", ray_address, str)
+        if not ray_address.strip():
+            raise UserError(f"{where}: [run] ray_address must not be empty (leave it out for $RAY_ADDRESS)")
 
     values = {key: _typed(where, "run", key, value, run_hints[key]) for key, value in run_section.items()}
     try:
@@ -181,8 +190,8 @@ def parse_config(data: dict, path: Path | str = DEFAULT_CONFIG_NAME) -> DaemonCo
             raise UserError(f"{where}: [daemon] {key} must be positive (got {getattr(settings, key)})")
     if settings.backoff_initial_seconds > settings.backoff_max_seconds:
         raise UserError(f"{where}: [daemon] backoff_initial_seconds must not exceed backoff_max_seconds")
-    return DaemonConfig(run_dir=run_dir, run=run, sandbox=sandbox, workers=workers, stop=stop,
-                        daemon=settings, source=path)
+    return DaemonConfig(run_dir=run_dir, run=run, sandbox=sandbox, workers=workers, ray_address=ray_address,
+                        stop=stop, daemon=settings, source=path)
 
 
 def _section(where: str, name: str, data: dict, cls: type, extra: set[str] = frozenset()):
@@ -289,6 +298,7 @@ def example_config() -> str:
         _line("run_dir", "run", RUN_EXTRA_HELP["run_dir"], active=True),
         _line("sandbox", DaemonConfig.sandbox, RUN_EXTRA_HELP["sandbox"], active=False),
         _line("workers", EXAMPLE_VALUES["workers"], RUN_EXTRA_HELP["workers"], active=False),
+        _line("ray_address", EXAMPLE_VALUES["ray_address"], RUN_EXTRA_HELP["ray_address"], active=False),
     ]
     for f in fields(RunConfig):
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]

@@ -334,7 +334,8 @@ class Daemon:
         from sandbox.backend import open_sandbox
 
         try:
-            sandbox = open_sandbox(self.kind, workers=self.config.workers, log=self._sandbox_log)
+            sandbox = open_sandbox(self.kind, workers=self.config.workers, log=self._sandbox_log,
+                                   ray_address=self.config.ray_address)
         except SandboxUnavailable:
             raise
         except Exception as e:

@@ -116,7 +116,7 @@ BAD = [
     ('[run]\nrun_dir = "r"\nbackend = "tgi"\n', "[run] unknown backend 'tgi'"),
     ('[run]\nrun_dir = "r"\nbackend = "openai"\ntrain = false\n', "[run] model is required with backend = \"openai\""),
     ('[run]\nrun_dir = "r"\nbackend = "openai"\nmodel = "m"\n', "[run] train = true needs a local model"),
-    ('[run]\nrun_dir = "r"\nsandbox = "vm"\n', "[run] sandbox must be one of docker, process, auto, not 'vm'"),
+    ('[run]\nrun_dir = "r"\nsandbox = "vm"\n', "[run] sandbox must be one of docker, process, auto, ray, not 'vm'"),
     ('[run]\nrun_dir = "r"\nworkers = 0\n', "[run] workers must be at least 1 (got 0)"),
     ('[run]\nrun_dir = ""\n', "[run] run_dir must not be empty"),
     ('[run]\nrun_dir = "r"\n[stop]\nrounds = 0\n', "[stop] rounds must be at least 1 (got 0)"),
