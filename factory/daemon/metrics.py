@@ -16,8 +16,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from factory.errors import UserError
+
+if TYPE_CHECKING:
+    from factory.store.stats import IncrementalStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METRICS_HOST = "127.0.0.1"  # never on a public interface: the numbers describe a private run
@@ -139,10 +143,15 @@ def _pool(sandbox: object | None):
 # the run, from its store
 
 
+_SCRAPE_STATS: dict[str, IncrementalStats] = {}  # resolved run dir -> its counts, kept between scrapes
+_SCRAPE_STATS_LOCK = threading.Lock()
+
+
 def run_families(run_dir: Path | str) -> list[MetricFamily]:
-    """Metrics of the run in ``run_dir``'s store; none when there is no store yet."""
+    """Metrics of the run in ``run_dir``'s store; none when there is no store yet. Each scrape recounts
+    only the rounds that changed since the last one (``IncrementalStats``)."""
     from factory.errors import StoreError
-    from factory.store import STORE_FILENAME, RunStore, add_up, last_activity, rounds_stats, seed_pairs
+    from factory.store import STORE_FILENAME, IncrementalStats, RunStore, add_up, last_activity, seed_pairs
 
     if not (Path(run_dir) / STORE_FILENAME).exists():
         return []
@@ -150,9 +159,11 @@ def run_families(run_dir: Path | str) -> list[MetricFamily]:
         store = RunStore.open(run_dir, create=False)
     except StoreError:
         return []
+    with _SCRAPE_STATS_LOCK:
+        cache = _SCRAPE_STATS.setdefault(str(Path(run_dir).resolve()), IncrementalStats())
     try:
         with store.snapshot():
-            stats = [s for s in rounds_stats(store) if s.round > 0]
+            stats = [s for s in cache.rounds_stats(store) if s.round > 0]
             seeds = seed_pairs(store)
             evals = store.evals()
             activity = last_activity(store)

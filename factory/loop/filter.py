@@ -8,7 +8,7 @@ never be solved because it uses an undefined name or never returns a bool (``inv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 from factory.store.records import ACCEPTED, CONTAMINATED, DUPLICATE, INVALID, TRIVIAL, ProposalRow
 from puzzles.canonical import canonical_hash
@@ -24,17 +24,18 @@ PROBE_TIMEOUT_S = 1.0  # at most; a probe is one call of f on a small answer
 def filter_proposals(
     indices: Sequence[int],
     raws: Sequence[str],
-    known_hashes: set[str],
+    known_hashes: Container[str],
     eval_index: EvalIndex,
     sandbox: Sandbox,
     timeout_s: float,
 ) -> list[ProposalRow]:
     """The filters' verdict on each raw proposal (``raws[i]`` is item ``indices[i]`` of the round).
 
-    ``known_hashes`` (canonical hashes of every stored puzzle) is not changed; puzzles accepted earlier
-    in the same call count as known for the later ones.
+    ``known_hashes`` (canonical hashes of every stored puzzle: a set, or the store's live view
+    ``RunStore.known_hashes()``) is only asked about the batch's hashes, never copied or changed; puzzles
+    accepted earlier in the same call count as known for the later ones.
     """
-    known = set(known_hashes)
+    batch_hashes: set[str] = set()  # accepted so far in this call; copying known_hashes would cost O(store)
     rows: dict[int, ProposalRow] = {}
     candidates: list[tuple[int, str, Puzzle, str]] = []
     for idx, raw in zip(indices, raws, strict=True):
@@ -46,12 +47,12 @@ def filter_proposals(
             continue
         if puzzle.answer_type == "bool":
             rows[idx] = ProposalRow(idx, raw, TRIVIAL, "a bool answer is found by trying True and False", idx)
-        elif digest in known:
+        elif digest in batch_hashes or digest in known_hashes:
             rows[idx] = ProposalRow(idx, raw, DUPLICATE, "same canonical form as an earlier puzzle", idx)
         elif (why := eval_index.contamination(puzzle.source)) is not None:
             rows[idx] = ProposalRow(idx, raw, CONTAMINATED, why, idx)
         else:
-            known.add(digest)
+            batch_hashes.add(digest)
             candidates.append((idx, raw, puzzle, digest))
     probed = probe([puzzle for _, _, puzzle, _ in candidates], sandbox, min(PROBE_TIMEOUT_S, timeout_s))
     for (idx, raw, puzzle, digest), (status, why) in zip(candidates, probed, strict=True):

@@ -180,12 +180,19 @@ def puzzle_listing(sources: Sequence[str]) -> str:
 # few-shot examples
 
 
+EXAMPLE_CANDIDATES = 1000  # distinct puzzles scored per query at most: a few ms on one core
+
+
 class ExampleIndex:
     """Few-shot (f, g) examples ranked by similarity to the puzzle being solved.
 
     A solve prompt whose examples are the nearest puzzles (token 5-gram Jaccard, as for
     near-duplicates) shows a small model the kind of solution the puzzle needs; random examples,
-    the paper's recipe, are ``k`` draws from the same list.
+    the paper's recipe, are ``k`` draws from the same list. ``nearest`` looks only at pairs that share
+    the puzzle's rarer shingles (``ShingleIndex.nearest``) and scores at most ``EXAMPLE_CANDIDATES``
+    distinct puzzles, so a solve batch's prompts cost O(batch), not O(training pairs). The answer is
+    the exact nearest whenever ``k + 1`` pairs are close; for a puzzle that nothing comes near it is
+    the nearest of the pairs sharing its rarest shingles.
     """
 
     def __init__(self, pairs: Sequence[tuple[str, str]]):
@@ -194,4 +201,5 @@ class ExampleIndex:
 
     def nearest(self, puzzle_source: str, k: int) -> list[tuple[str, str]]:
         """The ``k + 1`` nearest pairs, nearest first: one spare, as solve_prompt skips the target itself."""
-        return [self.pairs[i] for i in self.index.nearest(near_duplicate_tokens(puzzle_source), k + 1)]
+        tokens = near_duplicate_tokens(puzzle_source)
+        return [self.pairs[i] for i in self.index.nearest(tokens, k + 1, max_scored=EXAMPLE_CANDIDATES)]

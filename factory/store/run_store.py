@@ -27,6 +27,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,7 +57,7 @@ from factory.store.records import (
 from factory.store.schema import MIGRATIONS, SCHEMA_STATEMENTS, SCHEMA_VERSION, STORE_FILENAME
 from puzzles.records import NamedPuzzle, Puzzle
 from sandbox.canaries import CanaryCounts
-from sandbox.verdicts import ALL_VERDICTS
+from sandbox.verdicts import ALL_VERDICTS, VERIFIED
 
 _PUZZLE_COLUMNS = (
     "id, canonical_hash, source, name, answer_arg, answer_type, defaults_json, origin, key, round, "
@@ -72,6 +73,29 @@ def _round_settings_key(round: int) -> str:
 def _check_int(name: str, value: object, minimum: int = 0) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+class StoredHashes(AbstractSet[str]):
+    """The canonical hashes of the stored puzzles, read when asked: a membership test costs one index
+    lookup, so deduplicating a batch costs O(batch) however large the store (a copied set cost
+    O(store) per batch). Iterating and ``len`` read the whole column. Valid while its store is open."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, str):
+            return False
+        return self._db.execute("SELECT 1 FROM puzzles WHERE canonical_hash = ?", (value,)).fetchone() is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([row[0] for row in self._db.execute("SELECT canonical_hash FROM puzzles")])
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM puzzles").fetchone()[0]
+
+    def __repr__(self) -> str:
+        return f"StoredHashes({len(self)} hashes)"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -406,9 +430,10 @@ class RunStore:
         )
         return int(cursor.lastrowid)
 
-    def known_hashes(self) -> set[str]:
-        """Canonical hashes of every stored puzzle (seeds and all rounds), for deduplication."""
-        return {row[0] for row in self._db.execute("SELECT canonical_hash FROM puzzles")}
+    def known_hashes(self) -> StoredHashes:
+        """Canonical hashes of every stored puzzle (seeds and all rounds), for deduplication: a live,
+        read-only set whose ``in`` is one lookup in the hash's unique index."""
+        return StoredHashes(self._db)
 
     def puzzle(self, puzzle_id: int) -> StoredPuzzle | None:
         row = self._db.execute(f"SELECT {_PUZZLE_COLUMNS} FROM puzzles WHERE id = ?", (puzzle_id,)).fetchone()
@@ -592,6 +617,25 @@ class RunStore:
             (round,),
         )
         return [StoredAttempt(*row) for row in rows]
+
+    def solve_rates(self, up_to_round: int | None = None) -> dict[int, float]:
+        """Verified attempts / attempts of each generated puzzle, counted in the round that proposed it
+        (one grouped query over the attempts index; nothing per attempt is loaded)."""
+        limit = "" if up_to_round is None else " AND a.round <= ?"
+        rows = self._db.execute(
+            "SELECT a.puzzle_id, COUNT(*), SUM(a.status = ?) FROM attempts a JOIN puzzles p ON p.id = a.puzzle_id "
+            f"WHERE a.round = p.round AND a.round >= 1{limit} GROUP BY a.puzzle_id",
+            (VERIFIED,) if up_to_round is None else (VERIFIED, up_to_round),
+        )
+        return {puzzle_id: verified / tried for puzzle_id, tried, verified in rows}
+
+    def pair_attempts(self) -> dict[int, StoredAttempt]:
+        """The attempts that stored pairs came from, by id (memory grows with the pairs, not the attempts)."""
+        rows = self._db.execute(
+            "SELECT id, puzzle_id, round, batch, idx, source, solution_hash, length, status, seconds, detail, "
+            "model, prompt_seed FROM attempts WHERE id IN (SELECT attempt_id FROM pairs) ORDER BY id"
+        )
+        return {row[0]: StoredAttempt(*row) for row in rows}
 
     # -- pairs ---------------------------------------------------------------------------------------
 

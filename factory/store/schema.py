@@ -1,6 +1,9 @@
 """The store's SQLite schema and its version (bump SCHEMA_VERSION, with a migration, on any change).
 
-Version 2 added ``canaries`` (the verifier's canary counts per solve batch).
+Version 2 added ``canaries`` (the verifier's canary counts per solve batch). Version 3 added the
+indexes that keep per-round reads proportional to the round, not the store: ``round_stats`` counts
+from covering indexes alone (attempts by round, status and puzzle; proposals by round and status;
+puzzles by round and origin) and ``last_activity`` reads the newest batch from an index.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 from factory.store.records import PROPOSAL_STATUSES
 from sandbox.verdicts import ALL_VERDICTS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STORE_FILENAME = "factory.sqlite"
 
 _STATUS_CHECK = ", ".join(f"'{s}'" for s in PROPOSAL_STATUSES)
@@ -23,6 +26,14 @@ CANARIES_TABLE = """CREATE TABLE canaries (
         good INTEGER NOT NULL,
         good_failed INTEGER NOT NULL,
         PRIMARY KEY (round, stage, batch))"""
+
+# Version 3's indexes; two of them widen a version 2 index of the same name.
+ROUND_INDEXES = (
+    "CREATE INDEX puzzles_round ON puzzles(round, origin)",
+    "CREATE INDEX proposals_round_status ON proposals(round, status)",
+    "CREATE INDEX attempts_round_status ON attempts(round, status, puzzle_id)",
+    "CREATE INDEX batches_finished ON batches(finished_at)",
+)
 
 SCHEMA_STATEMENTS = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -55,7 +66,6 @@ SCHEMA_STATEMENTS = (
         model TEXT,
         prompt_seed INTEGER,
         created_at REAL NOT NULL)""",
-    "CREATE INDEX puzzles_round ON puzzles(round)",
     f"""CREATE TABLE proposals (
         id INTEGER PRIMARY KEY,
         round INTEGER NOT NULL REFERENCES rounds(round),
@@ -84,7 +94,6 @@ SCHEMA_STATEMENTS = (
         prompt_seed INTEGER,
         created_at REAL NOT NULL,
         UNIQUE (puzzle_id, round, idx))""",
-    "CREATE INDEX attempts_round_status ON attempts(round, status)",
     """CREATE TABLE pairs (
         id INTEGER PRIMARY KEY,
         puzzle_id INTEGER NOT NULL REFERENCES puzzles(id),
@@ -120,7 +129,11 @@ SCHEMA_STATEMENTS = (
         created_at REAL NOT NULL,
         UNIQUE (round, dataset, k))""",
     CANARIES_TABLE,
+    *ROUND_INDEXES,
 )
 
 # The statements that take a store from version N to N + 1.
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: (CANARIES_TABLE,)}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (CANARIES_TABLE,),
+    2: (*(f"DROP INDEX IF EXISTS {i.split()[2]}" for i in ROUND_INDEXES), *ROUND_INDEXES),
+}

@@ -10,9 +10,11 @@ read their per-round numbers from here and nowhere else.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from factory.store.records import GENERATED, PROPOSAL_STATUSES, RoundInfo
 from factory.store.run_store import RunStore
@@ -20,7 +22,7 @@ from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import ALL_VERDICTS, VERIFIED
 
 __all__ = [
-    "Activity", "RoundStats", "RunTotals", "add_up", "generated_pairs", "last_activity", "round_stats",
+    "Activity", "IncrementalStats", "RoundStats", "RunTotals", "add_up", "generated_pairs", "last_activity", "round_stats",
     "rounds_stats", "seed_pairs",
 ]
 
@@ -146,6 +148,54 @@ def rounds_stats(store: RunStore) -> tuple[RoundStats, ...]:
     """The stats of every started round (the ``rounds`` table, in round order), in one snapshot."""
     with store.snapshot() as db:
         return tuple(_round_stats(db, info.round, info) for info in store.rounds())
+
+
+# The tables a round's stats count; their rows are only ever inserted (never updated or deleted), and
+# SQLite gives a new row a rowid above every existing one, so rows added since a mark have rowid > mark.
+_ROUND_TABLES = ("proposals", "puzzles", "attempts", "pairs", "batches", "canaries")
+_RECOUNT_ALL_ROWS = 200_000  # more new rows than this since the last call: recount every round
+
+
+class IncrementalStats:
+    """``rounds_stats`` for a reader that asks again and again (the metrics endpoint, every scrape):
+    each call recounts only the rounds that gained a row since the last one, and reuses the others'
+    counts, so a call costs O(new rows + rounds) instead of O(store). The answer is the same as
+    ``rounds_stats(store)``'s; rounds' info (finished, summary) is read afresh every time."""
+
+    def __init__(self) -> None:
+        self._store: tuple[str, int, str] | None = None  # which store file the counts below belong to
+        self._marks: dict[str, int] = {}  # table -> its largest rowid when last counted
+        self._stats: dict[int, RoundStats] = {}
+        self._lock = threading.Lock()
+
+    def rounds_stats(self, store: RunStore) -> tuple[RoundStats, ...]:
+        with self._lock, store.snapshot() as db:
+            created = db.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone()
+            # A file put in its place (a copy, a backup) has another inode or creation time.
+            identity = (str(store.path.resolve()), os.stat(store.path).st_ino, created[0] if created else "")
+            if identity != self._store:  # another store, or the file was replaced: count afresh
+                self._store, self._marks, self._stats = identity, {}, {}
+            marks = {t: db.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {t}").fetchone()[0] for t in _ROUND_TABLES}
+            dirty: set[int] = set()
+            if sum(marks[t] - self._marks.get(t, 0) for t in _ROUND_TABLES) > _RECOUNT_ALL_ROWS:
+                self._stats = {}  # so many new rows that recounting from the indexes is cheaper than reading them
+            else:
+                for table, mark in self._marks.items():
+                    if marks[table] > mark:
+                        # NOT INDEXED: a range of the rowid b-tree, where an index would be scanned whole.
+                        rows = db.execute(f"SELECT DISTINCT round FROM {table} NOT INDEXED WHERE rowid > ?", (mark,))
+                        dirty.update(r for (r,) in rows)
+            result = []
+            for info in store.rounds():
+                cached = self._stats.get(info.round)
+                if cached is None or info.round in dirty:
+                    stats = _round_stats(db, info.round, info)
+                else:
+                    stats = replace(cached, info=info)
+                self._stats[info.round] = stats
+                result.append(stats)
+            self._marks = marks
+            return tuple(result)
 
 
 def add_up(stats: Iterable[RoundStats]) -> RunTotals:

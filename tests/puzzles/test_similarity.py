@@ -47,3 +47,34 @@ def test_best_is_the_most_similar_entry():
     assert index.best(frozenset()) == (0, 0.0)
     assert ShingleIndex().best(frozenset({"a"})) is None
     assert len(index.shingles) == len(SOURCES)
+
+
+def _variants() -> list[str]:
+    """A few hundred varied programs: the training seeds, the held-out seeds and edited copies."""
+    sources = [s.puzzle.source for s in load_seeds("train")] + [s.puzzle.source for s in load_seeds("test")]
+    rng = random.Random(1)
+    edited = []
+    for source in rng.sample(sources, 120):
+        lines = source.splitlines()
+        if len(lines) > 2:  # drop or duplicate a line: similar, rarely identical
+            i = rng.randrange(1, len(lines))
+            lines = lines[:i] + lines[i + 1 :] if rng.random() < 0.5 else lines[: i + 1] + lines[i:]
+        edited.append("\n".join(lines))
+    return sources + edited + ["", "def broken(:", "x = 1"]
+
+
+def test_the_index_answers_exactly_as_a_scan_of_every_entry():
+    entries = [near_duplicate_tokens(s) for s in _variants()]
+    index = ShingleIndex(entries)
+    queries = entries[::15] + [near_duplicate_tokens("def f(x: int) -> bool:\n    return x * x == 1764\n"), frozenset()]
+    for tokens in queries:
+        scores = [similarity(tokens, other) for other in entries]
+        ranked = sorted(range(len(entries)), key=lambda i: -scores[i])
+        for k in (1, 4, 10, 50):
+            assert index.nearest(tokens, k) == ranked[:k] == index.nearest(tokens, k, max_scored=len(entries))
+        capped = index.nearest(tokens, 4, max_scored=3)  # less work: near entries, not always the nearest
+        assert len(set(capped)) == 4 and capped == index.nearest(tokens, 4, max_scored=3)
+        assert index.best(tokens) == (ranked[0], scores[ranked[0]])
+        for threshold in (0.3, 0.5, 0.8, 0.95, 1.0):
+            expected = next(((i, s) for i, s in enumerate(scores) if s >= threshold), None)
+            assert index.first_match(tokens, threshold) == expected, threshold

@@ -81,3 +81,17 @@ def test_probe_outcomes_are_read_from_the_sandbox_results(process_sandbox):
     verdicts = probe(puzzles, process_sandbox, timeout_s=1.0)
     assert [v[0] for v in verdicts] == ["trivial", "invalid", "invalid", "", ""]
     assert "probe answer 0" in verdicts[0][1] and "NameError" in verdicts[1][1] and "bool" in verdicts[2][1]
+
+
+def test_the_filter_dedups_against_the_store_s_live_hash_view(process_sandbox, tmp_path):
+    from factory.store import RunStore
+
+    seeds = load_seeds("train")[:3]
+    fresh = "def f(s: str, n=7):\n    return len(s) == n and s.count('z') == 3\n"
+    eval_index = load_eval_set(RunConfig(model="unused"), load_seeds("train")).index
+    with RunStore.open(tmp_path) as store:
+        store.add_seed_puzzles((s, canonical_hash(s.puzzle.source)) for s in seeds)
+        raws = [seeds[1].puzzle.source.replace("def f(", "def f7(", 1), fresh, fresh]
+        rows = filter_proposals([0, 1, 2], raws, store.known_hashes(), eval_index, process_sandbox, 2.0)
+        assert [r.status for r in rows] == ["duplicate", "accepted", "duplicate"]
+        assert len(store.known_hashes()) == 3  # asked, never written

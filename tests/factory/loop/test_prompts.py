@@ -182,3 +182,19 @@ def test_example_index_ranks_the_nearest_puzzles_first_with_one_spare():
     assert index.nearest(PUZZLES[7], 2) == PAIRS[:3]
     assert index.nearest(other[0], 0) == [other]
     assert ExampleIndex([]).nearest(PUZZLES[0], 3) == []
+
+
+def test_example_index_gives_the_same_examples_as_scoring_every_pair():
+    from factory.loop.prompts import ExampleIndex
+    from puzzles.canonical import near_duplicate_tokens, similarity
+    from puzzles.seeds import load_seeds
+
+    pairs = [(s.puzzle.source, s.solutions[0].source) for s in load_seeds("train") if s.solutions]
+    index = ExampleIndex(pairs)
+    shingles = index.index.shingles  # near_duplicate_tokens of each pair's puzzle
+    queries = [s.puzzle.source for s in load_seeds("test")[::6]] + [f for f, _ in pairs[::40]]
+    for query in queries:
+        tokens = near_duplicate_tokens(query)
+        scores = [similarity(tokens, other) for other in shingles]
+        ranked = sorted(range(len(pairs)), key=lambda i: -scores[i])
+        assert index.nearest(query, 3) == [pairs[i] for i in ranked[:4]]

@@ -70,7 +70,7 @@ def test_open_creates_file_and_settings(tmp_path):
         assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert store.rounds() == []
     with RunStore.open(tmp_path / "a" / "run", create=False) as again:  # reopens
-        assert again._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert again._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
 
 
 def test_missing_store_without_create(tmp_path):
@@ -101,7 +101,7 @@ def test_directory_at_path(tmp_path):
         RunStore(tmp_path)
 
 
-@pytest.mark.parametrize(("version", "message"), [("3", "newer version"), ("zero", "cannot read it")])
+@pytest.mark.parametrize(("version", "message"), [("4", "newer version"), ("zero", "cannot read it")])
 def test_schema_version_mismatch(tmp_path, version, message):
     RunStore.open(tmp_path).close()
     db = sqlite3.connect(tmp_path / "factory.sqlite")
@@ -121,13 +121,69 @@ def test_a_version_1_store_is_migrated_keeping_its_rows(tmp_path):
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.close()
     with RunStore.open(tmp_path) as store:
-        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
         assert len(store.stored_pairs()) == 1
         store.start_round(1, "m")
         store.record_attempts(1, 0, [], canaries=CanaryCounts(2, 0, 1, 0))
         store.record_attempts(1, 0, [], canaries=CanaryCounts(2, 0, 1, 0))  # a batch already done: not twice
         assert round_stats(store, 1).canaries == CanaryCounts(2, 0, 1, 0)
         assert round_stats(store, 2).canaries == CanaryCounts()
+
+
+def _indexes(db: sqlite3.Connection) -> dict[str, str]:
+    return {name: sql for name, sql in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+            if sql is not None}  # the UNIQUE constraints' own indexes have no SQL
+
+
+def _plan(db: sqlite3.Connection, query: str, *params: object) -> str:
+    return " | ".join(row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {query}", params))
+
+
+def test_a_version_2_store_gets_the_round_indexes_and_keeps_its_rows(tmp_path):
+    with RunStore.open(tmp_path) as store:
+        fresh = _indexes(store._db)
+        store.add_seed_puzzles([seed(1, g(1))])
+        store.start_round(1, "m")
+        store.record_attempts(1, 0, [AttemptRow(1, 0, g(2), VERIFIED)])
+    db = sqlite3.connect(tmp_path / "factory.sqlite")
+    with db:  # what version 2 looked like: narrower indexes, two fewer
+        for name in ("puzzles_round", "attempts_round_status", "proposals_round_status", "batches_finished"):
+            db.execute(f"DROP INDEX {name}")
+        db.execute("CREATE INDEX puzzles_round ON puzzles(round)")
+        db.execute("CREATE INDEX attempts_round_status ON attempts(round, status)")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    db.close()
+    with RunStore.open(tmp_path) as store:
+        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        assert _indexes(store._db) == fresh
+        assert round_stats(store, 1).funnel["solved_puzzles"] == 1 and len(store.stored_pairs()) == 1
+
+
+def test_round_counts_read_covering_indexes_only(store):
+    """The per-round counts never read table rows, so they cost O(round) however big the store."""
+    db = store._db
+    assert "COVERING INDEX attempts_round_status" in _plan(
+        db, "SELECT COUNT(DISTINCT puzzle_id) FROM attempts WHERE round = ? AND status = ?", 1, VERIFIED
+    )
+    assert "COVERING INDEX proposals_round_status" in _plan(
+        db, "SELECT status, COUNT(*) FROM proposals WHERE round = ? GROUP BY status", 1
+    )
+    assert "COVERING INDEX puzzles_round" in _plan(
+        db, "SELECT COUNT(*) FROM puzzles WHERE origin = ? AND round = ?", "generated", 1
+    )
+    assert "INDEX batches_finished" in _plan(db, "SELECT * FROM batches ORDER BY finished_at DESC LIMIT 1")
+    # IncrementalStats finds the rounds with new rows in a rowid range, not a whole index.
+    assert "INTEGER PRIMARY KEY (rowid>?)" in _plan(
+        db, "SELECT DISTINCT round FROM attempts NOT INDEXED WHERE rowid > ?", 0
+    )
+
+
+def test_known_hashes_is_a_live_set_looked_up_in_the_index(store):
+    hashes = store.known_hashes()
+    assert "h1" not in hashes and len(hashes) == 0 and hashes == set()
+    store.add_seed_puzzles([seed(1, g(1))])
+    assert "h1" in hashes and 1 not in hashes and set(hashes) == {"h1"} and hashes == {"h1"}
+    assert "USING COVERING INDEX" in _plan(store._db, "SELECT 1 FROM puzzles WHERE canonical_hash = ?", "h1")
 
 
 def test_config_recorded_once(store):
@@ -658,4 +714,4 @@ def test_open_write_transaction_does_not_block_readers(tmp_path):
 
 def test_module_constants_are_consistent():
     assert store_module.ACCEPTED in store_module.PROPOSAL_STATUSES
-    assert store_module.SCHEMA_VERSION == 2
+    assert store_module.SCHEMA_VERSION == 3

@@ -9,6 +9,8 @@ import pytest
 
 from factory.store import (
     PROPOSAL_STATUSES,
+    AttemptRow,
+    IncrementalStats,
     ProposalRow,
     RunStore,
     add_up,
@@ -18,7 +20,7 @@ from factory.store import (
     rounds_stats,
     seed_pairs,
 )
-from sandbox.verdicts import ALL_VERDICTS
+from sandbox.verdicts import ALL_VERDICTS, VERIFIED
 from tests.factory.played_run import copy_run, without_zeros
 
 # RUN_DIR/rounds/round-N.json: other tools read these keys, in this order.
@@ -150,6 +152,30 @@ def test_stats_read_one_snapshot_while_another_connection_writes(run, tmp_path):
     assert after.proposed == before.proposed + 3 and after.funnel["invalid"] == before.funnel["invalid"] + 3
     assert after.tokens == before.tokens + 50
     assert after.timings["propose.generate"] == pytest.approx(before.timings["propose.generate"] + 2.0)
+
+
+def test_incremental_stats_recount_only_the_rounds_that_changed(run, tmp_path):
+    run_dir = copy_run(run, tmp_path / "run")
+    first, last = run.finished[0], run.open_round
+    incremental = IncrementalStats()
+    with RunStore.open(run_dir, create=False) as store:
+        before = incremental.rounds_stats(store)
+        assert before == rounds_stats(store)
+        puzzle = store.puzzles_of_round(first)[0]
+        # A finished round gains an attempt, the open one proposals and its end: both are recounted.
+        store.record_attempts(first, 99, [AttemptRow(puzzle.id, 999, "def g():\n    return 1\n", VERIFIED)])
+        store.record_proposals(last, 99, [ProposalRow(0, "def f(:", "invalid", "syntax")], tokens=7)
+        store.finish_round(last, {"round": last})
+        after = incremental.rounds_stats(store)
+        assert after == rounds_stats(store) != before
+        by_round = {s.round: (b, s) for b, s in zip(before, after, strict=True)}
+        assert by_round[first][1].attempts == by_round[first][0].attempts + 1
+        assert by_round[last][1].proposed == by_round[last][0].proposed + 1 and by_round[last][1].finished
+        for r, (old, new) in by_round.items():  # the others' counts are reused, not recounted
+            assert (new.funnel is old.funnel) == (r not in (first, last)), r
+        assert incremental.rounds_stats(store) == after
+    with RunStore.open(tmp_path / "other") as other:  # another store: counted afresh
+        assert incremental.rounds_stats(other) == ()
 
 
 def test_last_activity_is_the_latest_timestamp_of_the_store(run, rows):
