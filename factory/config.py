@@ -17,12 +17,18 @@ from typing import Any
 from factory.errors import SettingError
 
 # Settings that define a run: changing them half-way would mix two experiments in one store.
-IDENTITY_FIELDS = ("model", "backend", "seed", "eval_p3", "eval_split", "eval_all_instances", "eval_limit")
-# What a run recorded before a setting existed ran with: P3 evaluations used every instance.
-BEFORE_SETTING = {"eval_all_instances": True}
+IDENTITY_FIELDS = (
+    "model", "backend", "seed", "eval_p3", "eval_split", "eval_all_instances", "eval_limit", "objective",
+    "weighting",
+)
+# What a run recorded before a setting existed ran with: P3 evaluations used every instance, training
+# was supervised fine-tuning on unweighted pairs.
+BEFORE_SETTING = {"eval_all_instances": True, "objective": "sft", "weighting": "none"}
 
 BACKENDS = ("transformers", "vllm", "openai")
 EVAL_SPLITS = ("train", "test")
+OBJECTIVES = ("sft", "dpo", "spin", "sft+dpo")
+WEIGHTINGS = ("none", "learnability")
 
 
 def setting(default: Any, help: str, **extra: Any) -> Any:
@@ -62,6 +68,19 @@ class RunConfig:
     train: bool = setting(True, "fine-tune a new checkpoint every round")
     incremental: bool = setting(False, "fine-tune the previous checkpoint instead of the base model")
     lora: bool = setting(False, "fine-tune LoRA adapters (needs peft) and merge them")
+    objective: str = setting(
+        "sft",
+        "what a round trains on: sft (seeds + verified pairs), dpo (the round's verified solutions over its "
+        "failed attempts, against the generating model), spin (verified over the generating model's own "
+        "samples, from and against the previous round's model), sft+dpo (sft, then a dpo pass)",
+        choices=OBJECTIVES,
+    )
+    weighting: str = setting(
+        "none",
+        "learnability: each generated pair's solve block appears ceil(4 * (1 - solve rate)) times in sft "
+        "(a puzzle every attempt solved is dropped); none: once",
+        choices=WEIGHTINGS,
+    )
     epochs: float = setting(2.0, "passes over the training texts per round")
     learning_rate: float | None = setting(None, "default: 1e-4 (full) or 1e-3 (LoRA)", example=1e-4)
     eval_samples: int = setting(5, "samples per evaluation puzzle (the n of pass@k)")
@@ -107,6 +126,8 @@ class RunConfig:
                 "backend", f"unknown backend {self.backend!r}: choose {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}"
             )
         check("eval_split", self.eval_split in EVAL_SPLITS, 'must be "train" or "test"')
+        check("objective", self.objective in OBJECTIVES, f"must be one of {', '.join(OBJECTIVES)}")
+        check("weighting", self.weighting in WEIGHTINGS, f"must be one of {', '.join(WEIGHTINGS)}")
         if self.backend == "openai" and self.model is None:
             raise SettingError("model", 'model is required with backend = "openai": the name the server serves')
         if self.backend == "openai" and self.train:

@@ -42,11 +42,12 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def add_experiment_commands(subparsers) -> None:
     p = subparsers.add_parser(
         "experiment",
-        help="control arms: verified vs unverified vs seeds-only data, equal steps (resumable)",
+        help="control arms: verified vs unverified vs seeds-only data, and training objectives, equal steps (resumable)",
         description=(
             "Run arms that differ only in what they fine-tune on (verified: seeds + verified pairs; "
-            "unverified: seeds + the same attempts without verification; seeds-only: seeds alone), with "
-            "the same base model, optimizer steps and evaluation. Each arm is a run directory DIR/ARM; "
+            "unverified: seeds + the same attempts without verification; seeds-only: seeds alone; dpo, spin, sft+dpo: "
+            "the verified arm's data with that training objective; sft+learnability: resampled by "
+            "learnability), with the same base model, optimizer steps and evaluation. Each arm is a run directory DIR/ARM; "
             "round 1 generates once (in DIR/verified) and the other arms copy it. Rerun to resume."
         ),
     )
@@ -54,8 +55,9 @@ def add_experiment_commands(subparsers) -> None:
     p.add_argument("--rounds", type=int, required=True, help="rounds each arm runs")
     p.add_argument(
         "--arms", default="verified,unverified,seeds-only", metavar="A,A",
-        help="comma-separated arms among verified, unverified, seeds-only; verified is required "
-        "(default: all three)",
+        help="comma-separated arms among verified (= sft), unverified, seeds-only, dpo, spin, sft+dpo, "
+        "sft+learnability; "
+        "verified is required (default: verified, unverified, seeds-only)",
     )
     add_settings(p)
     add_sandbox_options(p)

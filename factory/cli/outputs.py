@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
 from factory.cli.sandbox import add_sandbox_options, open_sandbox_from
 from factory.errors import UserError
+from factory.outputs.dataset_card import PREFERENCE, SFT
 from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD
 
 
@@ -38,6 +40,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         run_timeout,
     )
     from factory.outputs.hub import hub_target, push_to_hub
+    from factory.outputs.preference_export import PreferenceFilters, export_preferences
 
     if args.private and not args.push_to_hub:
         raise UserError("--private only applies with --push-to-hub USER/NAME")
@@ -64,17 +67,27 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError(f"--reverify-sample must be at least 1 (got {args.reverify_sample})")
     if args.timeout is not None and args.timeout <= 0:
         raise UserError(f"--timeout must be positive (got {args.timeout})")
+    if args.format == PREFERENCE:
+        sft_only = [flag for flag, given in (
+            ("--include-seeds", args.include_seeds), ("--min-solve-rate", args.min_solve_rate is not None),
+            ("--max-per-puzzle", args.max_per_puzzle is not None), ("--exclude-near", bool(near)),
+            ("--reverify-sample", args.reverify_sample is not None)) if given]
+        if sft_only:
+            raise UserError(f"{', '.join(sft_only)} only apply with --format sft")
+        export = functools.partial(export_preferences, filters=PreferenceFilters(rounds=filters.rounds))
+    else:
+        export = functools.partial(export_dataset, filters=filters)
     if not args.reverify:
-        result = export_dataset(args.run_dir, args.out, filters, force=args.force, license=args.license)
+        result = export(args.run_dir, args.out, force=args.force, license=args.license)
     else:
         timeout = args.timeout or run_timeout(args.run_dir)  # a bad run directory fails before the sandbox starts
         with open_sandbox_from(args) as sandbox:
             check = Reverify(sandbox, timeout, args.reverify_sample)
-            result = export_dataset(args.run_dir, args.out, filters, force=args.force, license=args.license,
-                                    reverify=check)
+            result = export(args.run_dir, args.out, force=args.force, license=args.license, reverify=check)
     removed = ", ".join(f"{name} {n}" for name, n in result.dropped.items() if n) or "nothing"
     by_round = ", ".join(f"round {r}: {n}" for r, n in result.rows_by_round.items())
-    log(f"exported {result.rows} pairs over {result.puzzles} puzzles ({by_round}); filters removed {removed}")
+    what = "preference pairs" if args.format == PREFERENCE else "pairs"
+    log(f"exported {result.rows} {what} over {result.puzzles} puzzles ({by_round}); filters removed {removed}")
     if result.reverified is not None:
         log(f"re-verified at export: {result.reverified.describe()}")
     if target is not None:
@@ -98,6 +111,11 @@ def add_export(subparsers) -> None:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run directory (its factory.sqlite)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory to write the dataset to")
     p.add_argument("--force", action="store_true", help="replace an earlier export in DIR")
+    p.add_argument(
+        "--format", choices=(SFT, PREFERENCE), default=SFT,
+        help="sft: verified (puzzle, solution) pairs (default); preference: prompt/chosen/rejected rows for "
+        "DPO, a verified solution over a failed attempt at the same puzzle (--rounds applies)",
+    )
     p.add_argument("--include-seeds", action="store_true", help="also export the seed puzzles' pairs")
     p.add_argument("--rounds", metavar="SPEC", help="only pairs of these rounds, e.g. 1-3 or 2,3 or 1-2,5")
     p.add_argument(

@@ -9,7 +9,11 @@ round with the same settings, base model, evaluation and number of optimizer ste
   attempt whose source parses, deduplicated and capped per puzzle by the select stage's own rule
   (``choose_pairs``: the ``max_pairs_per_puzzle`` shortest distinct), verified or not (the ablation of
   Haluptzok et al. 2023);
-- ``seeds-only``: the seed pairs alone, no self-play data.
+- ``seeds-only``: the seed pairs alone, no self-play data;
+- ``dpo``, ``spin``, ``sft+dpo``: the verified arm's data with another training objective
+  (``RunConfig.objective``, see ``SelfPlayRun.train``): its preference pairs, in the same steps
+  (sft+dpo: the sft pass and the dpo pass together). ``sft`` names the verified arm;
+- ``sft+learnability``: the verified arm's pairs resampled by learnability (``RunConfig.weighting``).
 
 Each arm's texts go through the same ``training_texts`` (solve blocks, then ``len(pairs) // 3``
 listings of its pool). Every arm trains for the steps the verified arm's recipe takes in that round,
@@ -71,7 +75,11 @@ from sandbox.verdicts import VERIFIED
 VERIFIED_ARM = "verified"
 UNVERIFIED_ARM = "unverified"
 SEEDS_ONLY_ARM = "seeds-only"
-ARMS = (VERIFIED_ARM, UNVERIFIED_ARM, SEEDS_ONLY_ARM)
+# Arms that train on the verified arm's data with another objective (RunConfig.objective).
+OBJECTIVE_ARMS = {"dpo": "dpo", "spin": "spin", "sft+dpo": "sft+dpo"}
+LEARNABILITY_ARM = "sft+learnability"  # the verified arm's data resampled by learnability
+ARMS = (VERIFIED_ARM, UNVERIFIED_ARM, SEEDS_ONLY_ARM, *OBJECTIVE_ARMS, LEARNABILITY_ARM)
+ALIASES = {"sft": VERIFIED_ARM}  # the verified arm is the sft objective
 EXPERIMENT_FILENAME = "experiment.json"
 
 
@@ -79,12 +87,22 @@ def parse_arms(text: str | Sequence[str]) -> tuple[str, ...]:
     """``"verified,seeds-only"`` -> the arms in ``ARMS`` order; the verified arm is required (round 1
     generates in it, and it sets the other arms' steps)."""
     names = [n.strip() for n in text.split(",")] if isinstance(text, str) else [n.strip() for n in text]
+    names = [ALIASES.get(n, n) for n in names]
     unknown = [n for n in names if n not in ARMS]
     if unknown or not names:
-        raise UserError(f"unknown arm {', '.join(map(repr, unknown)) or '(none)'}: choose among {', '.join(ARMS)}")
+        raise UserError(
+            f"unknown arm {', '.join(map(repr, unknown)) or '(none)'}: choose among {', '.join(ARMS)} (sft = verified)"
+        )
     if VERIFIED_ARM not in names:
         raise UserError(f"the arms must include {VERIFIED_ARM!r}: round 1 generates in it and it sets the steps")
     return tuple(arm for arm in ARMS if arm in names)
+
+
+def arm_config(config: RunConfig, arm: str) -> RunConfig:
+    """The settings an arm runs with: the experiment's, with the arm's objective (sft but for the
+    objective arms) and weighting (none but for the learnability arm)."""
+    weighting = "learnability" if arm == LEARNABILITY_ARM else "none"
+    return replace(config, objective=OBJECTIVE_ARMS.get(arm, "sft"), weighting=weighting)
 
 
 def arm_dirs(root: Path | str) -> dict[str, Path]:
@@ -191,7 +209,7 @@ class ArmRun(SelfPlayRun):
         super().solve(round, model, c)
 
     def training_texts(self, round: int, c: RunConfig) -> list[str]:
-        if self.arm == VERIFIED_ARM:
+        if self.arm not in (UNVERIFIED_ARM, SEEDS_ONLY_ARM):
             return super().training_texts(round, c)
         pairs, pool = control_data(self.store, round, self.arm, c.max_pairs_per_puzzle)
         rng = random.Random(f"{c.seed}:{round}:listings")
@@ -304,6 +322,16 @@ def check_settings(config: RunConfig) -> None:
     """Refuse settings that cannot run an experiment (before any directory is touched)."""
     if not config.train:
         raise UserError("an experiment compares what models train on: it needs train = true (drop --no-train)")
+    if config.weighting != "none":
+        raise UserError(
+            f"the arms of an experiment set the weighting: drop --weighting {config.weighting} and add the "
+            f"{LEARNABILITY_ARM} arm"
+        )
+    if config.objective != "sft":
+        raise UserError(
+            f"the arms of an experiment set the objective: drop --objective {config.objective} and add the "
+            f"{config.objective} arm (--arms verified,{config.objective})"
+        )
 
 
 def check_arms(root: Path, config: RunConfig, arms: Sequence[str]) -> None:
@@ -312,7 +340,7 @@ def check_arms(root: Path, config: RunConfig, arms: Sequence[str]) -> None:
     if (Path(root) / STORE_FILENAME).exists():
         raise UserError(f"{root} is a run directory; an experiment keeps its arms in subdirectories of a new one")
     for arm in arms:
-        open_run_store(Path(root) / arm, config).close()
+        open_run_store(Path(root) / arm, arm_config(config, arm)).close()
 
 
 def run_experiment(
@@ -341,7 +369,7 @@ def run_experiment(
         for arm in arms:
             arm_log = lambda message, arm=arm: log(f"[{arm}] {message}")  # noqa: E731
             with RunLock(root / arm), run_class(
-                root / arm, config, sandbox, arm, None if arm == VERIFIED_ARM else reference,
+                root / arm, arm_config(config, arm), sandbox, arm, None if arm == VERIFIED_ARM else reference,
                 log=arm_log, show_progress=show_progress,
             ) as run:
                 run_rounds(
@@ -391,7 +419,8 @@ def comparison(root: Path | str) -> dict:
                 checkpoint = store.checkpoint(r)
                 facts = training_facts(checkpoint.path) if checkpoint else None
                 if facts:
-                    train[str(r)] = {"texts": facts["examples"], "steps": facts["steps"]}
+                    # sft+dpo: the steps of both passes
+                    train[str(r)] = {"texts": facts["examples"], "steps": facts["steps"] + facts.get("sft_steps", 0)}
         arms[arm] = {
             "run_dir": str(path),
             "rounds": {

@@ -27,16 +27,18 @@ from factory.errors import UserError, VerifierError
 from factory.loop.corpus import load_eval_puzzles, seed_training_pairs, training_texts
 from factory.loop.evaluate import eval_settings, evaluate
 from factory.loop.filter import filter_proposals
+from factory.loop.preferences import DPO, SPIN, learnability_pairs, preference_rows, round_solve_prompt
 from factory.loop.prompts import (
     STOP_SEQUENCES,
     ExampleIndex,
     propose_prompt,
-    solve_prompt,
+    training_example,
 )
 from factory.loop.seeds import seed_of
 from factory.loop.select import select_pairs
 from factory.loop.summary import format_summary, round_summary
 from factory.models import ModelBackend, SamplingConfig, load_backend
+from factory.models.steps import TRAINING_FILENAME, optimizer_steps
 from factory.store import PROPOSE_STAGE, SOLVE_STAGE, AttemptRow, RunStore
 from puzzles.canonical import canonical_hash
 from puzzles.completion import complete_function
@@ -49,6 +51,8 @@ from sandbox.canaries import check as check_canaries
 from sandbox.verify import SourcePair, verify_pairs
 
 TRAIN_STAGE = "train"
+SFT = "sft"
+SFT_DPO = "sft+dpo"
 EVAL_STAGE = "eval"
 # Settings a resumed round takes from the current config rather than from its start: where the model
 # is served, not what the round does.
@@ -305,9 +309,9 @@ class SelfPlayRun:
             chunk = puzzles[b * c.batch_size : (b + 1) * c.batch_size]
             prompts, prefixes = [], []
             for stored in chunk:
-                rng = random.Random(f"{c.seed}:{round}:solve:{stored.canonical_hash}")
-                nearest = examples.nearest(stored.source, c.solve_examples)
-                prompt, prefix = solve_prompt(nearest, stored.source, rng, c.solve_examples)
+                prompt, prefix = round_solve_prompt(
+                    examples, stored.source, stored.canonical_hash, c.seed, round, c.solve_examples
+                )
                 prompts.append(prompt)
                 prefixes.append(prefix)
             t0 = time.perf_counter()
@@ -339,44 +343,94 @@ class SelfPlayRun:
     # ------------------------------------------------------------------ train and evaluate
 
     def train(self, round: int, c: RunConfig) -> str:
-        """Fine-tune on seeds plus every verified pair so far; returns the checkpoint path."""
-        from factory.models.train import fine_tune
+        """Fine-tune by ``c.objective``; returns the checkpoint path (the generating model's when a
+        preference objective finds no pair this round: it is not trained then).
 
+        sft: seeds plus every verified pair so far, from the base model (the previous round's with
+        ``incremental``). dpo: the round's preference pairs (``factory.loop.preferences``), from and
+        against the model that generated them. spin: verified solutions over the generating model's own
+        other samples, from and against that model (the previous iteration's). sft+dpo: sft, then dpo
+        from and against the sft checkpoint; with fixed ``steps`` the dpo pass takes up to half of them.
+        """
         done = self.store.checkpoint(round)
         if done is not None and Path(done.path, "config.json").exists():
             return done.path
         texts = self.training_texts(round, c)
-        base = self.model_for_round(round) if c.incremental else self.base_model
+        generator = self.model_for_round(round)
+        base = generator if c.incremental or c.objective in (DPO, SPIN) else self.base_model
         out_dir = self.run_dir / "checkpoints" / f"round-{round}"
+        rows = []
+        if c.objective != SFT:
+            kind = SPIN if c.objective == SPIN else DPO
+            rows = [r.to_dict() for r in preference_rows(self.store, [round], kind=kind)]
+        examples = len(texts) if c.objective in (SFT, SFT_DPO) else len(rows)
         if (out_dir / "config.json").exists():  # saved (atomically) but killed before it was recorded
-            self.store.record_checkpoint(round, str(out_dir), base, len(texts), 0.0)
-            self.store.mark_batch_done(round, TRAIN_STAGE, 0, len(texts))
+            self.store.record_checkpoint(round, str(out_dir), base, examples, 0.0)
+            self.store.mark_batch_done(round, TRAIN_STAGE, 0, examples)
             return str(out_dir)
+        if c.objective in (DPO, SPIN) and not rows:
+            self.log(f"round {round}: no preference pairs ({c.objective}); the model is not trained this round")
+            return generator
+        from factory.models.train import fine_tune, fine_tune_preferences
+
         self.before_step()
         if self._backend is not None:  # a generation engine holds no memory while the model trains
             self._backend.close()
             self._backend = None
         steps = self.training_steps(round, c, texts)
-        self.log(f"round {round}: fine-tuning {base} on {len(texts)} texts")
-        report = fine_tune(
-            base,
-            texts,
-            out_dir,
-            epochs=c.epochs,
-            learning_rate=c.learning_rate,
-            lora=c.lora,
-            seed=seed_of(c.seed, round, "train", 0),
-            log=self.log,
-            steps=steps,
+        options = {"epochs": c.epochs, "learning_rate": c.learning_rate, "lora": c.lora,
+                   "seed": seed_of(c.seed, round, "train", 0), "log": self.log}
+        seconds, sft_done = 0.0, 0
+        reference = generator
+        if c.objective in (SFT, SFT_DPO):
+            sft_steps, dpo_steps, sft_out = steps, None, out_dir
+            if c.objective == SFT_DPO and rows and (steps is None or steps >= 2):
+                sft_out = out_dir.with_name(f"round-{round}-sft")
+                if steps is not None:
+                    dpo_steps = min(optimizer_steps(len(rows), c.epochs), steps // 2)
+                    sft_steps = steps - dpo_steps
+            if not (sft_out / "config.json").exists():
+                self.log(f"round {round}: fine-tuning {base} on {len(texts)} texts")
+                probes = self.information_probes(round, c)
+                seconds += fine_tune(base, texts, sft_out, steps=sft_steps, probes=probes, **options).seconds
+            facts = json.loads((sft_out / TRAINING_FILENAME).read_text())
+            sft_done = facts["steps"]
+            if (gain := information_gain(facts)) is not None:
+                self.log(f"round {round}: information gain {gain:+.3f} (base loss on its pairs minus on seeds)")
+            if sft_out == out_dir:
+                self._record_training(round, out_dir, base, examples, seconds)
+                return str(out_dir)
+            base = reference = str(sft_out)
+            steps = dpo_steps
+        self.log(f"round {round}: {c.objective} of {base} on {len(rows)} preference pairs against {reference}")
+        report = fine_tune_preferences(
+            base, rows, out_dir, ref_model=reference, steps=steps, facts={"sft_steps": sft_done}, **options
         )
-        self.store.record_checkpoint(round, str(out_dir), base, len(texts), report.seconds)
-        self.store.mark_batch_done(round, TRAIN_STAGE, 0, len(texts), timings={"train": report.seconds})
+        self._record_training(round, out_dir, base, examples, seconds + report.seconds)
         return str(out_dir)
 
+    def information_probes(self, round: int, c: RunConfig) -> dict[str, list[str]]:
+        """The texts whose loss under the base model measures what ``round`` adds (``probe_loss`` of the
+        checkpoint's ``training.json``): its new verified pairs, and as many seed pairs (a seeded sample)."""
+        new = [(p.puzzle_source, p.solution_source) for p in self.store.stored_pairs(round) if p.round == round]
+        if not new:
+            return {}
+        seeds = self.store.training_pairs(up_to_round=0)
+        sample = random.Random(f"{c.seed}:{round}:probes").sample(seeds, min(len(seeds), max(len(new), 32)))
+        return {"round": [training_example(f, g) for f, g in new], "seeds": [training_example(f, g) for f, g in sample]}
+
+    def _record_training(self, round: int, out_dir: Path, base: str, examples: int, seconds: float) -> None:
+        self.store.record_checkpoint(round, str(out_dir), base, examples, seconds)
+        self.store.mark_batch_done(round, TRAIN_STAGE, 0, examples, timings={"train": seconds})
+
     def training_texts(self, round: int, c: RunConfig) -> list[str]:
-        """What ``round`` fine-tunes on: seeds plus every verified pair so far as solve blocks, and
-        listings of the pool (the recipe; the control arms of ``factory.loop.experiment`` replace it)."""
-        pairs = self.store.training_pairs(up_to_round=round)
+        """What ``round`` fine-tunes on: seeds plus every verified pair so far as solve blocks (resampled
+        by ``c.weighting``), and listings of the pool (the recipe; the control arms of
+        ``factory.loop.experiment`` replace it)."""
+        if c.weighting == "learnability":
+            pairs = learnability_pairs(self.store, round)
+        else:
+            pairs = self.store.training_pairs(up_to_round=round)
         pool = [p.source for p in self.store.pool_puzzles(up_to_round=round)]
         rng = random.Random(f"{c.seed}:{round}:listings")
         return training_texts(pairs, pool, len(pairs) // 3, c.propose_examples, rng)
@@ -442,6 +496,15 @@ class SelfPlayRun:
             disable=not (self.show_progress and sys.stderr.isatty()),
             leave=False,
         )
+
+
+def information_gain(training: dict) -> float | None:
+    """What a round's verified pairs add beyond the seeds, from a checkpoint's ``training.json``: the
+    base model's mean loss on the round's new pairs minus on as many seed pairs (``probe_loss``)."""
+    probe = training.get("probe_loss") or {}
+    if probe.get("round") is None or probe.get("seeds") is None:
+        return None
+    return probe["round"] - probe["seeds"]
 
 
 class RoundEvents:

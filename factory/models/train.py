@@ -1,7 +1,10 @@
-"""Fine-tuning a causal LM on verified puzzle/solution texts, in one plain torch loop.
+"""Fine-tuning a causal LM: through TRL (``fine_tune`` for SFT, ``fine_tune_preferences`` for DPO;
+``factory.models.trl_train``: in this process for one CPU process, else a child or ``accelerate launch``), and one plain torch loop.
 
-``train_steps`` is the only training loop in the project: ``fine_tune`` (later rounds) and
-``factory.models.embedded`` (the embedded model built from scratch) both call it.
+``train_steps`` is kept for ``factory.models.embedded`` alone: the embedded model is built from
+scratch by it and its weights must stay byte-identical to every cache built before (a different loop,
+schedule or data order would give another model); a from-scratch build of a ~4M-parameter model needs
+nothing a Trainer adds.
 """
 
 from __future__ import annotations
@@ -9,10 +12,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +26,7 @@ from pathlib import Path
 import torch
 
 from factory.models.steps import TRAIN_BATCH_SIZE, TRAINING_FILENAME, optimizer_steps
+from factory.models.trl_train import PROGRESS, TrainSpec, first_line
 
 Batch = dict[str, torch.Tensor]  # input_ids, attention_mask, labels (-100 where no loss)
 
@@ -51,10 +58,6 @@ def deterministic(seed: int, threads: int | None = None) -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(mode_before, warn_only=warn_only_before)
         torch.set_num_threads(threads_before)
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def cosine_lr(step: int, total_steps: int, peak: float, warmup_steps: int, floor: float = 0.1) -> float:
@@ -174,7 +177,8 @@ def save_atomically(out_dir: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def _lora_targets(model: torch.nn.Module) -> list[str]:
+def lora_targets(model: torch.nn.Module) -> list[str]:
+    """The attention projections LoRA adapts in ``model``'s architecture."""
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     for targets in (["c_attn"], ["q_proj", "v_proj"], ["query_key_value"], ["qkv_proj"]):
         if all(t in names for t in targets):
@@ -184,10 +188,159 @@ def _lora_targets(model: torch.nn.Module) -> list[str]:
     )
 
 
-def _load_for_training(base_model: str | Path):
-    from factory.models.transformers_backend import load_pretrained
+_SOLUTION_START = re.compile(r"\n\ndef g\d+\(")
 
-    return load_pretrained(base_model, torch.float32)
+
+def prompt_and_completion(text: str) -> dict[str, str]:
+    """A training text split where its loss starts: a solve block (``training_example``) after its
+    puzzle, at its last ``def gN(``; any other text (a puzzle listing) is all completion."""
+    matches = list(_SOLUTION_START.finditer(text))
+    if not matches:
+        return {"prompt": "", "completion": text}
+    cut = matches[-1].start() + 2
+    return {"prompt": text[:cut], "completion": text[cut:]}
+
+
+def _total_steps(examples: int, epochs: float, batch_size: int, steps: int | None, out_dir: Path) -> int:
+    """The optimizer steps of a training (``steps``, else ``epochs`` over ``examples``), once its
+    settings and ``out_dir`` are checked."""
+    if epochs <= 0:
+        raise ValueError(f"epochs must be > 0, got {epochs}")
+    total = optimizer_steps(examples, epochs, batch_size) if steps is None else steps
+    if total < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    _check_out_dir(Path(out_dir))
+    return total
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    from factory.errors import ModelError
+
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} already exists; remove it or choose another output directory")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ModelError(
+            f"cannot fine-tune: cannot create the checkpoint directory {out_dir.parent} ({first_line(e)})"
+        ) from None
+
+
+def launch_command(spec_file: Path, processes: int) -> list[str]:
+    """The command that runs one training: this interpreter, or ``accelerate launch`` of ``processes``
+    (on GPUs one per device; on CPU processes on the gloo backend)."""
+    module = ["-m", "factory.models.trl_train", str(spec_file)]
+    if processes <= 1:
+        return [sys.executable, *module]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+            str(_free_port()), *module]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_training(
+    objective: str,
+    base_model: str | Path,
+    rows: Sequence[Mapping[str, str]],
+    out_dir: Path,
+    *,
+    steps: int,
+    learning_rate: float,
+    batch_size: int,
+    max_length: int,
+    lora: bool,
+    seed: int,
+    max_seconds: float | None,
+    log: Callable[[str], None] | None,
+    processes: int = 1,
+    ref_model: str | Path | None = None,
+    facts: Mapping[str, object] | None = None,
+    probes: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
+) -> TrainReport:
+    """Run one training (``factory.models.trl_train``: here for one CPU process, else in a child process or
+    ``accelerate launch``) and move its checkpoint to
+    ``out_dir`` atomically with ``training.json``; a failed child is a one-line ModelError."""
+    from factory.errors import ModelError
+
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.train-", dir=out_dir.parent) as work:
+        work_dir = Path(work)
+        data = work_dir / "rows.jsonl"
+        data.write_text("".join(json.dumps(dict(r)) + "\n" for r in rows), encoding="utf-8")
+        spec = TrainSpec(
+            objective=objective, base_model=str(base_model), data=str(data), out_dir=str(work_dir / "checkpoint"),
+            result=str(work_dir / "result.json"), steps=steps, batch_size=batch_size, learning_rate=learning_rate,
+            max_length=max_length, lora=lora, seed=seed, max_seconds=max_seconds, threads=torch.get_num_threads(),
+            ref_model=str(ref_model) if ref_model is not None else None, processes=processes,
+            probes={name: [dict(r) for r in rows] for name, rows in (probes or {}).items()} or None,
+        )
+        spec_file = work_dir / "spec.json"
+        spec_file.write_text(json.dumps(spec.to_json()))
+        if log:
+            log(f"training ({objective}, {steps} steps, {processes} process(es))")
+        if processes <= 1 and not torch.cuda.is_available():
+            result, returncode, last = _run_here(spec, log), 0, ""
+        else:
+            returncode, last = _run_child(launch_command(spec_file, processes), log)
+            result = json.loads(Path(spec.result).read_text()) if Path(spec.result).is_file() else {}
+        if returncode != 0 or "error" in result:
+            why = result.get("error") or last or f"exit status {returncode}"
+            raise ModelError(why if "error" in result else f"fine-tuning {base_model} failed: {why}")
+        checkpoint = Path(spec.out_dir)
+
+        def write(tmp: Path) -> None:
+            for item in checkpoint.iterdir():
+                shutil.move(str(item), tmp / item.name)
+            record = {**(facts or {}), "objective": objective, "steps": result["steps"], "total_steps": steps,
+                      "learning_rate": learning_rate, "seed": seed, "final_loss": result["final_loss"]}
+            if result.get("probe_loss"):
+                record["probe_loss"] = result["probe_loss"]
+            (tmp / TRAINING_FILENAME).write_text(json.dumps(record, indent=2))
+
+        try:
+            save_atomically(out_dir, write)
+        except FileExistsError:
+            raise
+        except OSError as e:
+            raise ModelError(f"cannot save the fine-tuned checkpoint to {out_dir}: {first_line(e)}") from None
+    return TrainReport(out_dir, len(rows), result["steps"], result["final_loss"], time.monotonic() - start)
+
+
+def _run_here(spec: TrainSpec, log: Callable[[str], None] | None) -> dict:
+    """One CPU process: train in this process (the caller closed its generation engine first)."""
+    from factory.models.trl_train import outcome
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the sandbox forks later
+    return outcome(spec, log or (lambda line: None))
+
+
+def _run_child(command: list[str], log: Callable[[str], None] | None) -> tuple[int, str]:
+    """Run the training command, showing its progress lines through ``log``; returns its exit status
+    and the last other line it wrote (what a crash says). Killed with the caller (KeyboardInterrupt,
+    SIGTERM's exception): no training outlives its round."""
+    last = ""
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env) as child:
+        try:
+            assert child.stderr is not None
+            for line in child.stderr:
+                if line.startswith(PROGRESS):
+                    if log:
+                        log(line[len(PROGRESS):].rstrip())
+                elif line.strip():
+                    last = line.strip()
+            child.wait()
+        except BaseException:
+            child.kill()
+            raise
+    return child.returncode, last
 
 
 def fine_tune(
@@ -204,101 +357,67 @@ def fine_tune(
     max_seconds: float | None = None,
     log: Callable[[str], None] | None = None,
     steps: int | None = None,
+    processes: int = 1,
+    probes: Mapping[str, Sequence[str]] | None = None,
 ) -> TrainReport:
-    """Fine-tune ``base_model`` (checkpoint dir or Hub id) on ``texts`` and save a plain checkpoint
-    (model + tokenizer, ``save_pretrained``) to ``out_dir``, which appears only once complete.
+    """Fine-tune ``base_model`` (checkpoint dir or Hub id) on ``texts`` with TRL's SFTTrainer and save a
+    plain checkpoint (model + tokenizer, ``save_pretrained``) to ``out_dir``, which appears only once complete.
 
-    Loss is on the whole text (each text + EOS). ``learning_rate`` defaults to 1e-4 (full) or 1e-3 (LoRA).
+    Loss is on the completion (``prompt_and_completion``: a solve block's solution and its assert; the
+    whole of a listing) plus EOS. ``learning_rate`` defaults to 1e-4 (full) or 1e-3 (LoRA).
     ``lora=True`` trains LoRA adapters on the attention projections and saves the merged weights.
     ``steps`` fixes the number of optimizer steps (the learning-rate schedule spans them) instead of
     ``optimizer_steps(len(texts), epochs, batch_size)``: the control arms of an experiment train for
-    equal steps on different data. The checkpoint's ``training.json`` records examples and steps.
-    Raises ValueError on empty ``texts``, FileExistsError if ``out_dir`` exists, and ModelError (one
+    equal steps on different data. ``batch_size`` texts make one step whatever ``processes`` (several:
+    ``accelerate launch``). The checkpoint's ``training.json`` records examples and steps, and the
+    base model's mean completion loss on each named set of texts of ``probes`` (``probe_loss``, measured
+    before training). Raises ValueError on empty ``texts``, FileExistsError if ``out_dir`` exists, and ModelError (one
     line) when training cannot run: the base model is missing or cannot be loaded, peft is missing for
     ``lora``, memory runs out, or the checkpoint cannot be written.
     """
-    from factory.errors import ModelError
-
-    def first_line(e: BaseException) -> str:
-        text = str(e).strip().splitlines()
-        return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise ValueError("fine_tune got no (non-blank) texts to train on; check the verified pairs and seeds")
-    if epochs <= 0:
-        raise ValueError(f"epochs must be > 0, got {epochs}")
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        raise FileExistsError(f"{out_dir} already exists; remove it or choose another output directory")
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ModelError(
-            f"cannot fine-tune: cannot create the checkpoint directory {out_dir.parent} ({first_line(e)})"
-        ) from None
-    start = time.monotonic()
-    with deterministic(seed):
-        try:
-            model, tokenizer = _load_for_training(base_model)
-        except ModelError:
-            raise
-        except Exception as e:  # noqa: BLE001 - any failure to load a user's checkpoint is one line
-            raise ModelError(f"cannot load {base_model} for fine-tuning: {first_line(e)}") from e
-        model.to(pick_device())
-        if lora:
-            try:
-                from peft import LoraConfig, get_peft_model
-            except ImportError:
-                raise ModelError("fine-tuning LoRA adapters needs the peft package: pip install peft") from None
+    total_steps = _total_steps(len(texts), epochs, batch_size, steps, out_dir)
+    lr = learning_rate if learning_rate is not None else (1e-3 if lora else 1e-4)
+    return run_training(
+        "sft", base_model, [prompt_and_completion(t) for t in texts], Path(out_dir), steps=total_steps,
+        learning_rate=lr, batch_size=batch_size, max_length=max_length, lora=lora, seed=seed,
+        max_seconds=max_seconds, log=log, processes=processes, facts={"examples": len(texts), "epochs": epochs},
+        probes={name: [prompt_and_completion(t) for t in ts] for name, ts in (probes or {}).items()},
+    )
 
-            try:
-                targets = _lora_targets(model)
-            except ValueError as e:
-                raise ModelError(str(e)) from None
-            config = LoraConfig(
-                r=8,
-                lora_alpha=16,
-                lora_dropout=0.0,
-                target_modules=targets,
-                fan_in_fan_out=targets == ["c_attn"],
-            )
-            model = get_peft_model(model, config)
-        batches = padded_batches(
-            encode_texts(tokenizer, texts, max_length), batch_size, tokenizer.pad_token_id
-        )
-        total_steps = optimizer_steps(len(texts), epochs, batch_size) if steps is None else steps
-        if total_steps < 1:
-            raise ValueError(f"steps must be at least 1, got {steps}")
-        lr = learning_rate if learning_rate is not None else (1e-3 if lora else 1e-4)
-        try:
-            steps_done, final_loss = train_steps(
-                model,
-                batches,
-                total_steps=total_steps,
-                learning_rate=lr,
-                seed=seed,
-                max_seconds=max_seconds,
-                log=log,
-            )
-        except (torch.OutOfMemoryError, MemoryError) as e:
-            raise ModelError(
-                f"fine-tuning {base_model} ran out of memory ({first_line(e)}): train with lora, or a smaller model"
-            ) from None
-        if lora:
-            model = model.merge_and_unload()
 
-        def write(tmp: Path) -> None:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            facts = {"examples": len(texts), "steps": steps_done, "total_steps": total_steps,
-                     "epochs": epochs, "learning_rate": lr, "seed": seed, "final_loss": final_loss}
-            (tmp / TRAINING_FILENAME).write_text(json.dumps(facts, indent=2))
-
-        try:
-            save_atomically(out_dir, write)
-        except FileExistsError:
-            raise
-        except OSError as e:
-            raise ModelError(f"cannot save the fine-tuned checkpoint to {out_dir}: {first_line(e)}") from None
-    return TrainReport(out_dir, len(texts), steps_done, final_loss, time.monotonic() - start)
+def fine_tune_preferences(
+    base_model: str | Path,
+    rows: Sequence[Mapping[str, str]],
+    out_dir: Path,
+    *,
+    ref_model: str | Path | None = None,
+    epochs: float = 1.0,
+    learning_rate: float | None = None,
+    batch_size: int = TRAIN_BATCH_SIZE,
+    max_length: int = 1024,
+    lora: bool = False,
+    seed: int = 0,
+    max_seconds: float | None = None,
+    log: Callable[[str], None] | None = None,
+    steps: int | None = None,
+    processes: int = 1,
+    facts: Mapping[str, object] | None = None,
+) -> TrainReport:
+    """DPO (TRL's DPOTrainer) of ``base_model`` on ``rows`` (``prompt``, ``chosen``, ``rejected``) against
+    ``ref_model`` (default: the base model; with ``lora``, always the base without its adapters).
+    ``learning_rate`` defaults to 1e-5 (full) or 1e-4 (LoRA); ``facts`` go into ``training.json``; the
+    rest as ``fine_tune``."""
+    rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
+    if not rows:
+        raise ValueError("fine_tune_preferences got no preference rows to train on")
+    total_steps = _total_steps(len(rows), epochs, batch_size, steps, out_dir)
+    lr = learning_rate if learning_rate is not None else (1e-4 if lora else 1e-5)
+    return run_training(
+        "dpo", base_model, rows, Path(out_dir), steps=total_steps, learning_rate=lr, batch_size=batch_size,
+        max_length=max_length, lora=lora, seed=seed, max_seconds=max_seconds, log=log, processes=processes,
+        ref_model=ref_model,
+        facts={**(facts or {}), "examples": len(rows), "epochs": epochs, "ref_model": str(ref_model or base_model)},
+    )

@@ -51,6 +51,26 @@ COLUMN_DOCS: dict[str, str] = {
     "attempt_id": "id of the solution attempt in the run's store (null for seed references)",
 }
 
+# The columns of a preference export (``factory.outputs.preference_export``), in order.
+PREFERENCE_COLUMN_DOCS: dict[str, str] = {
+    "prompt": "the solve prompt the model saw (few-shot pairs, the puzzle, the solution's signature)",
+    "chosen": "the model's completion after `prompt` whose solution verified",
+    "rejected": "the same model's completion after `prompt` whose solution did not verify",
+    "puzzle": "source of the puzzle `f(answer: T, ...) -> bool`",
+    "chosen_solution": "the whole verified solution `def g...(...)` (`f(g())` is True)",
+    "rejected_solution": "the whole failed solution (it does not verify with `puzzle` as f)",
+    "puzzle_hash": "SHA-256 of the puzzle's canonical form",
+    "rejected_verdict": "the sandbox verdict of the rejected solution (wrong, error, timeout or memory)",
+    "solve_rate": "verified attempts / attempts on this puzzle in its round",
+    "round": "self-play round whose attempts these are",
+    "model": "model that wrote both solutions",
+    "puzzle_id": "id of the puzzle in the run's store",
+    "chosen_attempt_id": "id of the chosen solution's attempt in the run's store",
+    "rejected_attempt_id": "id of the rejected solution's attempt in the run's store",
+}
+PREFERENCE = "preference"
+SFT = "sft"
+
 # The funnel counts of each round in the card's table, in order.
 FUNNEL_COLUMNS = ("proposed", *PROPOSAL_STATUSES, "solved_puzzles", "pairs")
 
@@ -96,6 +116,8 @@ class CardFacts:
     models: Sequence[str] = field(default_factory=tuple)
     reverified: str | None = None  # what re-verification at export found, if it ran
     controls: Mapping[str, object] | None = None  # ``factory.loop.experiment.over_seeds_only``, in an experiment
+    kind: str = SFT  # SFT: verified pairs; PREFERENCE: (prompt, chosen, rejected) rows
+    rejected_verdicts: Mapping[str, int] = field(default_factory=dict)  # preference rows by rejected verdict
 
 
 def size_category(n: int) -> str:
@@ -141,11 +163,13 @@ def render_card(facts: CardFacts, dataset_info: dict) -> str:
 
 
 def card_body(facts: CardFacts) -> str:
+    preference = facts.kind == PREFERENCE
     parts = [
         f"# {facts.pretty_name}\n",
-        _summary(facts),
-        _loading(),
-        _columns(),
+        _preference_summary(facts) if preference else _summary(facts),
+        _preference_loading() if preference else _loading(),
+        _columns(PREFERENCE_COLUMN_DOCS if preference else COLUMN_DOCS),
+        _pairing(facts) if preference else "",
         _contents(facts),
         _settings(facts),
         _rounds(facts),
@@ -189,9 +213,51 @@ def _loading() -> str:
     )
 
 
-def _columns() -> str:
+def _preference_summary(facts: CardFacts) -> str:
+    models = ", ".join(f"`{m}`" for m in facts.models) or "none recorded"
+    return (
+        f"Preference pairs for DPO-style training, from a verified self-play run on programming puzzles in the "
+        f"P3 format (after [{PAPER}]({PAPER_URL})): for one puzzle and the prompt the model saw, a solution "
+        f"the sandbox verified (`chosen`) and one it rejected (`rejected`), both written by the same model.\n\n"
+        f"This export holds **{facts.num_rows} preference pairs** over **{facts.num_puzzles} distinct puzzles** "
+        f"from a run with {len(facts.rounds)} rounds. Models: {models}.\n"
+    )
+
+
+def _preference_loading() -> str:
+    return (
+        "## Loading\n\n"
+        "```python\n"
+        "from datasets import load_dataset\n"
+        "from trl import DPOConfig, DPOTrainer\n\n"
+        'pairs = load_dataset("PATH_OR_HUB_ID", split="train")\n'
+        'trainer = DPOTrainer(model, args=DPOConfig(output_dir="out"), train_dataset=pairs, processing_class=tokenizer)\n'
+        "```\n\n"
+        "`prompt`, `chosen` and `rejected` are the columns TRL's DPOTrainer reads (standard, not conversational, "
+        "format). The code is model-written: run it in a sandbox, not in your own process.\n"
+    )
+
+
+def _pairing(facts: CardFacts) -> str:
+    verdicts = ", ".join(f"{v} {n}" for v, n in sorted(facts.rejected_verdicts.items())) or "none"
+    return (
+        "## How the pairs were made\n\n"
+        "- Every row is one generated puzzle of one round: `chosen` is a solution the round stored as a verified "
+        "pair, `rejected` an attempt of the same round at the same puzzle whose verdict was `wrong`, `error`, "
+        "`timeout` or `memory`. Attempts the sandbox lost (`crashed`) or that never ran (`invalid`: does not "
+        "parse or breaks the P3 rules) are never used: they say nothing about the solution.\n"
+        "- Each distinct failed solution (by solution hash) appears once, paired with the puzzle's verified "
+        "solutions in turn; puzzles without a verified solution or without a failed one give no row.\n"
+        "- `prompt` is the solve prompt exactly as the round built it (the run seed, the round, the puzzle and "
+        "the pairs stored before the round determine it), ending in the solution's signature; `chosen` and "
+        "`rejected` are what the model wrote after it.\n"
+        f"- Rejected verdicts in this export: {verdicts}.\n"
+    )
+
+
+def _columns(docs: Mapping[str, str]) -> str:
     lines = ["## Columns\n", "| column | meaning |", "| --- | --- |"]
-    lines += [f"| `{name}` | {_cell(doc)} |" for name, doc in COLUMN_DOCS.items()]
+    lines += [f"| `{name}` | {_cell(doc)} |" for name, doc in docs.items()]
     return "\n".join(lines) + "\n"
 
 

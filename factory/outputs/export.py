@@ -215,20 +215,8 @@ def pair_rows(store: RunStore) -> list[PairRow]:
     """Every stored pair (evaluation puzzles never), with its puzzle's and attempt's provenance, in store order."""
     pairs = store.stored_pairs()
     puzzles = {p.id: p for p in store.pool_puzzles(solved_only=False)}
-    attempts = {}
-    solve_rate: dict[int, float] = {}
-    for round_number in sorted(
-        {p.round for p in puzzles.values() if p.origin == GENERATED} | {q.round for q in pairs}
-    ):
-        tried: Counter[int] = Counter()
-        verified: Counter[int] = Counter()
-        for attempt in store.attempts_of_round(round_number):
-            attempts[attempt.id] = attempt
-            puzzle = puzzles.get(attempt.puzzle_id)
-            if puzzle is not None and puzzle.round == round_number:
-                tried[attempt.puzzle_id] += 1
-                verified[attempt.puzzle_id] += attempt.status == VERIFIED
-        solve_rate.update({pid: verified[pid] / n for pid, n in tried.items()})
+    attempts = store.pair_attempts()
+    solve_rate = store.solve_rates()
     rows = []
     for pair in pairs:
         puzzle = puzzles.get(pair.puzzle_id) or store.puzzle(pair.puzzle_id)
@@ -412,10 +400,8 @@ def export_dataset(
     ``README.md``) is replaced. The new files are written beside it first and moved in at the end, so
     a failed export leaves nothing half-written.
     """
-    from datasets import Dataset, DatasetInfo, SplitDict, SplitInfo
-
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    _check_out_dir(out_dir, force)
+    check_out_dir(out_dir, force)
     with open_run(run_dir) as store, store.snapshot():  # the rows and the card's numbers agree
         rows = pair_rows(store)
         selection = select_rows(rows, filters)
@@ -430,27 +416,7 @@ def export_dataset(
             selection, reverified = reverify_rows(selection, reverify)
         facts = _card_facts(store, run_dir, filters, selection, license, pretty_name, reverified)
 
-    dataset = Dataset.from_list([row.to_dict() for row in selection.rows], features=features())
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        data_file = staging / DATA_FILE
-        data_file.parent.mkdir(parents=True)
-        with _quiet_progress():
-            dataset.to_parquet(str(data_file))
-        splits = SplitDict()
-        splits.add(SplitInfo(name=SPLIT, num_bytes=dataset.data.nbytes, num_examples=len(dataset)))
-        download_size = data_file.stat().st_size
-        info = DatasetInfo(
-            features=dataset.features,
-            splits=splits,
-            download_size=download_size,
-            dataset_size=dataset.data.nbytes,
-        )
-        (staging / CARD_FILENAME).write_text(render_card(facts, info._to_yaml_dict()), encoding="utf-8")
-        _move_into(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    write_dataset(out_dir, [row.to_dict() for row in selection.rows], features(), lambda info: render_card(facts, info))
     return ExportResult(
         out_dir=out_dir,
         rows=len(selection.rows),
@@ -461,6 +427,34 @@ def export_dataset(
         rows_by_round=dict(sorted(Counter(row.round for row in selection.rows).items())),
         reverified=reverified,
     )
+
+
+def write_dataset(out_dir: Path, records: list[dict], features, card: Callable[[dict], str]) -> None:
+    """Write ``records`` as the one parquet split of a Hub-layout dataset in ``out_dir`` with the card
+    ``card(dataset_info)`` (the split's ``DatasetInfo`` as YAML); written beside ``out_dir`` and moved in
+    at the end, so a failure leaves nothing half-written."""
+    from datasets import Dataset, DatasetInfo, SplitDict, SplitInfo
+
+    dataset = Dataset.from_list(records, features=features)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        data_file = staging / DATA_FILE
+        data_file.parent.mkdir(parents=True)
+        with _quiet_progress():
+            dataset.to_parquet(str(data_file))
+        splits = SplitDict()
+        splits.add(SplitInfo(name=SPLIT, num_bytes=dataset.data.nbytes, num_examples=len(dataset)))
+        info = DatasetInfo(
+            features=dataset.features,
+            splits=splits,
+            download_size=data_file.stat().st_size,
+            dataset_size=dataset.data.nbytes,
+        )
+        (staging / CARD_FILENAME).write_text(card(info._to_yaml_dict()), encoding="utf-8")
+        _move_into(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def run_timeout(run_dir: Path | str, default: float = 2.0) -> float:
@@ -498,7 +492,7 @@ def _quiet_progress() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def _check_out_dir(out_dir: Path, force: bool) -> None:
+def check_out_dir(out_dir: Path, force: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir} is a file: an export needs a directory")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
@@ -526,20 +520,7 @@ def _card_facts(
     reverified: Reverified | None = None,
 ) -> CardFacts:
     rows_by_round = Counter(row.round for row in selection.rows if row.origin == GENERATED)
-    rounds = [
-        RoundFacts(
-            round=stats.round,
-            model=stats.model or "",
-            finished=stats.finished,
-            funnel=stats.funnel,
-            verdicts=stats.verdicts,
-            exported_rows=rows_by_round.get(stats.round, 0),
-            canaries=stats.canaries,
-        )
-        for stats in rounds_stats(store)
-        if stats.round > 0
-    ]
-    evals = [EvalFacts(e.round, e.dataset, e.k, e.n, e.pass_at_k, e.model, e.solved, e.total) for e in store.evals()]
+    rounds, evals = store_facts(store, rows_by_round)
     models = sorted(
         {row.model for row in selection.rows if row.model}
         | {row.puzzle_model for row in selection.rows if row.puzzle_model}
@@ -558,11 +539,30 @@ def _card_facts(
         license=license,
         models=models,
         reverified=reverified.describe() if reverified is not None else None,
-        controls=_controls(run_dir),
+        controls=controls(run_dir),
     )
 
 
-def _controls(run_dir: Path) -> dict | None:
+def store_facts(store: RunStore, rows_by_round: Counter[int]) -> tuple[list[RoundFacts], list[EvalFacts]]:
+    """What a card says of the run's rounds (with the rows an export keeps of each) and evaluations."""
+    rounds = [
+        RoundFacts(
+            round=stats.round,
+            model=stats.model or "",
+            finished=stats.finished,
+            funnel=stats.funnel,
+            verdicts=stats.verdicts,
+            exported_rows=rows_by_round.get(stats.round, 0),
+            canaries=stats.canaries,
+        )
+        for stats in rounds_stats(store)
+        if stats.round > 0
+    ]
+    evals = [EvalFacts(e.round, e.dataset, e.k, e.n, e.pass_at_k, e.model, e.solved, e.total) for e in store.evals()]
+    return rounds, evals
+
+
+def controls(run_dir: Path) -> dict | None:
     """How this run (an arm of an experiment) compares with the seeds-only arm beside it, if any."""
     from factory.loop.experiment import over_seeds_only
 

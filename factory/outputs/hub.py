@@ -1,4 +1,4 @@
-"""Push an export (``factory.outputs.export``: its parquet split and its dataset card) to the Hugging Face Hub.
+"""Push an export (``factory.outputs.export`` or ``preference_export``: its parquet split and its dataset card) to the Hugging Face Hub.
 
 ``hub_target`` checks everything a push needs that does not need the network (repository id, offline
 mode, token) so a caller can refuse before any work; ``push_to_hub`` uploads, and turns network and Hub
@@ -17,6 +17,7 @@ from pathlib import Path
 from factory.errors import UserError
 from factory.outputs.dataset_card import CARD_FILENAME, DATA_FILE, SPLIT
 from factory.outputs.export import COLUMNS, features
+from factory.outputs.preference_export import PREFERENCE_COLUMNS, preference_features
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -72,11 +73,16 @@ def push_to_hub(
             f"{export_dir} is not a factory export (no {DATA_FILE} or {CARD_FILENAME}); export the run there first"
         )
     table = pq.read_table(data_file)
-    if table.column_names != [name for name, _ in COLUMNS]:
+    known = {
+        tuple(name for name, _ in COLUMNS): (features, "verified self-play pairs"),
+        tuple(name for name, _ in PREFERENCE_COLUMNS): (preference_features, "self-play preference pairs"),
+    }
+    if tuple(table.column_names) not in known:
         raise UserError(
             f"{data_file} does not have this factory's columns; export the run again"
         )
-    dataset = Dataset.from_list(table.to_pylist(), features=features())
+    features_of, what = known[tuple(table.column_names)]
+    dataset = Dataset.from_list(table.to_pylist(), features=features_of())
     api = HfApi(endpoint=target.endpoint, token=target.token)
     with _hub_errors(target):
         user = api.whoami()
@@ -86,7 +92,7 @@ def push_to_hub(
             split=SPLIT,
             private=target.private,
             token=target.token,
-            commit_message="Upload verified self-play pairs (factory export)",
+            commit_message=f"Upload {what} (factory export)",
         )
         api.upload_file(
             path_or_fileobj=str(card_file),

@@ -13,6 +13,7 @@ import json
 import random
 import sqlite3
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +28,12 @@ from factory.loop.confidence import (
     percentile,
 )
 from factory.loop.experiment import (
+    ARMS,
     SEEDS_ONLY_ARM,
     UNVERIFIED_ARM,
     VERIFIED_ARM,
     ArmRun,
+    arm_config,
     comparison,
     is_experiment,
     over_seeds_only,
@@ -98,7 +101,19 @@ def test_arms_are_parsed_in_order_and_need_the_verified_arm():
         parse_arms("verified,nope")
 
 
+def test_objective_arms_and_the_sft_alias():
+    assert parse_arms("sft+dpo,spin,dpo,sft") == (VERIFIED_ARM, "dpo", "spin", "sft+dpo")
+    config = played_config("http://127.0.0.1:9/v1")
+    assert [arm_config(config, arm).objective for arm in ARMS] == [
+        "sft", "sft", "sft", "dpo", "spin", "sft+dpo", "sft"
+    ]
+    assert arm_config(config, "dpo") == replace(config, objective="dpo")
+    assert arm_config(config, "sft+learnability") == replace(config, weighting="learnability")
+
+
 @pytest.mark.parametrize(("flags", "message"), [
+    (["--objective", "dpo"], "drop --objective dpo and add the dpo arm"),
+    (["--weighting", "learnability"], "drop --weighting learnability and add the sft+learnability arm"),
     (["--no-train"], "it needs train = true (drop --no-train)"),
     (["--arms", "seeds-only"], "the arms must include 'verified'"),
     (["--rounds", "0"], "--rounds must be at least 1"),

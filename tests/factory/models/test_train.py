@@ -1,6 +1,9 @@
-"""fine_tune: a loadable checkpoint that fits its texts better, LoRA merged, atomic output, clear errors."""
+"""fine_tune (TRL's SFTTrainer): a loadable checkpoint that fits its texts better, LoRA
+merged, deterministic, atomic output, clear errors."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -10,7 +13,15 @@ import factory.models.train as train
 from factory.loop.corpus import seed_training_pairs
 from factory.loop.prompts import training_example
 from factory.models import ModelError, SamplingConfig
-from factory.models.train import TrainReport, cosine_lr, encode_texts, fine_tune, padded_batches
+from factory.models.steps import TRAINING_FILENAME, optimizer_steps
+from factory.models.train import (
+    TrainReport,
+    cosine_lr,
+    encode_texts,
+    fine_tune,
+    padded_batches,
+    prompt_and_completion,
+)
 from factory.models.transformers_backend import TransformersBackend, load_pretrained
 
 # new texts (other seeds than the base model's corpus, which has every third), as verified pairs of a
@@ -48,13 +59,20 @@ def base_loss(base_model):
     return mean_loss(base_model, TEXTS)
 
 
-def test_fine_tune_lowers_the_loss_and_loads_as_a_plain_model(base_model, base_loss, tmp_path):
-    out = tmp_path / "round-1"
-    report = fine_tune(base_model, TEXTS, out, epochs=2, learning_rate=3e-3, batch_size=4)
+@pytest.fixture(scope="module")
+def sft_checkpoint(base_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sft") / "round-1"
+    return fine_tune(base_model, TEXTS, out, epochs=2, learning_rate=3e-3, batch_size=4, seed=5)
+
+
+def test_fine_tune_lowers_the_loss_and_loads_as_a_plain_model(sft_checkpoint, base_loss):
+    report, out = sft_checkpoint, sft_checkpoint.out_dir
     assert isinstance(report, TrainReport)
-    assert report.out_dir == out and report.examples == len(TEXTS) and report.steps == 12
+    assert report.examples == len(TEXTS) and report.steps == 12
     assert report.final_loss > 0 and report.seconds > 0
     assert (out / "config.json").exists() and (out / "tokenizer.json").exists()
+    facts = json.loads((out / TRAINING_FILENAME).read_text())
+    assert facts["objective"] == "sft" and facts["steps"] == facts["total_steps"] == 12
     assert mean_loss(out, TEXTS) < base_loss
     backend = TransformersBackend(out)
     [[completion]] = backend.generate(["def f1("], SamplingConfig(temperature=0, max_new_tokens=8))
@@ -75,19 +93,28 @@ def test_lora_fine_tune_saves_merged_weights(base_model, base_loss, tmp_path):
     assert mean_loss(out, TEXTS) < base_loss
 
 
-def test_fine_tune_is_deterministic(base_model, tmp_path):
-    a = fine_tune(base_model, TEXTS[:8], tmp_path / "a", batch_size=4, seed=5)
-    b = fine_tune(base_model, TEXTS[:8], tmp_path / "b", batch_size=4, seed=5)
-    assert a.final_loss == b.final_loss
-    wa, wb = load_file(a.out_dir / "model.safetensors"), load_file(b.out_dir / "model.safetensors")
+def test_fine_tune_is_deterministic(base_model, sft_checkpoint, tmp_path):
+    again = fine_tune(base_model, TEXTS, tmp_path / "again", epochs=2, learning_rate=3e-3, batch_size=4, seed=5)
+    assert again.final_loss == sft_checkpoint.final_loss
+    wa = load_file(sft_checkpoint.out_dir / "model.safetensors")
+    wb = load_file(again.out_dir / "model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def test_fractional_epochs_and_time_budget(base_model, tmp_path):
-    assert fine_tune(base_model, TEXTS, tmp_path / "half", epochs=0.5, batch_size=4).steps == 3
+    assert optimizer_steps(len(TEXTS), 0.5, 4) == 3
     report = fine_tune(base_model, TEXTS, tmp_path / "budget", epochs=50, batch_size=4, max_seconds=0.0)
     assert report.steps == 1  # stops after the first step once the budget is spent
     assert (tmp_path / "budget" / "config.json").exists()
+
+
+def test_the_loss_is_on_the_solution_only():
+    text = TEXTS[0]
+    split = prompt_and_completion(text)
+    assert split["prompt"] + split["completion"] == text
+    assert split["prompt"].endswith("\n\n") and split["completion"].startswith("def g1(")
+    listing = "from typing import List\n\ndef f1(x: int):\n    return x == 1\n"
+    assert prompt_and_completion(listing) == {"prompt": "", "completion": listing}
 
 
 def test_empty_texts_are_rejected(base_model, tmp_path):
@@ -115,7 +142,7 @@ def test_failed_save_leaves_no_checkpoint(base_model, tmp_path, monkeypatch):
     real_save = train.save_atomically
     monkeypatch.setattr(train, "save_atomically", write_half_then_die)
     with pytest.raises(KeyboardInterrupt):
-        fine_tune(base_model, TEXTS[:4], tmp_path / "ckpt", batch_size=4)
+        fine_tune(base_model, TEXTS[:4], tmp_path / "ckpt", batch_size=4, steps=1)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,0 +1,81 @@
+"""The train stage by objective (SelfPlayRun.train): a real round of the scripted model (stored pairs and
+failed attempts), then dpo, spin and sft+dpo fine-tunings of the tiny model through TRL on that round."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from factory.config import RunConfig, run_identity
+from factory.loop.preferences import preference_rows
+from factory.loop.run import SelfPlayRun, information_gain, run_rounds
+from factory.models.steps import TRAINING_FILENAME
+from factory.store import RunStore
+from sandbox.backend import open_sandbox
+from tests.factory.played_run import QuietEvents, played_config
+
+QUIET = {"log": lambda m: None, "show_progress": False}
+
+
+class TinyTrained(SelfPlayRun):
+    """Generates with the scripted model; trains and is trained from the tiny model."""
+
+    tiny: str = ""
+
+    @property
+    def base_model(self) -> str:
+        return self.tiny
+
+    def model_for_round(self, round: int) -> str:
+        return self.tiny if round <= 1 else super().model_for_round(round)
+
+    def training_steps(self, round, c, texts):
+        return 6
+
+
+@pytest.fixture(scope="module")
+def one_round(scripted_model, tmp_path_factory):
+    def play(objective: str):
+        run_dir = tmp_path_factory.mktemp(objective.replace("+", "-")) / "run"
+        config = replace(played_config(scripted_model.base_url), objective=objective)
+        with open_sandbox("process", workers=2, log=lambda m: None) as sandbox:
+            with SelfPlayRun(run_dir, config, sandbox, **QUIET) as run:
+                run_rounds(run, lambda r: "done" if r.finished_rounds() >= 1 else None, QuietEvents())
+        return run_dir, config
+
+    return play
+
+
+def test_old_stores_resume_as_sft_and_the_objective_is_identity():
+    assert run_identity({})["objective"] == "sft"
+    assert run_identity(RunConfig(objective="dpo").to_json())["objective"] == "dpo"
+
+
+@pytest.mark.parametrize("objective", ["dpo", "spin", "sft+dpo"])
+def test_a_round_trains_by_its_objective(one_round, synthetic_tiny_model, one_torch_thread, objective):
+    run_dir, config = one_round(objective)
+    with RunStore.open(run_dir, create=False) as store:
+        pairs = preference_rows(store, [1], kind="spin" if objective == "spin" else "dpo")
+    assert pairs
+    TinyTrained.tiny = str(synthetic_tiny_model)
+    with TinyTrained(run_dir, config, None, **QUIET) as run:
+        path = run.train(1, config)
+        assert run.train(1, config) == path  # recorded: not trained again
+        checkpoint = run.store.checkpoint(1)
+    facts = json.loads((run_dir / "checkpoints" / "round-1" / TRAINING_FILENAME).read_text())
+    assert path == checkpoint.path and facts["objective"] == "dpo" and facts["examples"] == len(pairs)
+    if objective in ("dpo", "spin"):  # from and against the model that generated the round
+        assert checkpoint.base_model == str(synthetic_tiny_model)
+        assert facts["ref_model"] == str(synthetic_tiny_model) and facts["steps"] == 6
+    else:  # sft, then dpo from and against the sft checkpoint, in the same 6 steps together
+        sft = run_dir / "checkpoints" / "round-1-sft"
+        assert facts["ref_model"] == str(sft) == checkpoint.base_model
+        assert facts["steps"] + facts["sft_steps"] == 6 and facts["steps"] >= 1
+        sft_facts = json.loads((sft / TRAINING_FILENAME).read_text())
+        assert sft_facts["objective"] == "sft"
+        # the base model's loss on the round's new pairs against the seeds, measured before training
+        probe = sft_facts["probe_loss"]
+        assert probe["round"] > 0 and probe["seeds"] > 0
+        assert information_gain(sft_facts) == probe["round"] - probe["seeds"]
