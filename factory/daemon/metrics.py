@@ -151,6 +151,7 @@ def run_families(run_dir: Path | str) -> list[MetricFamily]:
     """Metrics of the run in ``run_dir``'s store; none when there is no store yet. Each scrape recounts
     only the rounds that changed since the last one (``IncrementalStats``)."""
     from factory.errors import StoreError
+    from factory.models.steps import checkpoint_information_gain
     from factory.store import STORE_FILENAME, IncrementalStats, RunStore, add_up, last_activity, seed_pairs
 
     if not (Path(run_dir) / STORE_FILENAME).exists():
@@ -167,6 +168,7 @@ def run_families(run_dir: Path | str) -> list[MetricFamily]:
             seeds = seed_pairs(store)
             evals = store.evals()
             activity = last_activity(store)
+            checkpoints = {s.round: store.checkpoint(s.round) for s in stats}
     finally:
         store.close()
     totals = add_up(stats)
@@ -197,6 +199,10 @@ def run_families(run_dir: Path | str) -> list[MetricFamily]:
                         totals.pairs_per_second or 0.0),
         MetricFamily.of("factory_pass_at_k", "gauge", "pass@k on the evaluation set by round (0: the base model).",
                         labelled=[({"round": e.round, "dataset": e.dataset, "k": e.k}, e.pass_at_k) for e in evals]),
+        MetricFamily.of("factory_information_gain", "gauge",
+                        "Base model's mean loss per token on a round's new verified pairs minus on seed pairs.",
+                        labelled=[({"round": r}, gain) for r, c in sorted(checkpoints.items())
+                                  if c is not None and (gain := checkpoint_information_gain(c.path)) is not None]),
     ]
     if activity is not None:
         families.append(MetricFamily.of("factory_last_activity_timestamp_seconds", "gauge",

@@ -38,7 +38,7 @@ from factory.loop.seeds import seed_of
 from factory.loop.select import select_pairs
 from factory.loop.summary import format_summary, round_summary
 from factory.models import ModelBackend, SamplingConfig, load_backend
-from factory.models.steps import TRAINING_FILENAME, optimizer_steps
+from factory.models.steps import TRAINING_FILENAME, information_gain, optimizer_steps
 from factory.store import PROPOSE_STAGE, SOLVE_STAGE, AttemptRow, RunStore
 from puzzles.canonical import canonical_hash
 from puzzles.completion import complete_function
@@ -380,7 +380,7 @@ class SelfPlayRun:
         steps = self.training_steps(round, c, texts)
         options = {"epochs": c.epochs, "learning_rate": c.learning_rate, "lora": c.lora,
                    "seed": seed_of(c.seed, round, "train", 0), "log": self.log}
-        seconds, sft_done = 0.0, 0
+        seconds, sft_done, probed = 0.0, 0, {}
         reference = generator
         if c.objective in (SFT, SFT_DPO):
             sft_steps, dpo_steps, sft_out = steps, None, out_dir
@@ -395,6 +395,7 @@ class SelfPlayRun:
                 seconds += fine_tune(base, texts, sft_out, steps=sft_steps, probes=probes, **options).seconds
             facts = json.loads((sft_out / TRAINING_FILENAME).read_text())
             sft_done = facts["steps"]
+            probed = {"probe_loss": facts["probe_loss"]} if facts.get("probe_loss") else {}
             if (gain := information_gain(facts)) is not None:
                 self.log(f"round {round}: information gain {gain:+.3f} (base loss on its pairs minus on seeds)")
             if sft_out == out_dir:
@@ -404,7 +405,7 @@ class SelfPlayRun:
             steps = dpo_steps
         self.log(f"round {round}: {c.objective} of {base} on {len(rows)} preference pairs against {reference}")
         report = fine_tune_preferences(
-            base, rows, out_dir, ref_model=reference, steps=steps, facts={"sft_steps": sft_done}, **options
+            base, rows, out_dir, ref_model=reference, steps=steps, facts={"sft_steps": sft_done, **probed}, **options
         )
         self._record_training(round, out_dir, base, examples, seconds + report.seconds)
         return str(out_dir)
@@ -496,15 +497,6 @@ class SelfPlayRun:
             disable=not (self.show_progress and sys.stderr.isatty()),
             leave=False,
         )
-
-
-def information_gain(training: dict) -> float | None:
-    """What a round's verified pairs add beyond the seeds, from a checkpoint's ``training.json``: the
-    base model's mean loss on the round's new pairs minus on as many seed pairs (``probe_loss``)."""
-    probe = training.get("probe_loss") or {}
-    if probe.get("round") is None or probe.get("seeds") is None:
-        return None
-    return probe["round"] - probe["seeds"]
 
 
 class RoundEvents:

@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 from factory.loop.confidence import eval_intervals
 from factory.loop.parts import part_pass_at_k
+from factory.models.steps import checkpoint_information_gain
 from factory.store import PROPOSAL_STATUSES, RunStore, round_stats
 from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import VERIFIED
@@ -33,6 +34,8 @@ def round_summary(
         "tokens": stats.tokens,
         "tokens_per_second": round_to(rate) if rate is not None else 0.0,
         "canaries": asdict(stats.canaries),
+        # the base model's loss on the round's new pairs minus on seed pairs (None: nothing trained)
+        "information_gain": _rounded(checkpoint_information_gain(_checkpoint_path(store, round))),
         "eval": {
             "dataset": eval_name,
             "pass_at_k": {str(k): v for k, v in pass_at_k.items()},
@@ -44,6 +47,15 @@ def round_summary(
             "base_parts": part_pass_at_k(base_evals, eval_name),
         },
     }
+
+
+def _checkpoint_path(store: RunStore, round: int) -> str | None:
+    checkpoint = store.checkpoint(round)
+    return checkpoint.path if checkpoint is not None else None
+
+
+def _rounded(value: float | None) -> float | None:
+    return round_to(value) if value is not None else None
 
 
 def round_to(value: float, digits: int = 3) -> float:
@@ -58,6 +70,11 @@ def format_summary(summary: dict) -> str:
         "  verdicts: " + ", ".join(f"{k} {v}" for k, v in summary["verdicts"].items() if v),
         "  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary["timings"].items()),
         f"  verifier canaries: {CanaryCounts(**summary['canaries']).describe()}",
+        *(
+            [f"  information gain: {summary['information_gain']:+.3f} (base model's loss on the new pairs minus on seeds)"]
+            if summary.get("information_gain") is not None
+            else []
+        ),
         f"  {summary['eval']['dataset']}: "
         + ", ".join(
             f"pass@{k} {v:.3f} (base {summary['eval']['base_pass_at_k'].get(k, float('nan')):.3f})"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from factory.loop.parts import part_pass_at_k
+from factory.models.steps import checkpoint_information_gain
 from factory.store import INVALID, SEED, EvalRecord, RoundStats, RunStore, StoredPuzzle, rounds_stats
 from puzzles.canonical import canonical_hash, near_duplicate_tokens
 from puzzles.parse import parse_puzzle
@@ -47,6 +48,7 @@ class RoundReport:
     distinct: int  # distinct canonical forms among the round's parsable proposals
     new: int  # of those, how many no earlier round (nor the seeds) had produced
     seed_distances: tuple[float, ...] = field(default=())  # per accepted puzzle: 1 - max similarity to a seed
+    information_gain: float | None = None  # base model's loss on the round's new pairs minus on seeds
 
     @property
     def round(self) -> int:
@@ -157,6 +159,7 @@ def collect_report(store: RunStore, run_dir: Path | str = "") -> RunReport:
                 else sum(stats.timings.values())
             )
             puzzles = {p.id: p for p in store.puzzles_of_round(stats.round)}
+            checkpoint = store.checkpoint(stats.round)
             produced = _produced(store, stats.round, puzzles)
             new = produced - known
             known |= produced
@@ -167,6 +170,7 @@ def collect_report(store: RunStore, run_dir: Path | str = "") -> RunReport:
                     distinct=len(produced),
                     new=len(new),
                     seed_distances=tuple(distance(p.source) for p in puzzles.values()),
+                    information_gain=checkpoint_information_gain(checkpoint.path if checkpoint else None),
                 )
             )
         return RunReport(

@@ -41,7 +41,7 @@ PLOTS = (
     ("funnel.png", "Filter funnel by round"),
     ("verdicts.png", "Verdict mix by round"),
     ("throughput.png", "Throughput by round"),
-    ("diversity.png", "Diversity of what each round produced"),
+    ("diversity.png", "Diversity of what each round produced, and the information it adds"),
 )
 DPI = 110
 
@@ -259,9 +259,10 @@ def plot_throughput(report: RunReport):
 
 
 def plot_diversity(report: RunReport):
-    figure, (count_ax, share_ax, distance_ax) = _figure(
-        3, "Diversity of the puzzles each round produced", width=15.0
+    figure, (count_ax, share_ax, distance_ax, gain_ax) = _figure(
+        4, "Diversity of the puzzles each round produced, and the information its pairs add", width=20.0
     )
+    _plot_information_gain(gain_ax, report)
     rounds = [r for r in report.rounds if r.distinct or r.seed_distances]
     if not rounds:
         for ax in (count_ax, share_ax, distance_ax):
@@ -345,6 +346,25 @@ def plot_diversity(report: RunReport):
     else:
         _no_data(distance_ax, "no data: no accepted puzzles")
     return figure
+
+
+def _plot_information_gain(ax, report: RunReport) -> None:
+    """The base model's loss on each round's new pairs minus on seed pairs: above 0, the round's data is
+    less predictable to the model than its seeds (it carries something the seeds do not)."""
+    known = [(r.round, r.information_gain) for r in report.rounds if r.information_gain is not None]
+    if not known:
+        _no_data(ax, "no data: no round fine-tuned on new pairs")
+        return
+    xs, gains = [x for x, _ in known], [g for _, g in known]
+    ax.bar(xs, gains, color=["#2e7d32" if g > 0 else "#c62828" for g in gains], width=0.6)
+    ax.axhline(0, color="#555555", linewidth=1)
+    _label_points(ax, xs, gains, [f"{g:+.2f}" for g in gains])
+    low, high = min(0.0, *gains), max(0.0, *gains)
+    pad = 0.2 * (high - low or 1.0)
+    ax.set_ylim(low - pad, high + pad)
+    ax.set_title("information gain (loss on new pairs - on seeds)", fontsize=10)
+    ax.set_ylabel("nats per token, base model")
+    _round_axis(ax, xs, unfinished=_unfinished(report))
 
 
 def _shade(color: str, step: int) -> str:

@@ -9,9 +9,12 @@ from dataclasses import replace
 import pytest
 
 from factory.config import RunConfig, run_identity
+from factory.daemon.metrics import run_families
 from factory.loop.preferences import preference_rows
-from factory.loop.run import SelfPlayRun, information_gain, run_rounds
-from factory.models.steps import TRAINING_FILENAME
+from factory.loop.run import SelfPlayRun, run_rounds
+from factory.loop.summary import round_summary, round_to
+from factory.models.steps import TRAINING_FILENAME, checkpoint_information_gain, information_gain
+from factory.outputs.report.collect import collect_report
 from factory.store import RunStore
 from sandbox.backend import open_sandbox
 from tests.factory.played_run import QuietEvents, played_config
@@ -79,3 +82,12 @@ def test_a_round_trains_by_its_objective(one_round, synthetic_tiny_model, one_to
         probe = sft_facts["probe_loss"]
         assert probe["round"] > 0 and probe["seeds"] > 0
         assert information_gain(sft_facts) == probe["round"] - probe["seeds"]
+        # carried into the round's checkpoint, where the summary and the report read it
+        assert facts["probe_loss"] == probe
+        gain = probe["round"] - probe["seeds"]
+        assert checkpoint_information_gain(path) == gain
+        with RunStore.open(run_dir, create=False) as store:  # the round summary's key and the report's panel
+            assert round_summary(store, 1, path, "seeds-test", {}, 0.0)["information_gain"] == round_to(gain)
+            assert collect_report(store).rounds[0].information_gain == gain
+        metric = next(f for f in run_families(run_dir) if f.name == "factory_information_gain")
+        assert metric.samples == (((("round", "1"),), gain),)
