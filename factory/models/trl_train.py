@@ -162,6 +162,7 @@ def _print_progress(line: str) -> None:
 def train(spec: TrainSpec, progress: Callable[[str], None] = _print_progress) -> dict:
     """Run the spec's training and save its checkpoint; returns steps done and the final loss."""
     from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
     from factory.models.train import deterministic
@@ -211,6 +212,8 @@ def train(spec: TrainSpec, progress: Callable[[str], None] = _print_progress) ->
                                  processing_class=tokenizer, callbacks=[TimeBudget()])
         else:
             raise ValueError(f"unknown objective {spec.objective!r}")
+        # with tqdm off the Trainer prints every log dict to stdout: in this process that is the command's own
+        trainer.remove_callback(PrinterCallback)
         trainer.train()
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         final_loss = sum(losses[-10:]) / max(1, len(losses[-10:]))

@@ -101,6 +101,13 @@ def test_fine_tune_is_deterministic(base_model, sft_checkpoint, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_training_in_this_process_writes_nothing_to_stdout_and_reports_progress_through_log(base_model, tmp_path, capfd):
+    lines: list[str] = []
+    fine_tune(base_model, TEXTS, tmp_path / "quiet", steps=25, learning_rate=3e-3, batch_size=4, log=lines.append)
+    assert capfd.readouterr().out == ""  # a command's stdout is its result (JSON, paths), never training logs
+    assert any(line.startswith("step 25/25 loss") for line in lines)
+
+
 def test_fractional_epochs_and_time_budget(base_model, tmp_path):
     assert optimizer_steps(len(TEXTS), 0.5, 4) == 3
     report = fine_tune(base_model, TEXTS, tmp_path / "budget", epochs=50, batch_size=4, max_seconds=0.0)
