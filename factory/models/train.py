@@ -315,10 +315,12 @@ def run_training(
 
 def _run_here(spec: TrainSpec, log: Callable[[str], None] | None) -> dict:
     """One CPU process: train in this process (the caller closed its generation engine first)."""
+    from factory.models.quiet import without_library_chatter
     from factory.models.trl_train import outcome
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the sandbox forks later
-    return outcome(spec, log or (lambda line: None))
+    with without_library_chatter():  # the round reports the training's progress itself
+        return outcome(spec, log or (lambda line: None))
 
 
 def _run_child(command: list[str], log: Callable[[str], None] | None) -> tuple[int, str]:

@@ -19,12 +19,12 @@ import re
 import shutil
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from factory.errors import StoreError, UserError
+from factory.models.quiet import without_library_chatter
 from factory.outputs.dataset_card import (
     CARD_FILENAME,
     DATA_FILE,
@@ -441,7 +441,7 @@ def write_dataset(out_dir: Path, records: list[dict], features, card: Callable[[
     try:
         data_file = staging / DATA_FILE
         data_file.parent.mkdir(parents=True)
-        with _quiet_progress():
+        with without_library_chatter():
             dataset.to_parquet(str(data_file))
         splits = SplitDict()
         splits.add(SplitInfo(name=SPLIT, num_bytes=dataset.data.nbytes, num_examples=len(dataset)))
@@ -476,20 +476,6 @@ def reverify_rows(selection: Selection, reverify: Reverify) -> tuple[Selection, 
     kept = [row for i, row in enumerate(rows) if i not in lost]
     dropped = {**selection.dropped, "reverify": len(lost)}
     return Selection(kept, dropped), Reverified(len(checked), dict(Counter(lost.values())))
-
-
-@contextmanager
-def _quiet_progress() -> Iterator[None]:
-    """No ``datasets`` progress bars for our small writes (the CLI prints its own summary)."""
-    import datasets
-
-    enabled = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if enabled:
-            datasets.enable_progress_bars()
 
 
 def check_out_dir(out_dir: Path, force: bool) -> None:

@@ -104,7 +104,9 @@ def test_fine_tune_is_deterministic(base_model, sft_checkpoint, tmp_path):
 def test_training_in_this_process_writes_nothing_to_stdout_and_reports_progress_through_log(base_model, tmp_path, capfd):
     lines: list[str] = []
     fine_tune(base_model, TEXTS, tmp_path / "quiet", steps=25, learning_rate=3e-3, batch_size=4, log=lines.append)
-    assert capfd.readouterr().out == ""  # a command's stdout is its result (JSON, paths), never training logs
+    captured = capfd.readouterr()
+    assert captured.out == ""  # a command's stdout is its result (JSON, paths), never training logs
+    assert "train dataset" not in captured.err  # nor datasets' progress bars on its stderr
     assert any(line.startswith("step 25/25 loss") for line in lines)
 
 
