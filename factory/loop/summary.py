@@ -34,8 +34,6 @@ def round_summary(
         "tokens": stats.tokens,
         "tokens_per_second": round_to(rate) if rate is not None else 0.0,
         "canaries": asdict(stats.canaries),
-        # the base model's loss on the round's new pairs minus on seed pairs (None: nothing trained)
-        "information_gain": _rounded(checkpoint_information_gain(_checkpoint_path(store, round))),
         "eval": {
             "dataset": eval_name,
             "pass_at_k": {str(k): v for k, v in pass_at_k.items()},
@@ -46,6 +44,9 @@ def round_summary(
             "parts": part_pass_at_k(evals, eval_name),
             "base_parts": part_pass_at_k(base_evals, eval_name),
         },
+        # last, after the keys other tools read in order: the base model's loss on the round's new
+        # pairs minus on seed pairs (None: nothing trained)
+        "information_gain": _rounded(checkpoint_information_gain(_checkpoint_path(store, round))),
     }
 
 
