@@ -416,15 +416,22 @@ def export_dataset(
             selection, reverified = reverify_rows(selection, reverify)
         facts = _card_facts(store, run_dir, filters, selection, license, pretty_name, reverified)
 
-    write_dataset(out_dir, [row.to_dict() for row in selection.rows], features(), lambda info: render_card(facts, info))
+    return write_export(out_dir, selection.rows, features(), facts, selection.dropped, reverified)
+
+
+def write_export(
+    out_dir: Path, rows: Sequence, features, facts: CardFacts, dropped: dict[str, int], reverified: Reverified | None
+) -> ExportResult:
+    """Write ``rows`` (records with ``to_dict``, ``round`` and ``puzzle_hash``) and their card; what was written."""
+    write_dataset(out_dir, [row.to_dict() for row in rows], features, lambda info: render_card(facts, info))
     return ExportResult(
         out_dir=out_dir,
-        rows=len(selection.rows),
-        puzzles=len({row.puzzle_hash for row in selection.rows}),
-        dropped=selection.dropped,
+        rows=len(rows),
+        puzzles=len({row.puzzle_hash for row in rows}),
+        dropped=dropped,
         data_file=out_dir / DATA_FILE,
         card_file=out_dir / CARD_FILENAME,
-        rows_by_round=dict(sorted(Counter(row.round for row in selection.rows).items())),
+        rows_by_round=dict(sorted(Counter(row.round for row in rows).items())),
         reverified=reverified,
     )
 

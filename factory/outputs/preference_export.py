@@ -15,11 +15,8 @@ from pathlib import Path
 from factory.errors import UserError
 from factory.loop.preferences import PreferenceRow, preference_rows
 from factory.outputs.dataset_card import (
-    CARD_FILENAME,
-    DATA_FILE,
     PREFERENCE,
     CardFacts,
-    render_card,
 )
 from factory.outputs.export import (
     ExportResult,
@@ -30,7 +27,7 @@ from factory.outputs.export import (
     format_rounds,
     open_run,
     store_facts,
-    write_dataset,
+    write_export,
 )
 from sandbox.verdicts import VERIFIED
 from sandbox.verify import SourcePair, verify_pairs
@@ -134,16 +131,4 @@ def export_preferences(
             kind=PREFERENCE,
             rejected_verdicts=dict(Counter(r.rejected_verdict for r in rows)),
         )
-    write_dataset(
-        out_dir, [r.to_dict() for r in rows], preference_features(), lambda info: render_card(facts, info)
-    )
-    return ExportResult(
-        out_dir=out_dir,
-        rows=len(rows),
-        puzzles=facts.num_puzzles,
-        dropped=dropped,
-        data_file=out_dir / DATA_FILE,
-        card_file=out_dir / CARD_FILENAME,
-        rows_by_round=dict(sorted(Counter(r.round for r in rows).items())),
-        reverified=reverified,
-    )
+    return write_export(out_dir, rows, preference_features(), facts, dropped, reverified)

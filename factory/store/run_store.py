@@ -27,11 +27,11 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from pathlib import Path
 
 from factory.errors import StoreError
+from factory.store.hashes import StoredHashes
 from factory.store.records import (
     ACCEPTED,
     CONTAMINATED,
@@ -73,29 +73,6 @@ def _round_settings_key(round: int) -> str:
 def _check_int(name: str, value: object, minimum: int = 0) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
-class StoredHashes(AbstractSet[str]):
-    """The canonical hashes of the stored puzzles, read when asked: a membership test costs one index
-    lookup, so deduplicating a batch costs O(batch) however large the store (a copied set cost
-    O(store) per batch). Iterating and ``len`` read the whole column. Valid while its store is open."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __contains__(self, value: object) -> bool:
-        if not isinstance(value, str):
-            return False
-        return self._db.execute("SELECT 1 FROM puzzles WHERE canonical_hash = ?", (value,)).fetchone() is not None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([row[0] for row in self._db.execute("SELECT canonical_hash FROM puzzles")])
-
-    def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM puzzles").fetchone()[0]
-
-    def __repr__(self) -> str:
-        return f"StoredHashes({len(self)} hashes)"
 
 
 # ---------------------------------------------------------------------------------------------------
