@@ -140,24 +140,12 @@ def build_default_model(
 ) -> BuildReport:
     """Train a BPE tokenizer and a tiny Llama-style model from scratch on ``texts``; save both to
     ``out_dir`` (which appears only when complete). Deterministic for a given corpus, config and machine."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     start = time.monotonic()
     with deterministic(config.seed, threads=min(config.threads, os.cpu_count() or 1)):
         tokenizer = train_tokenizer(texts, config.vocab_size, config.context_length)
-        model_config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=config.hidden_size,
-            intermediate_size=config.intermediate_size,
-            num_hidden_layers=config.num_layers,
-            num_attention_heads=config.num_heads,
-            num_key_value_heads=config.num_heads,
-            max_position_embeddings=config.context_length,
-            tie_word_embeddings=True,
-            bos_token_id=tokenizer.eos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
+        model_config = llama_config(config, tokenizer)
         model = LlamaForCausalLM(model_config)
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -180,6 +168,26 @@ def build_default_model(
         save_atomically(out_dir, write)
     parameters = sum(p.numel() for p in model.parameters())
     return BuildReport(Path(out_dir), parameters, tokens, steps, final_loss, time.monotonic() - start)
+
+
+def llama_config(config: BuildConfig, tokenizer, kv_heads: int | None = None):
+    """The LlamaConfig of a model of ``config``'s shape on ``tokenizer`` (``kv_heads`` fewer than its heads:
+    grouped-query attention), its input and output embeddings tied."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        num_key_value_heads=kv_heads or config.num_heads,
+        max_position_embeddings=config.context_length,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int, context_length: int):

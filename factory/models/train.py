@@ -201,18 +201,6 @@ def prompt_and_completion(text: str) -> dict[str, str]:
     return {"prompt": text[:cut], "completion": text[cut:]}
 
 
-def _total_steps(examples: int, epochs: float, batch_size: int, steps: int | None, out_dir: Path) -> int:
-    """The optimizer steps of a training (``steps``, else ``epochs`` over ``examples``), once its
-    settings and ``out_dir`` are checked."""
-    if epochs <= 0:
-        raise ValueError(f"epochs must be > 0, got {epochs}")
-    total = optimizer_steps(examples, epochs, batch_size) if steps is None else steps
-    if total < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    _check_out_dir(Path(out_dir))
-    return total
-
-
 def _check_out_dir(out_dir: Path) -> None:
     from factory.errors import ModelError
 
@@ -250,16 +238,10 @@ def run_training(
     base_model: str | Path,
     rows: Sequence[Mapping[str, str]],
     out_dir: Path,
+    options: TrainOptions,
     *,
     steps: int,
     learning_rate: float,
-    batch_size: int,
-    max_length: int,
-    lora: bool,
-    seed: int,
-    max_seconds: float | None,
-    log: Callable[[str], None] | None,
-    processes: int = 1,
     ref_model: str | Path | None = None,
     facts: Mapping[str, object] | None = None,
     probes: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
@@ -276,13 +258,15 @@ def run_training(
         data.write_text("".join(json.dumps(dict(r)) + "\n" for r in rows), encoding="utf-8")
         spec = TrainSpec(
             objective=objective, base_model=str(base_model), data=str(data), out_dir=str(work_dir / "checkpoint"),
-            result=str(work_dir / "result.json"), steps=steps, batch_size=batch_size, learning_rate=learning_rate,
-            max_length=max_length, lora=lora, seed=seed, max_seconds=max_seconds, threads=torch.get_num_threads(),
-            ref_model=str(ref_model) if ref_model is not None else None, processes=processes,
+            result=str(work_dir / "result.json"), steps=steps, batch_size=options.batch_size,
+            learning_rate=learning_rate, max_length=options.max_length, lora=options.lora, seed=options.seed,
+            max_seconds=options.max_seconds, threads=torch.get_num_threads(),
+            ref_model=str(ref_model) if ref_model is not None else None, processes=options.processes,
             probes={name: [dict(r) for r in rows] for name, rows in (probes or {}).items()} or None,
         )
         spec_file = work_dir / "spec.json"
         spec_file.write_text(json.dumps(spec.to_json()))
+        log, processes = options.log, options.processes
         if log:
             log(f"training ({objective}, {steps} steps, {processes} process(es))")
         if processes <= 1 and not torch.cuda.is_available():
@@ -299,7 +283,7 @@ def run_training(
             for item in checkpoint.iterdir():
                 shutil.move(str(item), tmp / item.name)
             record = {**(facts or {}), "objective": objective, "steps": result["steps"], "total_steps": steps,
-                      "learning_rate": learning_rate, "seed": seed, "final_loss": result["final_loss"]}
+                      "learning_rate": learning_rate, "seed": options.seed, "final_loss": result["final_loss"]}
             if result.get("probe_loss"):
                 record["probe_loss"] = result["probe_loss"]
             (tmp / TRAINING_FILENAME).write_text(json.dumps(record, indent=2))
@@ -345,47 +329,67 @@ def _run_child(command: list[str], log: Callable[[str], None] | None) -> tuple[i
     return child.returncode, last
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How one training runs, for ``fine_tune`` and ``fine_tune_preferences`` alike (their ``**options``).
+
+    ``learning_rate`` None takes the objective's default. ``steps`` fixes the number of optimizer steps
+    (the learning-rate schedule spans them) instead of ``optimizer_steps(rows, epochs, batch_size)``:
+    the control arms of an experiment train for equal steps on different data. ``batch_size`` rows make
+    one step whatever ``processes`` (several: ``accelerate launch``)."""
+
+    epochs: float = 1.0
+    learning_rate: float | None = None
+    batch_size: int = TRAIN_BATCH_SIZE
+    max_length: int = 1024
+    lora: bool = False
+    seed: int = 0
+    max_seconds: float | None = None
+    log: Callable[[str], None] | None = None
+    steps: int | None = None
+    processes: int = 1
+
+    def total_steps(self, rows: int, out_dir: Path) -> int:
+        """The optimizer steps of a training on ``rows`` (``steps``, else ``epochs`` over the rows), once
+        these settings and ``out_dir`` are checked."""
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        total = optimizer_steps(rows, self.epochs, self.batch_size) if self.steps is None else self.steps
+        if total < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        _check_out_dir(Path(out_dir))
+        return total
+
+
 def fine_tune(
     base_model: str | Path,
     texts: Sequence[str],
     out_dir: Path,
     *,
-    epochs: float = 1.0,
-    learning_rate: float | None = None,
-    batch_size: int = TRAIN_BATCH_SIZE,
-    max_length: int = 1024,
-    lora: bool = False,
-    seed: int = 0,
-    max_seconds: float | None = None,
-    log: Callable[[str], None] | None = None,
-    steps: int | None = None,
-    processes: int = 1,
     probes: Mapping[str, Sequence[str]] | None = None,
+    **options: object,
 ) -> TrainReport:
     """Fine-tune ``base_model`` (checkpoint dir or Hub id) on ``texts`` with TRL's SFTTrainer and save a
     plain checkpoint (model + tokenizer, ``save_pretrained``) to ``out_dir``, which appears only once complete.
 
-    Loss is on the completion (``prompt_and_completion``: a solve block's solution and its assert; the
-    whole of a listing) plus EOS. ``learning_rate`` defaults to 1e-4 (full) or 1e-3 (LoRA).
-    ``lora=True`` trains LoRA adapters on the attention projections and saves the merged weights.
-    ``steps`` fixes the number of optimizer steps (the learning-rate schedule spans them) instead of
-    ``optimizer_steps(len(texts), epochs, batch_size)``: the control arms of an experiment train for
-    equal steps on different data. ``batch_size`` texts make one step whatever ``processes`` (several:
-    ``accelerate launch``). The checkpoint's ``training.json`` records examples and steps, and the
-    base model's mean completion loss on each named set of texts of ``probes`` (``probe_loss``, measured
-    before training). Raises ValueError on empty ``texts``, FileExistsError if ``out_dir`` exists, and ModelError (one
-    line) when training cannot run: the base model is missing or cannot be loaded, peft is missing for
-    ``lora``, memory runs out, or the checkpoint cannot be written.
+    ``options`` are the fields of ``TrainOptions``. Loss is on the completion (``prompt_and_completion``:
+    a solve block's solution and its assert; the whole of a listing) plus EOS. ``learning_rate``
+    defaults to 1e-4 (full) or 1e-3 (LoRA). ``lora=True`` trains LoRA adapters on the attention
+    projections and saves the merged weights. The checkpoint's ``training.json`` records examples and
+    steps, and the base model's mean completion loss on each named set of texts of ``probes``
+    (``probe_loss``, measured before training). Raises ValueError on empty ``texts``, FileExistsError if
+    ``out_dir`` exists, and ModelError (one line) when training cannot run: the base model is missing or
+    cannot be loaded, peft is missing for ``lora``, memory runs out, or the checkpoint cannot be written.
     """
+    o = TrainOptions(**options)
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise ValueError("fine_tune got no (non-blank) texts to train on; check the verified pairs and seeds")
-    total_steps = _total_steps(len(texts), epochs, batch_size, steps, out_dir)
-    lr = learning_rate if learning_rate is not None else (1e-3 if lora else 1e-4)
+    lr = o.learning_rate if o.learning_rate is not None else (1e-3 if o.lora else 1e-4)
     return run_training(
-        "sft", base_model, [prompt_and_completion(t) for t in texts], Path(out_dir), steps=total_steps,
-        learning_rate=lr, batch_size=batch_size, max_length=max_length, lora=lora, seed=seed,
-        max_seconds=max_seconds, log=log, processes=processes, facts={"examples": len(texts), "epochs": epochs},
+        "sft", base_model, [prompt_and_completion(t) for t in texts], Path(out_dir), o,
+        steps=o.total_steps(len(texts), out_dir), learning_rate=lr,
+        facts={"examples": len(texts), "epochs": o.epochs},
         probes={name: [prompt_and_completion(t) for t in ts] for name, ts in (probes or {}).items()},
     )
 
@@ -396,30 +400,20 @@ def fine_tune_preferences(
     out_dir: Path,
     *,
     ref_model: str | Path | None = None,
-    epochs: float = 1.0,
-    learning_rate: float | None = None,
-    batch_size: int = TRAIN_BATCH_SIZE,
-    max_length: int = 1024,
-    lora: bool = False,
-    seed: int = 0,
-    max_seconds: float | None = None,
-    log: Callable[[str], None] | None = None,
-    steps: int | None = None,
-    processes: int = 1,
     facts: Mapping[str, object] | None = None,
+    **options: object,
 ) -> TrainReport:
     """DPO (TRL's DPOTrainer) of ``base_model`` on ``rows`` (``prompt``, ``chosen``, ``rejected``) against
     ``ref_model`` (default: the base model; with ``lora``, always the base without its adapters).
     ``learning_rate`` defaults to 1e-5 (full) or 1e-4 (LoRA); ``facts`` go into ``training.json``; the
     rest as ``fine_tune``."""
+    o = TrainOptions(**options)
     rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
     if not rows:
         raise ValueError("fine_tune_preferences got no preference rows to train on")
-    total_steps = _total_steps(len(rows), epochs, batch_size, steps, out_dir)
-    lr = learning_rate if learning_rate is not None else (1e-4 if lora else 1e-5)
+    lr = o.learning_rate if o.learning_rate is not None else (1e-4 if o.lora else 1e-5)
     return run_training(
-        "dpo", base_model, rows, Path(out_dir), steps=total_steps, learning_rate=lr, batch_size=batch_size,
-        max_length=max_length, lora=lora, seed=seed, max_seconds=max_seconds, log=log, processes=processes,
+        "dpo", base_model, rows, Path(out_dir), o, steps=o.total_steps(len(rows), out_dir), learning_rate=lr,
         ref_model=ref_model,
-        facts={**(facts or {}), "examples": len(rows), "epochs": epochs, "ref_model": str(ref_model or base_model)},
+        facts={**(facts or {}), "examples": len(rows), "epochs": o.epochs, "ref_model": str(ref_model or base_model)},
     )

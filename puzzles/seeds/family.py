@@ -69,6 +69,14 @@ def _draw(
     return tuple(instances)
 
 
+def template_function(source: str, name: str = "g") -> Callable[..., object]:
+    """``def name`` of a family's template source as a function, to be called with every templated
+    argument given: an instance generator can then run the family's own solution rather than a copy."""
+    namespace: dict[str, object] = {}
+    exec(compile(textwrap.dedent(source), f"<template {name}>", "exec"), namespace)
+    return namespace[name]
+
+
 def find_function(source: str, name: str) -> ast.FunctionDef:
     """The top-level ``def name`` in ``source``; ValueError when there is none."""
     for node in ast.parse(source).body:

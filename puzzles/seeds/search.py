@@ -6,7 +6,7 @@ import functools
 import random
 from collections import deque
 
-from puzzles.seeds.family import Family, make_instances
+from puzzles.seeds.family import Family, make_instances, template_function
 
 TOPIC = "search"
 
@@ -56,24 +56,25 @@ LONG_COLLATZ = Family(
     instances=make_instances(501, _collatz),
 )
 
-_MOVES = {"U": (-1, 0), "D": (1, 0), "L": (0, -1), "R": (0, 1)}
+_GRID_G = """
+    def g(grid=...):
+        from collections import deque
 
-
-def _grid_path(grid: list[str]) -> str | None:
-    rows, cols = len(grid), len(grid[0])
-    start = next((r, row.index("S")) for r, row in enumerate(grid) if "S" in row)
-    paths = {start: ""}
-    queue = deque([start])
-    while queue:
-        r, c = queue.popleft()
-        if grid[r][c] == "G":
-            return paths[(r, c)]
-        for move, (dr, dc) in _MOVES.items():
-            nr, nc = r + dr, c + dc
-            if 0 <= nr < rows and 0 <= nc < cols and grid[nr][nc] != "#" and (nr, nc) not in paths:
-                paths[(nr, nc)] = paths[(r, c)] + move
-                queue.append((nr, nc))
-    return None
+        start = next((i, row.index("S")) for i, row in enumerate(grid) if "S" in row)
+        paths = {start: ""}
+        queue = deque([start])
+        while queue:
+            r, c = queue.popleft()
+            if grid[r][c] == "G":
+                return paths[(r, c)]
+            for m, (dr, dc) in (("U", (-1, 0)), ("D", (1, 0)), ("L", (0, -1)), ("R", (0, 1))):
+                nr, nc = r + dr, c + dc
+                inside = 0 <= nr < len(grid) and 0 <= nc < len(grid[0])
+                if inside and grid[nr][nc] != "#" and (nr, nc) not in paths:
+                    paths[(nr, nc)] = paths[(r, c)] + m
+                    queue.append((nr, nc))
+"""
+_grid_path = template_function(_GRID_G)  # the seed's own BFS: the instance generator keeps only solvable grids
 
 
 def _grid(rng: random.Random) -> dict[str, object]:
@@ -104,24 +105,7 @@ GRID_WALK = Family(
                 return False
         return grid[r][c] == "G"
     ''',
-    g="""
-    def g(grid=...):
-        from collections import deque
-
-        start = next((i, row.index("S")) for i, row in enumerate(grid) if "S" in row)
-        paths = {start: ""}
-        queue = deque([start])
-        while queue:
-            r, c = queue.popleft()
-            if grid[r][c] == "G":
-                return paths[(r, c)]
-            for m, (dr, dc) in (("U", (-1, 0)), ("D", (1, 0)), ("L", (0, -1)), ("R", (0, 1))):
-                nr, nc = r + dr, c + dc
-                inside = 0 <= nr < len(grid) and 0 <= nc < len(grid[0])
-                if inside and grid[nr][nc] != "#" and (nr, nc) not in paths:
-                    paths[(nr, nc)] = paths[(r, c)] + m
-                    queue.append((nr, nc))
-    """,
+    g=_GRID_G,
     instances=make_instances(502, _grid),
 )
 

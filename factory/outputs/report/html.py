@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from factory.outputs.paper_reference import p3_note, p3_rows
@@ -192,75 +192,72 @@ def _p3_table(report: RunReport) -> str:
     )
 
 
+Column = tuple[str, Callable[[RoundReport], object]]  # a per-round table's header and its cell of a round
+
+
+def _round_table(report: RunReport, columns: Sequence[Column], left: int = 1) -> str:
+    """One row per round: its label, then each column's cell."""
+    head = ["round", *(name for name, _ in columns)]
+    return _table(head, [[_round_label(r), *(cell(r) for _, cell in columns)] for r in report.rounds], left=left)
+
+
 def _funnel_table(report: RunReport) -> str:
-    head = ["round", "model", "proposed", *PROPOSAL_STATUSES, "solved puzzles", "pairs"]
-    rows = [
+    stages = ["proposed", *PROPOSAL_STATUSES]
+    return _round_table(
+        report,
         [
-            _round_label(r),
-            r.model,
-            r.funnel.get("proposed", 0),
-            *(r.funnel.get(s, 0) for s in PROPOSAL_STATUSES),
-            r.funnel.get("solved_puzzles", 0),
-            r.pairs,
-        ]
-        for r in report.rounds
-    ]
-    return _table(head, rows, left=2)
+            ("model", lambda r: r.model),
+            *((s, lambda r, s=s: r.funnel.get(s, 0)) for s in stages),
+            ("solved puzzles", lambda r: r.funnel.get("solved_puzzles", 0)),
+            ("pairs", lambda r: r.pairs),
+        ],
+        left=2,
+    )
 
 
 def _verdict_table(report: RunReport) -> str:
-    head = ["round", "attempts", *ALL_VERDICTS, "verified share", "canary cheats passed", "canary good failed"]
-    rows = [
-        [_round_label(r), r.attempts, *(r.verdicts.get(v, 0) for v in ALL_VERDICTS), r.verified_share,
-         f"{r.stats.canaries.cheats_passed} of {r.stats.canaries.cheats}",
-         f"{r.stats.canaries.good_failed} of {r.stats.canaries.good}"]
-        for r in report.rounds
-    ]
-    return _table(head, rows)
+    def canaries(r: RoundReport):
+        return r.stats.canaries
+
+    return _round_table(
+        report,
+        [
+            ("attempts", lambda r: r.attempts),
+            *((v, lambda r, v=v: r.verdicts.get(v, 0)) for v in ALL_VERDICTS),
+            ("verified share", lambda r: r.verified_share),
+            ("canary cheats passed", lambda r: f"{canaries(r).cheats_passed} of {canaries(r).cheats}"),
+            ("canary good failed", lambda r: f"{canaries(r).good_failed} of {canaries(r).good}"),
+        ],
+    )
 
 
 def _throughput_table(report: RunReport) -> str:
     keys = sorted({k for r in report.rounds for k in r.timings}, key=step_order)
-    head = ["round", *(f"{k} (s)" for k in keys), "round (s)", "tokens", "tokens/s", "pairs/s"]
-    rows = [
+    return _round_table(
+        report,
         [
-            _round_label(r),
-            *(r.timings.get(k) for k in keys),
-            r.seconds,
-            r.tokens,
-            r.tokens_per_second,
-            r.pairs_per_second,
-        ]
-        for r in report.rounds
-    ]
-    return _table(head, rows)
+            *((f"{k} (s)", lambda r, k=k: r.timings.get(k)) for k in keys),
+            ("round (s)", lambda r: r.seconds),
+            ("tokens", lambda r: r.tokens),
+            ("tokens/s", lambda r: r.tokens_per_second),
+            ("pairs/s", lambda r: r.pairs_per_second),
+        ],
+    )
 
 
 def _diversity_table(report: RunReport) -> str:
-    head = [
-        "round",
-        "distinct proposed",
-        "new",
-        "new share",
-        "accepted",
-        "mean distance from seeds",
-        "min distance",
-        "information gain",
-    ]
-    rows = [
+    return _round_table(
+        report,
         [
-            _round_label(r),
-            r.distinct,
-            r.new,
-            r.new_share,
-            r.funnel.get(ACCEPTED, 0),
-            r.distance_mean,
-            r.distance_min,
-            r.information_gain,
-        ]
-        for r in report.rounds
-    ]
-    return _table(head, rows)
+            ("distinct proposed", lambda r: r.distinct),
+            ("new", lambda r: r.new),
+            ("new share", lambda r: r.new_share),
+            ("accepted", lambda r: r.funnel.get(ACCEPTED, 0)),
+            ("mean distance from seeds", lambda r: r.distance_mean),
+            ("min distance", lambda r: r.distance_min),
+            ("information gain", lambda r: r.information_gain),
+        ],
+    )
 
 
 def _config_table(report: RunReport) -> str:

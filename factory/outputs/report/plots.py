@@ -381,11 +381,8 @@ def _percent():
 
 
 def _seconds(value: float) -> str:
-    if value >= 3600:
-        return f"{value / 3600:.1f} h"
-    if value >= 60:
-        return f"{value / 60:.1f} min"
-    return f"{value:.1f} s"
+    size, unit = next(((s, u) for s, u in ((3600, "h"), (60, "min")) if value >= s), (1, "s"))
+    return f"{value / size:.1f} {unit}"
 
 
 def number_text(value: float) -> str:

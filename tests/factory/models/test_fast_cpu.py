@@ -4,11 +4,13 @@ sampled token distributions, stop strings, max_new_tokens, seeding, n > 1, conti
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 import torch
 
 from factory.models import ModelBackend, SamplingConfig, load_backend
+from factory.models.embedded import BuildConfig, llama_config
 from factory.models.fast_cpu import FastCPUBackend, supports
 from factory.models.transformers_backend import TransformersBackend
 
@@ -195,21 +197,12 @@ def test_more_samples_than_slots_and_odd_counts(slow, few_slots):
 
 def test_grouped_query_attention_model(synthetic_tiny_model, tmp_path):
     """A Llama model with fewer key/value heads than heads (random weights, the tiny model's tokenizer)."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(synthetic_tiny_model)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    shape = replace(BuildConfig.tiny(), hidden_size=64, intermediate_size=96, num_heads=4, context_length=256)
+    config = llama_config(shape, tokenizer, kv_heads=2)
+    config.tie_word_embeddings = False  # an output head of its own, as most Hub models have
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
