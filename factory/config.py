@@ -28,7 +28,7 @@ BEFORE_SETTING = {"eval_all_instances": True, "objective": "sft", "weighting": "
 BACKENDS = ("transformers", "vllm", "openai")
 EVAL_SPLITS = ("train", "test")
 OBJECTIVES = ("sft", "dpo", "spin", "sft+dpo")
-WEIGHTINGS = ("none", "learnability")
+WEIGHTINGS = ("none", "learnability", "novelty", "both")
 
 
 def setting(default: Any, help: str, **extra: Any) -> Any:
@@ -77,8 +77,10 @@ class RunConfig:
     )
     weighting: str = setting(
         "none",
-        "learnability: each generated pair's solve block appears ceil(4 * (1 - solve rate)) times in sft "
-        "(a puzzle every attempt solved is dropped); none: once",
+        "how often each generated pair is trained on (its solve block in sft, its preference rows in dpo/spin): "
+        "ceil(4 * weight) times, seeds once. learnability: weight 1 - solve rate (a puzzle every attempt "
+        "solved is dropped); novelty: 1 - the highest shingle similarity to the seeds and earlier rounds' "
+        "puzzles; both: their product; none: every pair once",
         choices=WEIGHTINGS,
     )
     epochs: float = setting(2.0, "passes over the training texts per round")

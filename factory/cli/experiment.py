@@ -46,8 +46,9 @@ def add_experiment_commands(subparsers) -> None:
         description=(
             "Run arms that differ only in what they fine-tune on (verified: seeds + verified pairs; "
             "unverified: seeds + the same attempts without verification; seeds-only: seeds alone; dpo, spin, sft+dpo: "
-            "the verified arm's data with that training objective; sft+learnability: resampled by "
-            "learnability), with the same base model, optimizer steps and evaluation. Each arm is a run directory DIR/ARM; "
+            "the verified arm's data with that training objective; sft+learnability, sft+novelty: resampled by "
+            "learnability or novelty), with the same base model, optimizer steps (dpo and spin: their own "
+            "epochs over their rows) and evaluation. Each arm is a run directory DIR/ARM; "
             "round 1 generates once (in DIR/verified) and the other arms copy it. Rerun to resume."
         ),
     )
@@ -56,7 +57,7 @@ def add_experiment_commands(subparsers) -> None:
     p.add_argument(
         "--arms", default="verified,unverified,seeds-only", metavar="A,A",
         help="comma-separated arms among verified (= sft), unverified, seeds-only, dpo, spin, sft+dpo, "
-        "sft+learnability; "
+        "sft+learnability, sft+novelty; "
         "verified is required (default: verified, unverified, seeds-only)",
     )
     add_settings(p)

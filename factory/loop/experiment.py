@@ -2,7 +2,8 @@
 
 `factory experiment --run-dir D --arms verified,unverified,seeds-only` keeps one run directory per arm
 (``D/<arm>/``, a store of its own, so status, report and export work on each) and runs them round by
-round with the same settings, base model, evaluation and number of optimizer steps:
+round with the same settings, base model and evaluation, and (but for dpo and spin) the same number of
+optimizer steps:
 
 - ``verified``: the recipe of every run (``SelfPlayRun.training_texts``): seeds plus verified pairs;
 - ``unverified``: seeds plus the same generated puzzles and attempts with the verdicts ignored: every
@@ -11,14 +12,19 @@ round with the same settings, base model, evaluation and number of optimizer ste
   Haluptzok et al. 2023);
 - ``seeds-only``: the seed pairs alone, no self-play data;
 - ``dpo``, ``spin``, ``sft+dpo``: the verified arm's data with another training objective
-  (``RunConfig.objective``, see ``SelfPlayRun.train``): its preference pairs, in the same steps
-  (sft+dpo: the sft pass and the dpo pass together). ``sft`` names the verified arm;
-- ``sft+learnability``: the verified arm's pairs resampled by learnability (``RunConfig.weighting``).
+  (``RunConfig.objective``, see ``SelfPlayRun.train``): its preference pairs. ``sft`` names the
+  verified arm;
+- ``sft+learnability``, ``sft+novelty``: the verified arm's pairs resampled by learnability or by
+  novelty (``RunConfig.weighting``, ``factory.loop.weights``).
 
 Each arm's texts go through the same ``training_texts`` (solve blocks, then ``len(pairs) // 3``
-listings of its pool). Every arm trains for the steps the verified arm's recipe takes in that round,
-``optimizer_steps(len(verified texts), epochs)``, so the learning-rate schedule is the same too; the
-steps are in each checkpoint's ``training.json``.
+listings of its pool). Every sft arm trains for the steps the verified arm's recipe takes in that
+round, ``optimizer_steps(len(verified texts), epochs)``, so the learning-rate schedule is the same too;
+sft+dpo splits those steps, its dpo pass taking at most its rows' own epochs (``preference_steps``).
+The pure preference arms, dpo and spin, train their own schedule, ``optimizer_steps(len(rows),
+epochs)``: the verified arm's steps over a round's few preference rows are many epochs of DPO, which
+over-optimises (measured: 166 steps on 14 pairs took pass@1 from 0.157 to 0.021). The steps are in each
+checkpoint's ``training.json`` and the comparison's ``train``.
 
 Round 1 generates once, in the verified arm; the other arms copy its proposals and attempts, batch by
 batch with their markers, and its base-model evaluation, so round 1 compares the filters on one set of
@@ -78,7 +84,10 @@ SEEDS_ONLY_ARM = "seeds-only"
 # Arms that train on the verified arm's data with another objective (RunConfig.objective).
 OBJECTIVE_ARMS = {"dpo": "dpo", "spin": "spin", "sft+dpo": "sft+dpo"}
 LEARNABILITY_ARM = "sft+learnability"  # the verified arm's data resampled by learnability
-ARMS = (VERIFIED_ARM, UNVERIFIED_ARM, SEEDS_ONLY_ARM, *OBJECTIVE_ARMS, LEARNABILITY_ARM)
+NOVELTY_ARM = "sft+novelty"  # the verified arm's data resampled by novelty
+# Arms that train on the verified arm's data resampled by a weighting (RunConfig.weighting).
+WEIGHTING_ARMS = {LEARNABILITY_ARM: "learnability", NOVELTY_ARM: "novelty"}
+ARMS = (VERIFIED_ARM, UNVERIFIED_ARM, SEEDS_ONLY_ARM, *OBJECTIVE_ARMS, *WEIGHTING_ARMS)
 ALIASES = {"sft": VERIFIED_ARM}  # the verified arm is the sft objective
 EXPERIMENT_FILENAME = "experiment.json"
 
@@ -100,9 +109,8 @@ def parse_arms(text: str | Sequence[str]) -> tuple[str, ...]:
 
 def arm_config(config: RunConfig, arm: str) -> RunConfig:
     """The settings an arm runs with: the experiment's, with the arm's objective (sft but for the
-    objective arms) and weighting (none but for the learnability arm)."""
-    weighting = "learnability" if arm == LEARNABILITY_ARM else "none"
-    return replace(config, objective=OBJECTIVE_ARMS.get(arm, "sft"), weighting=weighting)
+    objective arms) and weighting (none but for the weighting arms)."""
+    return replace(config, objective=OBJECTIVE_ARMS.get(arm, "sft"), weighting=WEIGHTING_ARMS.get(arm, "none"))
 
 
 def arm_dirs(root: Path | str) -> dict[str, Path]:
@@ -323,9 +331,10 @@ def check_settings(config: RunConfig) -> None:
     if not config.train:
         raise UserError("an experiment compares what models train on: it needs train = true (drop --no-train)")
     if config.weighting != "none":
+        arms = [arm for arm, weighting in WEIGHTING_ARMS.items() if weighting == config.weighting]
         raise UserError(
             f"the arms of an experiment set the weighting: drop --weighting {config.weighting} and add the "
-            f"{LEARNABILITY_ARM} arm"
+            f"{' or '.join(arms or WEIGHTING_ARMS)} arm"
         )
     if config.objective != "sft":
         raise UserError(

@@ -12,24 +12,24 @@ turn. SPIN (``spin_rows``) takes every sample of the model that is not verified 
 The prompt is rebuilt exactly as the solve stage built it (``round_solve_prompt``: a pure function of
 the run seed, the round, the puzzle and the pairs stored before the round), and ``chosen``/``rejected``
 are the two completions after it (each attempt's source minus the prompt's final ``def g..(...):``
-line), the columns TRL's DPOTrainer reads.
+line), the columns TRL's DPOTrainer reads. Each row carries its puzzle's weight under the run's
+weighting (``factory.loop.weights``); ``weighted_rows`` resamples rows by it for training.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from factory.config import RunConfig
 from factory.loop.prompts import ExampleIndex, solve_prompt
+from factory.loop.weights import NONE, copies, puzzle_weights
 from factory.store import GENERATED, RunStore, StoredAttempt, StoredPuzzle
 from sandbox.verdicts import CRASHED, ERROR, MEMORY, TIMEOUT, VERIFIED, WRONG
 
 REJECTED_VERDICTS = (WRONG, ERROR, TIMEOUT, MEMORY)
-MAX_COPIES = 4  # of the most learnable pair's solve block (learnability weighting)
 DPO = "dpo"
 SPIN = "spin"
 
@@ -50,6 +50,7 @@ class PreferenceRow:
     puzzle_id: int
     chosen_attempt_id: int
     rejected_attempt_id: int
+    weight: float = 1.0  # the puzzle's weight under the run's weighting (``factory.loop.weights``)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,9 +72,12 @@ def completion_after(prefix: str, source: str) -> str:
 
 
 def preference_rows(store: RunStore, rounds: Sequence[int] | None = None, kind: str = DPO) -> list[PreferenceRow]:
-    """The preference rows of ``rounds`` (default: every round with attempts), in store order."""
+    """The preference rows of ``rounds`` (default: every round with attempts), in store order, each
+    with its puzzle's weight under the run's weighting."""
     recorded = store.config() or {}
     wanted = rounds if rounds is not None else [r.round for r in store.rounds() if r.round > 0]
+    weighting = recorded.get("weighting", NONE)
+    weights = puzzle_weights(store, max(wanted, default=0), weighting)
     pairs_by_attempt = {p.attempt_id: p for p in store.stored_pairs() if p.attempt_id is not None}
     rows: list[PreferenceRow] = []
     for round in sorted(set(wanted)):
@@ -91,8 +95,17 @@ def preference_rows(store: RunStore, rounds: Sequence[int] | None = None, kind: 
             puzzle = store.puzzle(puzzle_id)
             if puzzle is None or puzzle.origin != GENERATED or puzzle.round != round:
                 continue
-            rows += _puzzle_rows(puzzle, tried, pairs_by_attempt, examples, run_seed, round, k, kind)
+            rows += [
+                replace(row, weight=weights.get(puzzle_id, 1.0))
+                for row in _puzzle_rows(puzzle, tried, pairs_by_attempt, examples, run_seed, round, k, kind)
+            ]
     return rows
+
+
+def weighted_rows(rows: Sequence[PreferenceRow], weighting: str) -> list[PreferenceRow]:
+    """``rows`` resampled by their weights as training pairs are (``factory.loop.weights.copies``): each
+    row ``copies(row.weight)`` times in a row; unchanged with no weighting."""
+    return [row for row in rows for _ in range(copies(row.weight, weighting))]
 
 
 def _puzzle_rows(
@@ -142,19 +155,3 @@ def spin_rows(store: RunStore, round: int) -> list[PreferenceRow]:
     """SPIN's rows for training after ``round``: that round's verified solutions preferred over the
     generating model's own other samples of the same prompt."""
     return preference_rows(store, [round], kind=SPIN)
-
-
-def learnability(solve_rate: float) -> float:
-    """Absolute Zero's learnability of a puzzle: 1 - its solve rate, 0 when never or always solved."""
-    return 0.0 if solve_rate <= 0.0 or solve_rate >= 1.0 else 1.0 - solve_rate
-
-
-def learnability_pairs(store: RunStore, up_to_round: int) -> list[tuple[str, str]]:
-    """``store.training_pairs(up_to_round)`` resampled by learnability: a seed pair once, a generated
-    pair ``ceil(MAX_COPIES * learnability)`` times in a row, none when every attempt solved its puzzle."""
-    rates = store.solve_rates(up_to_round)
-    pairs: list[tuple[str, str]] = []
-    for pair in store.stored_pairs(up_to_round):
-        copies = 1 if pair.round == 0 else math.ceil(MAX_COPIES * learnability(rates.get(pair.puzzle_id, 1.0)))
-        pairs += [(pair.puzzle_source, pair.solution_source)] * copies
-    return pairs

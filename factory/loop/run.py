@@ -27,7 +27,7 @@ from factory.errors import UserError, VerifierError
 from factory.loop.corpus import load_eval_puzzles, seed_training_pairs, training_texts
 from factory.loop.evaluate import eval_settings, evaluate
 from factory.loop.filter import filter_proposals
-from factory.loop.preferences import DPO, SPIN, learnability_pairs, preference_rows, round_solve_prompt
+from factory.loop.preferences import DPO, SPIN, preference_rows, round_solve_prompt, weighted_rows
 from factory.loop.prompts import (
     STOP_SEQUENCES,
     ExampleIndex,
@@ -37,6 +37,7 @@ from factory.loop.prompts import (
 from factory.loop.seeds import seed_of
 from factory.loop.select import select_pairs
 from factory.loop.summary import format_summary, round_summary
+from factory.loop.weights import weighted_pairs
 from factory.models import ModelBackend, SamplingConfig, load_backend
 from factory.models.steps import TRAINING_FILENAME, information_gain, optimizer_steps
 from factory.store import PROPOSE_STAGE, SOLVE_STAGE, AttemptRow, RunStore
@@ -122,6 +123,14 @@ def round_config(started_with: dict | None, current: RunConfig) -> RunConfig:
     data = {**current.to_json(), **started_with}
     data.update({name: getattr(current, name) for name in CURRENT_SETTINGS})
     return RunConfig.from_json(data)
+
+
+def preference_steps(objective: str, rows: int, epochs: float, steps: int | None) -> int:
+    """The optimizer steps of a round's preference pass over ``rows`` rows: dpo and spin take
+    ``epochs`` over their own rows whatever ``steps`` (fixed steps, e.g. an experiment's verified arm's)
+    say; sft+dpo's pass takes half of fixed ``steps``, never more than its rows' own epochs."""
+    own = optimizer_steps(rows, epochs)
+    return own if objective in (DPO, SPIN) or steps is None else min(own, steps // 2)
 
 
 class SelfPlayRun:
@@ -350,7 +359,9 @@ class SelfPlayRun:
         ``incremental``). dpo: the round's preference pairs (``factory.loop.preferences``), from and
         against the model that generated them. spin: verified solutions over the generating model's own
         other samples, from and against that model (the previous iteration's). sft+dpo: sft, then dpo
-        from and against the sft checkpoint; with fixed ``steps`` the dpo pass takes up to half of them.
+        from and against the sft checkpoint; with fixed ``steps`` the dpo pass takes up to half of them
+        (``preference_steps``; dpo and spin always train their own epochs over their rows). With a
+        weighting the preference rows are resampled by their puzzle's weight (``factory.loop.weights``).
         """
         done = self.store.checkpoint(round)
         if done is not None and Path(done.path, "config.json").exists():
@@ -359,10 +370,7 @@ class SelfPlayRun:
         generator = self.model_for_round(round)
         base = generator if c.incremental or c.objective in (DPO, SPIN) else self.base_model
         out_dir = self.run_dir / "checkpoints" / f"round-{round}"
-        rows = []
-        if c.objective != SFT:
-            kind = SPIN if c.objective == SPIN else DPO
-            rows = [r.to_dict() for r in preference_rows(self.store, [round], kind=kind)]
+        rows = self.training_rows(round, c)
         examples = len(texts) if c.objective in (SFT, SFT_DPO) else len(rows)
         if (out_dir / "config.json").exists():  # saved (atomically) but killed before it was recorded
             self.store.record_checkpoint(round, str(out_dir), base, examples, 0.0)
@@ -377,7 +385,7 @@ class SelfPlayRun:
         if self._backend is not None:  # a generation engine holds no memory while the model trains
             self._backend.close()
             self._backend = None
-        steps = self.training_steps(round, c, texts)
+        steps = self.steps_of(round, c, texts, rows)
         options = {"epochs": c.epochs, "learning_rate": c.learning_rate, "lora": c.lora,
                    "seed": seed_of(c.seed, round, "train", 0), "log": self.log}
         seconds, sft_done, probed = 0.0, 0, {}
@@ -387,7 +395,7 @@ class SelfPlayRun:
             if c.objective == SFT_DPO and rows and (steps is None or steps >= 2):
                 sft_out = out_dir.with_name(f"round-{round}-sft")
                 if steps is not None:
-                    dpo_steps = min(optimizer_steps(len(rows), c.epochs), steps // 2)
+                    dpo_steps = preference_steps(c.objective, len(rows), c.epochs, steps)
                     sft_steps = steps - dpo_steps
             if not (sft_out / "config.json").exists():
                 self.log(f"round {round}: fine-tuning {base} on {len(texts)} texts")
@@ -428,13 +436,26 @@ class SelfPlayRun:
         """What ``round`` fine-tunes on: seeds plus every verified pair so far as solve blocks (resampled
         by ``c.weighting``), and listings of the pool (the recipe; the control arms of
         ``factory.loop.experiment`` replace it)."""
-        if c.weighting == "learnability":
-            pairs = learnability_pairs(self.store, round)
-        else:
-            pairs = self.store.training_pairs(up_to_round=round)
+        pairs = weighted_pairs(self.store, round, c.weighting)
         pool = [p.source for p in self.store.pool_puzzles(up_to_round=round)]
         rng = random.Random(f"{c.seed}:{round}:listings")
         return training_texts(pairs, pool, len(pairs) // 3, c.propose_examples, rng)
+
+    def training_rows(self, round: int, c: RunConfig) -> list[dict]:
+        """The preference rows ``round`` trains on (none for sft): the round's dpo rows (spin's for spin),
+        resampled by their puzzle's weight under ``c.weighting``."""
+        if c.objective == SFT:
+            return []
+        rows = preference_rows(self.store, [round], kind=SPIN if c.objective == SPIN else DPO)
+        return [r.to_dict() for r in weighted_rows(rows, c.weighting)]
+
+    def steps_of(self, round: int, c: RunConfig, texts: Sequence[str], rows: Sequence[dict]) -> int | None:
+        """The optimizer steps ``round`` trains for (sft+dpo: both passes): dpo and spin their own
+        epochs over their ``rows`` (``preference_steps``) whatever an experiment sets, the others
+        ``training_steps``."""
+        if c.objective in (DPO, SPIN):
+            return preference_steps(c.objective, len(rows), c.epochs, None)
+        return self.training_steps(round, c, texts)
 
     def training_steps(self, round: int, c: RunConfig, texts: Sequence[str]) -> int | None:
         """The optimizer steps of ``round``'s fine-tuning; None: ``c.epochs`` over ``texts`` decide."""

@@ -26,6 +26,13 @@ TAGS = ("code", "python", "programming-puzzles", "p3", "synthetic", "self-play",
 PAPER = "Language Models Can Teach Themselves to Program Better (Haluptzok, Bowers, Kalai; ICLR 2023)"
 PAPER_URL = "https://arxiv.org/abs/2207.14502"
 
+WEIGHT_DOC = (
+    "the pair's training weight under the run's `weighting` setting (1.0 for seeds and with `none`): its "
+    "puzzle's learnability (1 - solve rate, 0 when always or never solved), novelty (1 - the highest "
+    "shingle similarity to the seeds and earlier rounds' puzzles) or their product (`both`); the run "
+    "with a weighting trains on a generated pair ceil(4 * weight) times"
+)
+
 # What each column means, in the order of the dataset's features.
 COLUMN_DOCS: dict[str, str] = {
     "puzzle": "source of the puzzle `f(answer: T, ...) -> bool`",
@@ -49,6 +56,7 @@ COLUMN_DOCS: dict[str, str] = {
     "pair_id": "id of the pair in the run's store",
     "puzzle_id": "id of the puzzle in the run's store",
     "attempt_id": "id of the solution attempt in the run's store (null for seed references)",
+    "weight": WEIGHT_DOC,
 }
 
 # The columns of a preference export (``factory.outputs.preference_export``), in order.
@@ -67,6 +75,7 @@ PREFERENCE_COLUMN_DOCS: dict[str, str] = {
     "puzzle_id": "id of the puzzle in the run's store",
     "chosen_attempt_id": "id of the chosen solution's attempt in the run's store",
     "rejected_attempt_id": "id of the rejected solution's attempt in the run's store",
+    "weight": WEIGHT_DOC,
 }
 PREFERENCE = "preference"
 SFT = "sft"

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from factory.errors import StoreError, UserError
+from factory.loop.weights import NONE, pair_weights
 from factory.models.quiet import without_library_chatter
 from factory.outputs.dataset_card import (
     CARD_FILENAME,
@@ -64,6 +65,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("pair_id", "int64"),
     ("puzzle_id", "int64"),
     ("attempt_id", "int64"),
+    ("weight", "float64"),
 )
 
 SEEDS_TEST = "seeds-test"
@@ -106,6 +108,7 @@ class PairRow:
     pair_id: int
     puzzle_id: int
     attempt_id: int | None
+    weight: float  # under the run's weighting (``factory.loop.weights``); 1.0 with none
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -217,6 +220,7 @@ def pair_rows(store: RunStore) -> list[PairRow]:
     puzzles = {p.id: p for p in store.pool_puzzles(solved_only=False)}
     attempts = store.pair_attempts()
     solve_rate = store.solve_rates()
+    weights = pair_weights(store, None, (store.config() or {}).get("weighting", NONE))
     rows = []
     for pair in pairs:
         puzzle = puzzles.get(pair.puzzle_id) or store.puzzle(pair.puzzle_id)
@@ -245,6 +249,7 @@ def pair_rows(store: RunStore) -> list[PairRow]:
                 pair_id=pair.id,
                 puzzle_id=puzzle.id,
                 attempt_id=pair.attempt_id,
+                weight=weights[pair.id],
             )
         )
     return rows

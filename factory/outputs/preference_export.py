@@ -47,6 +47,7 @@ PREFERENCE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("puzzle_id", "int64"),
     ("chosen_attempt_id", "int64"),
     ("rejected_attempt_id", "int64"),
+    ("weight", "float64"),
 )
 
 

@@ -8,6 +8,10 @@ two finished rounds, then a third round whose process dies in its solve stage, s
 and proposed but without attempts, pairs or evaluation. It runs once per test session (a few seconds);
 tests that change the directory work on ``copy_run``.
 
+``with_settings`` rewrites a copy's recorded settings (a run started with another weighting or
+objective); ``expected_novelty`` and ``expected_rates`` compute novelty and solve rates from the raw
+rows by a plain scan.
+
 ``StoreRows`` reads the store's raw rows with plain SQL on its own read-only connection and counts
 them in Python, so tests derive what a reader should say without going through the reader.
 """
@@ -24,6 +28,7 @@ from pathlib import Path
 from factory.config import RunConfig
 from factory.loop.run import RoundEvents, SelfPlayRun, run_rounds
 from factory.store import STORE_FILENAME
+from puzzles.canonical import near_duplicate_tokens, similarity
 from sandbox.backend import open_sandbox
 from sandbox.verdicts import VERIFIED
 from tests.factory.scripted_model import ScriptedModelServer
@@ -176,3 +181,35 @@ class StoreRows:
 
 def without_zeros(counts: dict[str, int]) -> dict[str, int]:
     return {k: v for k, v in counts.items() if v}
+
+
+def with_settings(run_dir: Path, **settings: object) -> Path:
+    """The run directory as if started with ``settings`` (its recorded config rewritten)."""
+    db = sqlite3.connect(run_dir / STORE_FILENAME)
+    with db:
+        config = json.loads(db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
+        db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps({**config, **settings}),))
+    db.close()
+    return run_dir
+
+
+def expected_novelty(rows: StoreRows) -> dict[int, float]:
+    """1 - the highest similarity of each generated puzzle to every puzzle of an earlier round (seeds: 0)."""
+    tokens = {p["id"]: near_duplicate_tokens(p["source"]) for p in rows.puzzles}
+    return {
+        p["id"]: 1.0 - max(
+            (similarity(tokens[p["id"]], tokens[q["id"]]) for q in rows.puzzles if q["round"] < p["round"]),
+            default=0.0,
+        )
+        for p in rows.puzzles
+        if p["origin"] == "generated"
+    }
+
+
+def expected_rates(rows: StoreRows) -> dict[int, float]:
+    rates = {}
+    for p in rows.puzzles:
+        tried = [a for a in rows.attempts if a["puzzle_id"] == p["id"] and a["round"] == p["round"]]
+        if p["origin"] == "generated" and tried:
+            rates[p["id"]] = sum(a["status"] == VERIFIED for a in tried) / len(tried)
+    return rates

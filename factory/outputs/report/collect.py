@@ -2,8 +2,9 @@
 
 Per round the numbers are ``factory.store.stats.RoundStats`` (funnel, verdicts, stage seconds,
 tokens); the report adds the round's wall time and how diverse its puzzles were: distinct and new
-canonical forms, and how far accepted puzzles are from the seeds (1 - the highest token-shingle
-similarity to any seed).
+canonical forms, how far accepted puzzles are from the seeds (1 - the highest token-shingle
+similarity to any seed: ``factory.loop.weights.PuzzleDistance``), and the mean training weight of the
+round's pairs under the run's weighting.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from factory.loop.parts import part_pass_at_k
+from factory.loop.weights import NONE, PuzzleDistance, pair_weights
 from factory.models.steps import checkpoint_information_gain
 from factory.store import INVALID, SEED, EvalRecord, RoundStats, RunStore, StoredPuzzle, rounds_stats
 from puzzles.canonical import canonical_hash, near_duplicate_tokens
 from puzzles.parse import parse_puzzle
 from puzzles.records import InvalidProgram
-from puzzles.similarity import ShingleIndex
 
 # The named steps of a round's timings, in pipeline order.
 PIPELINE_STEPS = (
@@ -49,6 +50,7 @@ class RoundReport:
     new: int  # of those, how many no earlier round (nor the seeds) had produced
     seed_distances: tuple[float, ...] = field(default=())  # per accepted puzzle: 1 - max similarity to a seed
     information_gain: float | None = None  # base model's loss on the round's new pairs minus on seeds
+    weight_mean: float | None = None  # mean weight of the round's pairs under the run's weighting
 
     @property
     def round(self) -> int:
@@ -131,15 +133,11 @@ class RunReport:
         return dict(sorted(series.items()))
 
 
-class SeedDistance:
-    """1 - the highest near-duplicate similarity of a puzzle to any seed."""
+class SeedDistance(PuzzleDistance):
+    """1 - the highest near-duplicate similarity of a puzzle to any seed (the rule of novelty)."""
 
     def __init__(self, seed_sources: Sequence[str]):
-        self.index = ShingleIndex.of_sources(seed_sources)
-
-    def __call__(self, source: str) -> float:
-        match = self.index.best(near_duplicate_tokens(source))
-        return 1.0 - match[1] if match else 1.0
+        super().__init__(near_duplicate_tokens(source) for source in seed_sources)
 
 
 def collect_report(store: RunStore, run_dir: Path | str = "") -> RunReport:
@@ -148,6 +146,10 @@ def collect_report(store: RunStore, run_dir: Path | str = "") -> RunReport:
         seeds = [p for p in store.pool_puzzles(up_to_round=0, solved_only=False) if p.origin == SEED]
         distance = SeedDistance([p.source for p in seeds])
         known = {p.canonical_hash for p in seeds}
+        weights = pair_weights(store, None, (store.config() or {}).get("weighting", NONE))
+        pair_rounds: dict[int, list[float]] = {}
+        for pair in store.stored_pairs():
+            pair_rounds.setdefault(pair.round, []).append(weights[pair.id])
         rounds = []
         for stats in rounds_stats(store):
             if stats.round == 0:
@@ -171,6 +173,7 @@ def collect_report(store: RunStore, run_dir: Path | str = "") -> RunReport:
                     new=len(new),
                     seed_distances=tuple(distance(p.source) for p in puzzles.values()),
                     information_gain=checkpoint_information_gain(checkpoint.path if checkpoint else None),
+                    weight_mean=_mean(pair_rounds.get(stats.round, [])),
                 )
             )
         return RunReport(
@@ -181,6 +184,10 @@ def collect_report(store: RunStore, run_dir: Path | str = "") -> RunReport:
             seed_puzzles=len(seeds),
             seed_pairs=len(store.stored_pairs(up_to_round=0)),
         )
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _produced(store: RunStore, round: int, puzzles: Mapping[int, StoredPuzzle]) -> set[str]:

@@ -256,6 +256,7 @@ def _diversity_table(report: RunReport) -> str:
             ("mean distance from seeds", lambda r: r.distance_mean),
             ("min distance", lambda r: r.distance_min),
             ("information gain", lambda r: r.information_gain),
+            ("mean weight", lambda r: r.weight_mean),
         ],
     )
 

@@ -42,9 +42,10 @@ from factory.loop.experiment import (
     training_facts,
 )
 from factory.loop.prompts import training_example
-from factory.models.steps import optimizer_steps
+from factory.loop.run import preference_steps
+from factory.models.steps import TRAINING_FILENAME, optimizer_steps
 from factory.models.train import fine_tune
-from factory.store import STORE_FILENAME
+from factory.store import STORE_FILENAME, RunStore
 from sandbox.backend import open_sandbox
 from sandbox.verdicts import VERIFIED
 from tests.factory.played_run import copy_run, played_config
@@ -105,15 +106,17 @@ def test_objective_arms_and_the_sft_alias():
     assert parse_arms("sft+dpo,spin,dpo,sft") == (VERIFIED_ARM, "dpo", "spin", "sft+dpo")
     config = played_config("http://127.0.0.1:9/v1")
     assert [arm_config(config, arm).objective for arm in ARMS] == [
-        "sft", "sft", "sft", "dpo", "spin", "sft+dpo", "sft"
+        "sft", "sft", "sft", "dpo", "spin", "sft+dpo", "sft", "sft"
     ]
     assert arm_config(config, "dpo") == replace(config, objective="dpo")
     assert arm_config(config, "sft+learnability") == replace(config, weighting="learnability")
+    assert arm_config(config, "sft+novelty") == replace(config, weighting="novelty")
 
 
 @pytest.mark.parametrize(("flags", "message"), [
     (["--objective", "dpo"], "drop --objective dpo and add the dpo arm"),
     (["--weighting", "learnability"], "drop --weighting learnability and add the sft+learnability arm"),
+    (["--weighting", "novelty"], "drop --weighting novelty and add the sft+novelty arm"),
     (["--no-train"], "it needs train = true (drop --no-train)"),
     (["--arms", "seeds-only"], "the arms must include 'verified'"),
     (["--rounds", "0"], "--rounds must be at least 1"),
@@ -199,6 +202,41 @@ def test_fixed_steps_train_that_many_steps_whatever_the_data(synthetic_tiny_mode
     assert [training_facts(tmp_path / name)["steps"] for name in ("small", "large")] == [6, 6]
     natural = fine_tune(synthetic_tiny_model, large, tmp_path / "natural", epochs=1.0, seed=1)
     assert natural.steps == optimizer_steps(40, 1.0) == 5
+
+
+def test_a_dpo_arm_trains_its_own_epochs_over_its_rows_not_the_verified_arms_steps(run, tmp_path):
+    """Equal steps would be 166 DPO steps on 14 rows (measured: pass@1 0.157 -> 0.021); dpo and spin take
+    ``optimizer_steps(rows, epochs)``, sft+dpo's dpo pass at most that."""
+    verified_steps = 166
+    assert preference_steps("dpo", 14, 2.0, verified_steps) == optimizer_steps(14, 2.0) == 4
+    assert preference_steps("spin", 14, 2.0, None) == 4
+    assert preference_steps("sft+dpo", 14, 2.0, verified_steps) == 4  # capped at its rows' own epochs
+    assert preference_steps("sft+dpo", 400, 2.0, verified_steps) == verified_steps // 2
+    # an arm beside a verified arm whose round-1 checkpoint trained 166 steps
+    root = tmp_path / "exp"
+    verified, dpo = copy_run(run, root / VERIFIED_ARM), copy_run(run, root / "dpo")
+    checkpoint = verified / "checkpoints" / "round-1"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / TRAINING_FILENAME).write_text(json.dumps({"steps": verified_steps, "total_steps": verified_steps}))
+    with RunStore.open(verified, create=False) as store:
+        store.record_checkpoint(1, str(checkpoint), "base", 500, 1.0)
+    db = sqlite3.connect(dpo / STORE_FILENAME)
+    with db:
+        recorded = json.loads(db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
+        db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps({**recorded, "objective": "dpo"}),))
+    db.close()
+    config = played_config("http://127.0.0.1:9/v1")
+    for arm, path in ((VERIFIED_ARM, verified), ("dpo", dpo)):
+        reference = None if arm == VERIFIED_ARM else verified
+        with ArmRun(path, arm_config(config, arm), None, arm, reference, **QUIET) as arm_run:
+            c = arm_run.config
+            texts, rows = arm_run.training_texts(1, c), arm_run.training_rows(1, c)
+            if arm == VERIFIED_ARM:
+                assert arm_run.steps_of(1, c, texts, rows) == optimizer_steps(len(texts), c.epochs)
+            else:
+                assert arm_run.training_steps(1, c, texts) == verified_steps  # what equal steps would give
+                assert rows and arm_run.steps_of(1, c, texts, rows) == optimizer_steps(len(rows), c.epochs)
+                assert optimizer_steps(len(rows), c.epochs) < verified_steps
 
 
 def test_round_1_is_copied_row_for_row_with_markers_canaries_and_the_base_evaluation(run, tmp_path):

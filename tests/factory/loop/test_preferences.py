@@ -8,12 +8,11 @@ from collections import Counter
 
 from factory.loop.preferences import (
     REJECTED_VERDICTS,
-    learnability,
-    learnability_pairs,
     preference_rows,
     spin_rows,
 )
 from factory.loop.seeds import seed_of
+from factory.loop.weights import learnability, weighted_pairs
 from factory.store import RunStore
 from sandbox.verdicts import CRASHED, VERIFIED
 from tests.factory.played_run import played_config
@@ -73,7 +72,7 @@ def test_spin_takes_any_own_sample_but_never_a_crash(run_dir, rows):
 def test_learnability_resamples_pairs_by_solve_rate_and_drops_fully_solved_puzzles(run_dir, rows):
     assert [learnability(r) for r in (0.0, 0.25, 1.0)] == [0.0, 0.75, 0.0]
     with RunStore.open(run_dir, create=False) as store:
-        weighted = Counter(learnability_pairs(store, 2))
+        weighted = Counter(weighted_pairs(store, 2, "learnability"))
     source = {p["id"]: p["source"] for p in rows.puzzles}
     expected: Counter = Counter()
     for pair in rows.pairs:

@@ -13,7 +13,12 @@ from factory.daemon.metrics import run_families
 from factory.loop.preferences import preference_rows
 from factory.loop.run import SelfPlayRun, run_rounds
 from factory.loop.summary import round_summary, round_to
-from factory.models.steps import TRAINING_FILENAME, checkpoint_information_gain, information_gain
+from factory.models.steps import (
+    TRAINING_FILENAME,
+    checkpoint_information_gain,
+    information_gain,
+    optimizer_steps,
+)
 from factory.outputs.report.collect import collect_report
 from factory.store import RunStore
 from sandbox.backend import open_sandbox
@@ -71,7 +76,9 @@ def test_a_round_trains_by_its_objective(one_round, synthetic_tiny_model, one_to
     assert path == checkpoint.path and facts["objective"] == "dpo" and facts["examples"] == len(pairs)
     if objective in ("dpo", "spin"):  # from and against the model that generated the round
         assert checkpoint.base_model == str(synthetic_tiny_model)
-        assert facts["ref_model"] == str(synthetic_tiny_model) and facts["steps"] == 6
+        assert facts["ref_model"] == str(synthetic_tiny_model)
+        # their own epochs over their rows, not the fixed 6 steps the other objectives take
+        assert facts["steps"] == optimizer_steps(len(pairs), config.epochs)
     else:  # sft, then dpo from and against the sft checkpoint, in the same 6 steps together
         sft = run_dir / "checkpoints" / "round-1-sft"
         assert facts["ref_model"] == str(sft) == checkpoint.base_model

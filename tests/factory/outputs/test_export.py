@@ -32,7 +32,7 @@ from factory.store import RunStore
 from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD, near_duplicate_tokens, similarity
 from puzzles.seeds import load_seeds
 from sandbox.verdicts import VERIFIED
-from tests.factory.played_run import StoreRows
+from tests.factory.played_run import StoreRows, copy_run, expected_novelty, expected_rates, with_settings
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -88,6 +88,7 @@ def expected_rows(run_dir: Path, include_seeds: bool = False) -> list[dict]:
                     "pair_id": pair.id,
                     "puzzle_id": puzzle.id,
                     "attempt_id": pair.attempt_id,
+                    "weight": 1.0,  # the played run has no weighting
                 }
             )
     return rows
@@ -107,6 +108,26 @@ def test_load_dataset_gives_back_exactly_the_generated_pairs_of_the_store(run, r
     assert {row["origin"] for row in loaded} == {"generated"}
     assert {row["round"] for row in loaded} == set(run.finished)  # the open round has no pairs
     assert len({(row["puzzle_hash"], row["solution_hash"]) for row in loaded}) == len(loaded)
+
+
+def test_the_weight_column_is_each_pair_weight_under_the_run_weighting(run, tmp_path):
+    import pyarrow.parquet as pq
+
+    rows = StoreRows(run.run_dir)
+    novelty, rates = expected_novelty(rows), expected_rates(rows)
+    run_dir = with_settings(copy_run(run, tmp_path / "run"), weighting="both")
+    export_dataset(run_dir, tmp_path / "out", ExportFilters(include_seeds=True))
+    loaded = pq.read_table(tmp_path / "out" / DATA_FILE).to_pylist()
+    assert [name for name, _ in COLUMNS][-1] == "weight" and list(loaded[0])[-1] == "weight"
+    for row in loaded:
+        if row["origin"] == "seed":
+            assert row["weight"] == 1.0
+            continue
+        rate = rates[row["puzzle_id"]]
+        learn = 0.0 if rate in (0.0, 1.0) else 1.0 - rate
+        assert row["weight"] == pytest.approx(learn * novelty[row["puzzle_id"]])
+    assert len({row["weight"] for row in loaded}) > 2
+    assert "training weight" in (tmp_path / "out" / "README.md").read_text()
 
 
 def test_include_seeds_adds_the_seed_reference_pairs(run_dir, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from factory.cli.main import main
-from factory.outputs.dataset_card import CARD_FILENAME, PREFERENCE_COLUMN_DOCS
+from factory.outputs.dataset_card import CARD_FILENAME, DATA_FILE, PREFERENCE_COLUMN_DOCS
 from factory.outputs.export import Reverify
 from factory.outputs.preference_export import (
     PREFERENCE_COLUMNS,
@@ -19,6 +19,7 @@ from factory.outputs.preference_export import (
 from sandbox.backend import open_sandbox
 from sandbox.verdicts import VERIFIED
 from sandbox.verify import SourcePair, verify_pairs
+from tests.factory.played_run import copy_run, expected_novelty, with_settings
 
 
 def load(out: Path, tmp_path: Path) -> list[dict]:
@@ -62,3 +63,20 @@ def test_cli_format_preference_and_sft_only_flags(run_dir, tmp_path, capsys):
                  "--include-seeds", "--no-reverify"])
     assert code == 2
     assert "--include-seeds only apply with --format sft" in capsys.readouterr().err
+
+
+def test_the_weight_column_is_the_puzzle_weight_under_the_run_weighting(run, rows, tmp_path):
+    import pyarrow.parquet as pq
+
+    novelty = expected_novelty(rows)
+    plain = tmp_path / "plain"
+    export_preferences(run.run_dir, plain)
+    unweighted = pq.read_table(plain / DATA_FILE).to_pylist()
+    assert [name for name, _ in PREFERENCE_COLUMNS][-1] == "weight" == list(unweighted[0])[-1]
+    assert {r["weight"] for r in unweighted} == {1.0}
+    run_dir = with_settings(copy_run(run, tmp_path / "run"), weighting="novelty")
+    export_preferences(run_dir, tmp_path / "out")
+    weighted = pq.read_table(tmp_path / "out" / DATA_FILE).to_pylist()
+    assert len(weighted) == len(unweighted)  # the export keeps one row per pair; training resamples them
+    assert [r["weight"] for r in weighted] == pytest.approx([novelty[r["puzzle_id"]] for r in weighted])
+    assert "training weight" in (tmp_path / "out" / CARD_FILENAME).read_text()

@@ -24,6 +24,7 @@ from factory.outputs.report import (
     render_html,
     write_report,
 )
+from factory.outputs.report.html import _diversity_table, _fmt
 from factory.outputs.report.plots import STATUS_COLORS
 from factory.store import PROPOSAL_STATUSES, ProposalRow, RunStore
 from puzzles.canonical import canonical_hash, near_duplicate_tokens, similarity
@@ -31,7 +32,7 @@ from puzzles.parse import parse_puzzle
 from puzzles.records import InvalidProgram
 from puzzles.seeds import load_seeds
 from sandbox.verdicts import ALL_VERDICTS
-from tests.factory.played_run import StoreRows, without_zeros
+from tests.factory.played_run import StoreRows, copy_run, expected_novelty, with_settings, without_zeros
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PAINTERS = (plot_pass_at_k, plot_funnel, plot_verdicts, plot_throughput, plot_diversity)
@@ -186,6 +187,23 @@ def test_collected_numbers_are_the_store_numbers(run, run_dir, rows):
     untrained = "no data: no round fine-tuned on new pairs"
     for paint in PAINTERS:  # every plot of a run with rounds, pairs and pass@k has data to show
         assert "no data" not in texts_of(paint(report)).replace(untrained, ""), paint.__name__
+
+
+def test_the_diversity_table_shows_each_round_mean_pair_weight(run, rows, tmp_path):
+    novelty = expected_novelty(rows)
+    run_dir = with_settings(copy_run(run, tmp_path / "run"), weighting="novelty")
+    with RunStore.open(run_dir, create=False) as store:
+        report = collect_report(store, run_dir)
+    with RunStore.open(run.run_dir, create=False) as store:
+        unweighted = collect_report(store, run.run_dir)
+    for r, plain in zip(report.rounds, unweighted.rounds, strict=True):
+        weights = [novelty[p["puzzle_id"]] for p in rows.of("pairs", r.round)]
+        assert r.weight_mean == (pytest.approx(sum(weights) / len(weights)) if weights else None)
+        assert plain.weight_mean == (1.0 if weights else None)
+    assert {r.weight_mean for r in report.rounds if r.weight_mean is not None} - {1.0}
+    table = _diversity_table(report)
+    assert ">mean weight</th>" in table
+    assert f">{_fmt(report.rounds[0].weight_mean)}</td>" in table
 
 
 def test_every_proposal_status_has_a_color():
