@@ -16,6 +16,12 @@ def docker_required() -> bool:
     return os.environ.get("CI") == "true" or os.environ.get("FACTORY_REQUIRE_DOCKER") == "1"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (stable otherwise): spread over parallel workers, the long ones then overlap
+    instead of one of them running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def docker_ready() -> None:
     from sandbox.engine import SandboxUnavailable, docker_client

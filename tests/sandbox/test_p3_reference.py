@@ -22,6 +22,7 @@ TIMEOUT_S = 5.0
 RETRY_TIMEOUT_S = 60.0
 
 
+@pytest.mark.slow
 def test_p3_reference_solutions_verify(p3_path, docker_ready):
     with open_sandbox("docker", log=lambda m: None) as sandbox:
         _, rows = verify_p3(p3_path, sandbox, timeout_s=TIMEOUT_S, split=None, out_path=None)

@@ -541,6 +541,7 @@ def ensure_dockerd(argv: list[str], old_pid: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # it stops the Docker engine every other test uses
 def test_the_engine_goes_away_mid_run_and_the_daemon_resumes_losing_nothing(tmp_path, docker_ready):
     found = dockerd_process()
     if found is None or os.geteuid() != 0 or Path("/run/systemd/system").exists():
