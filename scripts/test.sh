@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything (scripts/install.sh) and runs the whole test suite against the real Docker engine:
 # the tests over FACTORY_TEST_WORKERS parallel workers (pytest-xdist; default 2), then those marked
-# `alone` (they stop the engine the others use) by themselves. With arguments: pytest with those, serially.
+# `alone` (they reach what the others share: the Docker engine, every process on the host) by themselves. With arguments: pytest with those, serially.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh

@@ -439,7 +439,9 @@ HOLES = {
 }
 
 
-@pytest.fixture(scope="module", params=["process", "docker"])
+# On the process backend a hostile g reaches every process of its uid on the host (it kills or stops
+# every zygote it finds in /proc), so those run `alone`, not beside another test's sandbox.
+@pytest.fixture(scope="module", params=[pytest.param("process", marks=pytest.mark.alone), "docker"])
 def each_backend(request):
     from sandbox.backend import open_sandbox
 
