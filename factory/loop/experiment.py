@@ -243,6 +243,16 @@ def training_facts(checkpoint: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _training_of(checkpoint: str, facts: dict) -> dict:
+    """What a round's checkpoint trained on: sft texts, preference rows (dpo and spin) or both
+    (sft+dpo: its sft pass is the ``round-N-sft`` checkpoint beside it), and the steps of every pass."""
+    if facts.get("objective") != "dpo":
+        return {"texts": facts["examples"], "steps": facts["steps"]}
+    sft = training_facts(Path(checkpoint).with_name(Path(checkpoint).name + "-sft")) if "sft_steps" in facts else None
+    return {"texts": sft["examples"] if sft else 0, "preference_rows": facts["examples"],
+            "steps": facts["steps"] + facts.get("sft_steps", 0)}
+
+
 def copy_evals(records: Iterable[EvalRecord], target: RunStore, dataset: str) -> dict[int, float]:
     """Record ``records`` of ``dataset`` in ``target`` (the same round, model and per-puzzle counts)."""
     copied: dict[int, float] = {}
@@ -428,8 +438,7 @@ def comparison(root: Path | str) -> dict:
                 checkpoint = store.checkpoint(r)
                 facts = training_facts(checkpoint.path) if checkpoint else None
                 if facts:
-                    # sft+dpo: the steps of both passes
-                    train[str(r)] = {"texts": facts["examples"], "steps": facts["steps"] + facts.get("sft_steps", 0)}
+                    train[str(r)] = _training_of(checkpoint.path, facts)
         arms[arm] = {
             "run_dir": str(path),
             "rounds": {
@@ -499,7 +508,9 @@ def format_comparison(result: Mapping) -> str:
                 ci = values["pass_at_k_ci"].get(k)
                 cells.append(f"pass@{k} {v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
             train = data["train"].get(r)
-            steps = f", trained {train['steps']} steps on {train['texts']} texts" if train else ""
+            on = [f"{train[key]} {what}" for key, what in (("texts", "texts"), ("preference_rows", "preference rows"))
+                  if train and train.get(key)]
+            steps = f", trained {train['steps']} steps on {' + '.join(on) or 'nothing'}" if train else ""
             lines.append(f"{arm} round {r}: " + ", ".join(cells) + steps)
         for r, diffs in data.get("over_seeds_only", {}).items():
             for k, d in diffs.items():

@@ -239,6 +239,26 @@ def test_a_dpo_arm_trains_its_own_epochs_over_its_rows_not_the_verified_arms_ste
                 assert optimizer_steps(len(rows), c.epochs) < verified_steps
 
 
+def test_the_comparison_says_what_each_objective_trained_on(tmp_path):
+    """sft: its texts; dpo and spin: their preference rows; sft+dpo: the sft pass's texts beside it
+    and the dpo pass's rows, the steps of both passes together."""
+    from factory.loop.experiment import _training_of
+
+    def checkpoint(name: str, **facts) -> str:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / TRAINING_FILENAME).write_text(json.dumps(facts))
+        return str(tmp_path / name)
+
+    sft = checkpoint("sft", objective="sft", examples=650, steps=82)
+    dpo = checkpoint("dpo", objective="dpo", examples=11, steps=2)
+    checkpoint("round-1-sft", objective="sft", examples=654, steps=80)
+    both = checkpoint("round-1", objective="dpo", examples=4, steps=2, sft_steps=80)
+    read = {path: json.loads((Path(path) / TRAINING_FILENAME).read_text()) for path in (sft, dpo, both)}
+    assert _training_of(sft, read[sft]) == {"texts": 650, "steps": 82}
+    assert _training_of(dpo, read[dpo]) == {"texts": 0, "preference_rows": 11, "steps": 2}
+    assert _training_of(both, read[both]) == {"texts": 654, "preference_rows": 4, "steps": 82}
+
+
 def test_round_1_is_copied_row_for_row_with_markers_canaries_and_the_base_evaluation(run, tmp_path):
     source = copy_run(run, tmp_path / "verified")
     target = tmp_path / "seeds-only"
