@@ -392,16 +392,17 @@ def child_rss(what: str, run_dir: Path) -> tuple[float, float]:
 
 
 def child(what: str, run_dir: Path) -> None:
-    from factory.outputs.export import ExportFilters, pair_rows, select_rows
+    """The whole export (read, filter, write parquet and card) or report, as the CLI runs it."""
+    from factory.outputs.export import export_dataset
     from factory.outputs.report.collect import collect_report
 
-    store = RunStore.open(run_dir, create=False)
     if what == "export":
-        rows = pair_rows(store)
-        select_rows(rows, ExportFilters())
+        with tempfile.TemporaryDirectory(dir=run_dir.parent) as tmp:
+            export_dataset(run_dir, Path(tmp) / "export")
     else:
+        store = RunStore.open(run_dir, create=False)
         collect_report(store, run_dir)
-    store.close()
+        store.close()
     print(json.dumps({"rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 

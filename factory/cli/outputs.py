@@ -30,15 +30,8 @@ def check_out_dir(out: Path) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from factory.outputs.export import (
-        ExportFilters,
-        Reverify,
-        export_dataset,
-        near_set,
-        near_set_p3,
-        parse_rounds,
-        run_timeout,
-    )
+    from factory.outputs.export import Reverify, export_dataset, run_timeout
+    from factory.outputs.export_filters import ExportFilters, near_set, near_set_p3, parse_rounds
     from factory.outputs.hub import hub_target, push_to_hub
     from factory.outputs.preference_export import PreferenceFilters, export_preferences
 

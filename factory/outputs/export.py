@@ -9,35 +9,35 @@ Which pairs: by default the generated ones (puzzles the model proposed; the synt
 per distinct (puzzle, solution). ``include_seeds`` adds the seed puzzles' reference solutions and any
 model solutions of seed puzzles. The other filters (rounds, minimum solve rate, solutions per puzzle,
 distance from evaluation sets) apply to generated pairs; seed rows, when included, are kept whole.
+
+The export streams: pairs are read in store (pair id) order ``CHUNK_ROWS`` at a time, selected,
+re-verified and appended to the parquet file chunk by chunk, keeping only small global state (the
+card's counts, a byte per puzzle id), so its memory does not grow with the rows.
 """
 
 from __future__ import annotations
 
 import ast
 import random
-import re
-import shutil
-import tempfile
-from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from factory.errors import StoreError, UserError
-from factory.loop.weights import NONE, pair_weights
-from factory.models.quiet import without_library_chatter
+from factory.loop.weights import NONE, puzzle_weights
 from factory.outputs.dataset_card import (
     CARD_FILENAME,
     DATA_FILE,
-    SPLIT,
     CardFacts,
     EvalFacts,
     RoundFacts,
     render_card,
 )
-from factory.store import GENERATED, SEED, RunStore, rounds_stats
-from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD
-from puzzles.filters import EvalIndex
+from factory.outputs.export_filters import ChunkSelector, ExportFilters
+from factory.outputs.parquet_split import SplitWriter, check_out_dir, write_dataset
+from factory.store import GENERATED, RunStore, rounds_stats
+from factory.store.export_reads import pair_chunks, solve_rates_of
 from sandbox.backend import Sandbox
 from sandbox.verdicts import VERIFIED
 from sandbox.verify import SourcePair, verify_pairs
@@ -68,8 +68,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("weight", "float64"),
 )
 
-SEEDS_TEST = "seeds-test"
-NEAR_SET_NAMES = (SEEDS_TEST,)
+
+# Pairs read, filtered, re-verified and written at a time: an export's memory grows with this, not
+# with the store.
+CHUNK_ROWS = 2000
 
 
 def features():
@@ -112,56 +114,6 @@ class PairRow:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class NearSet:
-    """An evaluation set whose puzzles (and near-duplicates of them) an export leaves out."""
-
-    name: str
-    index: EvalIndex
-
-
-@dataclass(frozen=True)
-class ExportFilters:
-    include_seeds: bool = False
-    rounds: frozenset[int] | None = None  # None: every round
-    min_solve_rate: float | None = None
-    max_per_puzzle: int | None = None
-    near: tuple[NearSet, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.min_solve_rate is not None and not 0.0 <= self.min_solve_rate <= 1.0:
-            raise UserError(f"min_solve_rate must be between 0 and 1 (got {self.min_solve_rate})")
-        if self.max_per_puzzle is not None and self.max_per_puzzle < 1:
-            raise UserError(f"max_per_puzzle must be at least 1 (got {self.max_per_puzzle})")
-
-    def describe(self) -> list[str]:
-        lines = [
-            "generated pairs and the seed puzzles' pairs"
-            if self.include_seeds
-            else "generated pairs only (no seed puzzles)"
-        ]
-        if self.rounds is not None:
-            lines.append(f"rounds {format_rounds(self.rounds)}")
-        if self.min_solve_rate is not None:
-            lines.append(
-                f"puzzles solved by at least {self.min_solve_rate:.0%} of their attempts in their round"
-            )
-        for near in self.near:
-            lines.append(
-                f"no puzzle equal or near (similarity >= {near.index.threshold:.2f}) to an evaluation puzzle of {near.name}"
-            )
-        if self.max_per_puzzle is not None:
-            lines.append(f"at most {self.max_per_puzzle} solution(s) per puzzle, shortest first")
-        lines.append("one row per distinct (puzzle hash, solution hash)")
-        return lines
-
-
-@dataclass(frozen=True)
-class Selection:
-    rows: list[PairRow]
-    dropped: dict[str, int]  # rows removed by each filter, in the order applied
 
 
 @dataclass(frozen=True)
@@ -216,43 +168,48 @@ def open_run(run_dir: Path | str) -> RunStore:
 
 def pair_rows(store: RunStore) -> list[PairRow]:
     """Every stored pair (evaluation puzzles never), with its puzzle's and attempt's provenance, in store order."""
-    pairs = store.stored_pairs()
-    puzzles = {p.id: p for p in store.pool_puzzles(solved_only=False)}
-    attempts = store.pair_attempts()
-    solve_rate = store.solve_rates()
-    weights = pair_weights(store, None, (store.config() or {}).get("weighting", NONE))
-    rows = []
-    for pair in pairs:
-        puzzle = puzzles.get(pair.puzzle_id) or store.puzzle(pair.puzzle_id)
-        assert puzzle is not None, f"pair {pair.id} has no puzzle"
-        attempt = attempts.get(pair.attempt_id) if pair.attempt_id is not None else None
-        rows.append(
-            PairRow(
-                puzzle=puzzle.source,
-                solution=pair.solution_source,
-                puzzle_name=puzzle.name,
-                solution_name=function_name(pair.solution_source),
-                answer_arg=puzzle.answer_arg,
-                answer_type=puzzle.answer_type,
-                round=pair.round,
-                model=attempt.model if attempt else None,
-                puzzle_model=puzzle.model,
-                puzzle_hash=puzzle.canonical_hash,
-                solution_hash=pair.solution_hash,
-                verify_seconds=attempt.seconds if attempt else None,
-                solve_rate=solve_rate.get(puzzle.id),
-                solution_length=pair.length,
-                origin=puzzle.origin,
-                seed_key=puzzle.key,
-                prompt_seed=puzzle.prompt_seed,
-                puzzle_round=puzzle.round,
-                pair_id=pair.id,
-                puzzle_id=puzzle.id,
-                attempt_id=pair.attempt_id,
-                weight=weights[pair.id],
-            )
+    with store.snapshot():
+        weights = _puzzle_weights(store)
+        return [row for chunk in pair_chunks(store, CHUNK_ROWS) for row in _chunk_rows(store, chunk, weights)]
+
+
+def _puzzle_weights(store: RunStore) -> dict[int, float] | None:
+    """Each generated puzzle's weight under the run's weighting (``factory.loop.weights``; a pair weighs
+    its puzzle's, 1 when absent); None under no weighting, where every pair weighs 1."""
+    weighting = (store.config() or {}).get("weighting", NONE)
+    return None if weighting == NONE else puzzle_weights(store, None, weighting)
+
+
+def _chunk_rows(store: RunStore, chunk: Sequence, weights: dict[int, float] | None) -> list[PairRow]:
+    """The ``PairRow`` of each pair of one ``pair_chunks`` chunk."""
+    solve_rate = solve_rates_of(store, (r["puzzle_id"] for r in chunk))
+    return [
+        PairRow(
+            puzzle=r["source"],
+            solution=r["solution_source"],
+            puzzle_name=r["name"],
+            solution_name=function_name(r["solution_source"]),
+            answer_arg=r["answer_arg"],
+            answer_type=r["answer_type"],
+            round=r["round"],
+            model=r["attempt_model"],
+            puzzle_model=r["puzzle_model"],
+            puzzle_hash=r["canonical_hash"],
+            solution_hash=r["solution_hash"],
+            verify_seconds=r["attempt_seconds"],
+            solve_rate=solve_rate.get(r["puzzle_id"]),
+            solution_length=r["length"],
+            origin=r["origin"],
+            seed_key=r["key"],
+            prompt_seed=r["prompt_seed"],
+            puzzle_round=r["puzzle_round"],
+            pair_id=r["pair_id"],
+            puzzle_id=r["puzzle_id"],
+            attempt_id=r["attempt_id"],
+            weight=1.0 if weights is None else weights.get(r["puzzle_id"], 1.0),
         )
-    return rows
+        for r in chunk
+    ]
 
 
 def function_name(source: str) -> str:
@@ -268,130 +225,13 @@ def function_name(source: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-# filters
-
-
-def select_rows(rows: Sequence[PairRow], filters: ExportFilters) -> Selection:
-    """Apply ``filters`` in a fixed order; say how many rows each one removed. Keeps store order."""
-    dropped: dict[str, int] = {}
-    kept = list(rows)
-
-    def apply(name: str, keep: Callable[[PairRow], bool]) -> None:
-        nonlocal kept
-        before = len(kept)
-        kept = [row for row in kept if keep(row)]
-        dropped[name] = before - len(kept)
-
-    def generated(row: PairRow) -> bool:
-        return row.origin == GENERATED
-
-    apply("seeds", lambda row: filters.include_seeds or row.origin != SEED)
-    if filters.rounds is not None:
-        apply("rounds", lambda row: not generated(row) or row.round in filters.rounds)
-    if filters.min_solve_rate is not None:
-        threshold = filters.min_solve_rate
-        apply(
-            "min_solve_rate", lambda row: not generated(row) or (row.solve_rate or 0.0) >= threshold - 1e-12
-        )
-    if filters.near:
-        verdicts: dict[str, bool] = {}
-
-        def far_from_eval(row: PairRow) -> bool:
-            if row.puzzle_hash not in verdicts:
-                verdicts[row.puzzle_hash] = all(
-                    n.index.contamination(row.puzzle) is None for n in filters.near
-                )
-            return verdicts[row.puzzle_hash]
-
-        apply("near_eval", lambda row: not generated(row) or far_from_eval(row))
-    seen: set[tuple[str, str]] = set()
-
-    def first_copy(row: PairRow) -> bool:
-        key = (row.puzzle_hash, row.solution_hash)
-        if key in seen:
-            return False
-        seen.add(key)
-        return True
-
-    apply("duplicate", first_copy)
-    if filters.max_per_puzzle is not None:
-        by_puzzle: dict[str, list[PairRow]] = defaultdict(list)
-        for row in kept:
-            by_puzzle[row.puzzle_hash].append(row)
-        chosen = {
-            row.pair_id
-            for group in by_puzzle.values()
-            for row in sorted(group, key=lambda r: (r.solution_length, r.pair_id))[: filters.max_per_puzzle]
-        }
-        apply("max_per_puzzle", lambda row: not generated(row) or row.pair_id in chosen)
-    return Selection(kept, dropped)
-
-
-def parse_rounds(text: str) -> frozenset[int]:
-    """``"1-3"``, ``"2,3"``, ``"1-2,5"`` -> the set of round numbers. UserError when malformed."""
-    rounds: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
-        if not match:
-            raise UserError(f"rounds {text!r}: expected numbers and ranges like 1-3 or 2,3 or 1-2,5")
-        low = int(match.group(1))
-        high = int(match.group(2)) if match.group(2) is not None else low
-        if high < low:
-            raise UserError(f"rounds {text!r}: the range {part} is empty (write the lower number first)")
-        rounds.update(range(low, high + 1))
-    return frozenset(rounds)
-
-
-def format_rounds(rounds: frozenset[int]) -> str:
-    ordered = sorted(rounds)
-    spans: list[str] = []
-    start = previous = None
-    for r in ordered + [None]:
-        if start is not None and (r is None or r != previous + 1):
-            spans.append(str(start) if start == previous else f"{start}-{previous}")
-            start = None
-        if r is not None and start is None:
-            start = r
-        previous = r
-    return ",".join(spans)
-
-
-def near_set(name: str, threshold: float = NEAR_DUPLICATE_THRESHOLD) -> NearSet:
-    """A named evaluation set: ``seeds-test`` (the held-out seeds)."""
-    from factory.loop.corpus import eval_set
-
-    if name != SEEDS_TEST:
-        raise UserError(
-            f"no evaluation set named {name!r}: known sets are {', '.join(NEAR_SET_NAMES)} "
-            "(P3's puzzles.json files: near_set_p3)"
-        )
-    label, puzzles = eval_set(None, "test")
-    return NearSet(label, EvalIndex.from_sources(((p.key, p.puzzle.source) for p in puzzles), threshold))
-
-
-def near_set_p3(path: Path, split: str = "test", threshold: float = NEAR_DUPLICATE_THRESHOLD) -> NearSet:
-    """The puzzles of one split of P3's ``puzzles.json`` (``all``: every split)."""
-    from puzzles.p3 import load_p3
-
-    try:
-        puzzles = load_p3(path, None if split == "all" else split)
-    except (FileNotFoundError, ValueError) as e:
-        raise UserError(f"P3 evaluation set: {e}") from None
-    if not puzzles:
-        raise UserError(f"P3 evaluation set {path}: no puzzles in split {split!r}")
-    index = EvalIndex.from_sources(((p.key, p.puzzle.source) for p in puzzles), threshold)
-    return NearSet(f"p3-{split} ({path})", index)
-
-
-# ---------------------------------------------------------------------------------------------------
 # writing
 
 
 def export_dataset(
     run_dir: Path | str,
     out_dir: Path | str,
-    filters: ExportFilters = ExportFilters(),
+    filters: ExportFilters | None = None,
     *,
     force: bool = False,
     license: str = "mit",
@@ -404,24 +244,93 @@ def export_dataset(
     ``out_dir`` must not exist or be empty; with ``force`` an earlier export there (its ``data/`` and
     ``README.md``) is replaced. The new files are written beside it first and moved in at the end, so
     a failed export leaves nothing half-written.
+
+    Streams: ``CHUNK_ROWS`` pairs at a time are read in store order, selected (``ChunkSelector``: the
+    rows it keeps and the counts it drops), re-verified and appended to the parquet file, and the card's
+    numbers are counted on the way; a re-verification sample needs one more pass to count the rows.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    filters = filters if filters is not None else ExportFilters()
     check_out_dir(out_dir, force)
     with open_run(run_dir) as store, store.snapshot():  # the rows and the card's numbers agree
-        rows = pair_rows(store)
-        selection = select_rows(rows, filters)
-        if not selection.rows:
-            removed = ", ".join(f"{k} {v}" for k, v in selection.dropped.items() if v) or "none"
-            raise UserError(
-                f"nothing to export from {run_dir}: {len(rows)} stored pairs, none left after the filters "
-                f"(removed: {removed}); relax the filters or include the seed puzzles' pairs (include_seeds)"
-            )
-        reverified = None
-        if reverify is not None:
-            selection, reverified = reverify_rows(selection, reverify)
-        facts = _card_facts(store, run_dir, filters, selection, license, pretty_name, reverified)
+        weights = _puzzle_weights(store)
 
-    return write_export(out_dir, selection.rows, features(), facts, selection.dropped, reverified)
+        def selected(selector: ChunkSelector):
+            for chunk in pair_chunks(store, CHUNK_ROWS):
+                yield selector.select(_chunk_rows(store, chunk, weights))
+
+        sampled: set[int] | None = None
+        if reverify is not None and reverify.sample is not None:
+            total = sum(len(rows) for rows in selected(ChunkSelector(store, filters)))
+            if reverify.sample < total:
+                sampled = set(random.Random(reverify.seed).sample(range(total), reverify.sample))
+        selector = ChunkSelector(store, filters)
+        tally = _Tally()
+        checked, failed = 0, Counter()
+        with SplitWriter(out_dir, features()) as writer:
+            for rows in selected(selector):
+                if reverify is not None and rows:
+                    first = selector.kept - len(rows)  # index of rows[0] among all rows selected
+                    picks = [i for i in range(len(rows)) if sampled is None or first + i in sampled]
+                    pairs = [SourcePair(rows[i].puzzle, rows[i].solution) for i in picks]
+                    results = verify_pairs(pairs, reverify.sandbox, reverify.timeout_s) if pairs else []
+                    lost = {i: r.status for i, r in zip(picks, results, strict=True) if r.status != VERIFIED}
+                    checked += len(picks)
+                    failed.update(lost.values())
+                    rows = [row for i, row in enumerate(rows) if i not in lost]
+                tally.add(rows)
+                writer.write([row.to_dict() for row in rows])
+            dropped = dict(selector.dropped)
+            if not selector.kept:
+                removed = ", ".join(f"{k} {v}" for k, v in dropped.items() if v) or "none"
+                raise UserError(
+                    f"nothing to export from {run_dir}: {selector.seen} stored pairs, none left after the filters "
+                    f"(removed: {removed}); relax the filters or include the seed puzzles' pairs (include_seeds)"
+                )
+            reverified = None
+            if reverify is not None:
+                dropped["reverify"] = sum(failed.values())
+                reverified = Reverified(checked, dict(failed))
+            facts = _card_facts(store, run_dir, filters, tally, dropped, license, pretty_name, reverified)
+            writer.finish(lambda info: render_card(facts, info))
+    return ExportResult(
+        out_dir=out_dir,
+        rows=tally.rows,
+        puzzles=tally.puzzles,
+        dropped=dropped,
+        data_file=out_dir / DATA_FILE,
+        card_file=out_dir / CARD_FILENAME,
+        rows_by_round=dict(sorted(tally.by_round.items())),
+        reverified=reverified,
+    )
+
+
+class _Tally:
+    """What the card and the result say of the rows written, counted as they go (no rows kept)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.puzzles = 0
+        self.by_round: Counter[int] = Counter()
+        self.generated_by_round: Counter[int] = Counter()
+        self.by_origin: Counter[str] = Counter()
+        self.models: set[str] = set()
+        self._puzzle_seen = bytearray()  # by puzzle id (one id per puzzle hash: the hash is unique)
+
+    def add(self, rows: Sequence[PairRow]) -> None:
+        for row in rows:
+            self.rows += 1
+            self.by_round[row.round] += 1
+            if row.origin == GENERATED:
+                self.generated_by_round[row.round] += 1
+            self.by_origin[row.origin] += 1
+            self.models.update(m for m in (row.model, row.puzzle_model) if m)
+            seen = self._puzzle_seen
+            if row.puzzle_id >= len(seen):
+                seen.extend(bytes(max(row.puzzle_id + 1 - len(seen), len(seen))))  # grows by doubling
+            if not seen[row.puzzle_id]:
+                seen[row.puzzle_id] = 1
+                self.puzzles += 1
 
 
 def write_export(
@@ -441,33 +350,6 @@ def write_export(
     )
 
 
-def write_dataset(out_dir: Path, records: list[dict], features, card: Callable[[dict], str]) -> None:
-    """Write ``records`` as the one parquet split of a Hub-layout dataset in ``out_dir`` with the card
-    ``card(dataset_info)`` (the split's ``DatasetInfo`` as YAML); written beside ``out_dir`` and moved in
-    at the end, so a failure leaves nothing half-written."""
-    from datasets import Dataset, DatasetInfo, SplitDict, SplitInfo
-
-    dataset = Dataset.from_list(records, features=features)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        data_file = staging / DATA_FILE
-        data_file.parent.mkdir(parents=True)
-        with without_library_chatter():
-            dataset.to_parquet(str(data_file))
-        splits = SplitDict()
-        splits.add(SplitInfo(name=SPLIT, num_bytes=dataset.data.nbytes, num_examples=len(dataset)))
-        info = DatasetInfo(
-            features=dataset.features,
-            splits=splits,
-            download_size=data_file.stat().st_size,
-            dataset_size=dataset.data.nbytes,
-        )
-        (staging / CARD_FILENAME).write_text(card(info._to_yaml_dict()), encoding="utf-8")
-        _move_into(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
 
 def run_timeout(run_dir: Path | str, default: float = 2.0) -> float:
     """The sandbox time limit the run verified its pairs with (``timeout_s`` of its settings)."""
@@ -476,66 +358,31 @@ def run_timeout(run_dir: Path | str, default: float = 2.0) -> float:
     return float(config.get("timeout_s", default))
 
 
-def reverify_rows(selection: Selection, reverify: Reverify) -> tuple[Selection, Reverified]:
-    """``selection`` without the rows that no longer verify (of those checked), and what was found."""
-    rows = selection.rows
-    checked = list(range(len(rows)))
-    if reverify.sample is not None and reverify.sample < len(rows):
-        checked = sorted(random.Random(reverify.seed).sample(checked, reverify.sample))
-    pairs = [SourcePair(rows[i].puzzle, rows[i].solution) for i in checked]
-    results = verify_pairs(pairs, reverify.sandbox, reverify.timeout_s)
-    lost = {i: r.status for i, r in zip(checked, results, strict=True) if r.status != VERIFIED}
-    kept = [row for i, row in enumerate(rows) if i not in lost]
-    dropped = {**selection.dropped, "reverify": len(lost)}
-    return Selection(kept, dropped), Reverified(len(checked), dict(Counter(lost.values())))
-
-
-def check_out_dir(out_dir: Path, force: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir} is a file: an export needs a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        raise UserError(
-            f"{out_dir} is not empty: choose a new directory, or pass force=True to replace an earlier export"
-        )
-
-
-def _move_into(staging: Path, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data_dir = out_dir / Path(DATA_FILE).parent
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    (staging / Path(DATA_FILE).parent).replace(data_dir)
-    (staging / CARD_FILENAME).replace(out_dir / CARD_FILENAME)
-
 
 def _card_facts(
     store: RunStore,
     run_dir: Path,
     filters: ExportFilters,
-    selection: Selection,
+    tally: _Tally,
+    dropped: dict[str, int],
     license: str,
     pretty_name: str | None,
     reverified: Reverified | None = None,
 ) -> CardFacts:
-    rows_by_round = Counter(row.round for row in selection.rows if row.origin == GENERATED)
-    rounds, evals = store_facts(store, rows_by_round)
-    models = sorted(
-        {row.model for row in selection.rows if row.model}
-        | {row.puzzle_model for row in selection.rows if row.puzzle_model}
-    )
+    rounds, evals = store_facts(store, tally.generated_by_round)
     return CardFacts(
         pretty_name=pretty_name or f"Verified self-play P3 pairs ({run_dir.resolve().name})",
         run_dir=str(run_dir),
         config=store.config(),
         rounds=rounds,
         evals=evals,
-        num_rows=len(selection.rows),
-        num_puzzles=len({row.puzzle_hash for row in selection.rows}),
-        rows_by_origin=dict(Counter(row.origin for row in selection.rows)),
+        num_rows=tally.rows,
+        num_puzzles=tally.puzzles,
+        rows_by_origin=dict(tally.by_origin),
         filters=filters.describe(),
-        dropped=selection.dropped,
+        dropped=dropped,
         license=license,
-        models=models,
+        models=sorted(tally.models),
         reverified=reverified.describe() if reverified is not None else None,
         controls=controls(run_dir),
     )

@@ -22,13 +22,13 @@ from factory.outputs.export import (
     ExportResult,
     Reverified,
     Reverify,
-    check_out_dir,
     controls,
-    format_rounds,
     open_run,
     store_facts,
     write_export,
 )
+from factory.outputs.export_filters import format_rounds
+from factory.outputs.parquet_split import check_out_dir
 from sandbox.verdicts import VERIFIED
 from sandbox.verify import SourcePair, verify_pairs
 

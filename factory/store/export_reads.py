@@ -1,0 +1,88 @@
+"""Chunked reads for streaming exports: the stored pairs in id order a few thousand at a time, and the
+per-puzzle facts an export needs for just the puzzles of one chunk, so memory grows with the chunk,
+not the store. Read-only; call inside ``RunStore.snapshot()`` for one consistent view."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+
+from factory.store.run_store import _NOT_BLOCKED, RunStore
+from sandbox.verdicts import VERIFIED
+
+__all__ = ["duplicate_pair_keys", "pair_chunks", "puzzle_pairs", "solve_rates_of"]
+
+_IN_BATCH = 500  # ids per IN (...) list, well under SQLite's variable limit
+
+_CHUNK_COLUMNS = (
+    "q.id AS pair_id, q.puzzle_id, q.attempt_id, q.round, q.solution_source, q.solution_hash, q.length, "
+    "p.canonical_hash, p.source, p.name, p.answer_arg, p.answer_type, p.origin, p.key, p.round AS puzzle_round, "
+    "p.model AS puzzle_model, p.prompt_seed, a.model AS attempt_model, a.seconds AS attempt_seconds"
+)
+
+
+def pair_chunks(store: RunStore, chunk_size: int) -> Iterator[list[sqlite3.Row]]:
+    """Every pair ``store.stored_pairs()`` returns, in the same (id) order, joined with its puzzle and
+    its attempt (``attempt_*`` None for a seed's reference solution), ``chunk_size`` rows at a time."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1 (got {chunk_size})")
+    with store.snapshot() as db:
+        last = -(2**63)  # below every rowid; ``q.id > ?`` lets SQLite seek, not scan, to each chunk
+        while True:
+            rows = db.execute(
+                f"SELECT {_CHUNK_COLUMNS} FROM pairs q JOIN puzzles p ON p.id = q.puzzle_id "
+                "LEFT JOIN attempts a ON a.id = q.attempt_id "
+                f"WHERE q.id > ? AND {_NOT_BLOCKED.format(alias='p')} ORDER BY q.id LIMIT ?",
+                (last, chunk_size),
+            ).fetchall()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1]["pair_id"]
+
+
+def _batches(ids: Iterable[int]) -> Iterator[Sequence[int]]:
+    ordered = sorted(set(ids))
+    for i in range(0, len(ordered), _IN_BATCH):
+        yield ordered[i : i + _IN_BATCH]
+
+
+def solve_rates_of(store: RunStore, puzzle_ids: Iterable[int]) -> dict[int, float]:
+    """``store.solve_rates()`` restricted to ``puzzle_ids`` (same rule: attempts of the puzzle's round)."""
+    rates: dict[int, float] = {}
+    with store.snapshot() as db:
+        for batch in _batches(puzzle_ids):
+            rows = db.execute(
+                "SELECT a.puzzle_id, COUNT(*), SUM(a.status = ?) FROM attempts a JOIN puzzles p ON p.id = a.puzzle_id "
+                f"WHERE a.round = p.round AND a.round >= 1 AND a.puzzle_id IN ({','.join('?' * len(batch))}) "
+                "GROUP BY a.puzzle_id",
+                (VERIFIED, *batch),
+            )
+            rates.update({puzzle_id: verified / tried for puzzle_id, tried, verified in rows})
+    return rates
+
+
+def puzzle_pairs(store: RunStore, puzzle_ids: Iterable[int]) -> dict[int, list[tuple[int, int, int, str]]]:
+    """(pair id, round, length, solution hash) of every stored pair of each of ``puzzle_ids``, in id order."""
+    found: dict[int, list[tuple[int, int, int, str]]] = {}
+    with store.snapshot() as db:
+        for batch in _batches(puzzle_ids):
+            rows = db.execute(
+                "SELECT puzzle_id, id, round, length, solution_hash FROM pairs "
+                f"WHERE puzzle_id IN ({','.join('?' * len(batch))}) ORDER BY id",
+                tuple(batch),
+            )
+            for puzzle_id, pair_id, round, length, hash_ in rows:
+                found.setdefault(puzzle_id, []).append((pair_id, round, length, hash_))
+    return found
+
+
+def duplicate_pair_keys(store: RunStore) -> set[tuple[str, str]]:
+    """(puzzle hash, solution hash) keys that more than one stored pair has: none in a store that keeps
+    its unique constraints, so a deduplicating export need remember only these keys, not every row's."""
+    with store.snapshot() as db:
+        rows = db.execute(
+            "SELECT p.canonical_hash, q.solution_hash FROM pairs q JOIN puzzles p ON p.id = q.puzzle_id "
+            "GROUP BY p.canonical_hash, q.solution_hash HAVING COUNT(*) > 1"
+        )
+        return {(puzzle_hash, solution_hash) for puzzle_hash, solution_hash in rows}
