@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import socket
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -41,6 +40,7 @@ from sandbox.engine import (
     sandbox_containers,
 )
 from sandbox.links import WorkerLimits
+from sandbox.ray_chunks import error_line, run_chunks
 from sandbox.verdicts import Job, Result
 
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
@@ -159,12 +159,6 @@ class ActorSlot:
     chunks_done: int = 0
 
 
-def error_line(error: BaseException) -> str:
-    """The telling line of a Ray error: its last (the first ones are the remote traceback's header)."""
-    text = str(error).strip()
-    return text.splitlines()[-1][:300] if text else type(error).__name__
-
-
 class RayPool:
     """Verifier actors fed in chunks; the pool interface the ``Sandbox`` wrapper and the metrics read
     (``run``, ``close``, ``size``, ``links``, ``replaced``)."""
@@ -210,53 +204,33 @@ class RayPool:
         cap = max(MIN_CHUNK_CAP, CHUNK_JOBS_PER_WORKER * max(s.workers for s in live))
         per_chunk = max(1, min(cap, math.ceil(len(jobs) / (IN_FLIGHT_PER_ACTOR * len(live)))))
         chunks = [range(s, min(s + per_chunk, len(jobs))) for s in range(0, len(jobs), per_chunk)]
-        pending: deque[int] = deque(range(len(chunks)))
-        delivered = [False] * len(chunks)
-        in_flight: dict = {}  # ObjectRef -> (slot, chunk)
-        last_loss = ""
-        while pending or in_flight:
-            for slot in self.live():
-                queued = sum(1 for s, _ in in_flight.values() if s is slot)
-                while pending and queued < IN_FLIGHT_PER_ACTOR:
-                    chunk = pending.popleft()
-                    ref = slot.handle.run.remote([jobs[i] for i in chunks[chunk]])
-                    in_flight[ref] = (slot, chunk)
-                    queued += 1
-            if not in_flight:
-                undone = sum(1 for d in delivered if not d)
-                raise SandboxUnavailable(
-                    f"the Ray sandbox lost every verifier actor ({last_loss}); {undone} of {len(chunks)} "
-                    "chunks of the batch had no verdicts, so the batch is abandoned"
-                )
-            ready, _ = self.ray.wait(list(in_flight), num_returns=1, timeout=1.0)
-            for ref in ready:
-                if ref not in in_flight:  # dropped with its lost actor below
-                    continue
-                slot, chunk = in_flight.pop(ref)
-                try:
-                    reply = self.ray.get(ref)
-                except self.ray.exceptions.RayError as e:
-                    last_loss = f"{slot.where}: {error_line(e)}"
-                    back = [chunk]
-                    for other, (s, c) in list(in_flight.items()):
-                        if s is slot:
-                            del in_flight[other]
-                            back.append(c)
-                    pending.extendleft(sorted(back, reverse=True))  # lost chunks run first, in order
-                    self.redispatched += len(back)
-                    self._lose(slot, f"{error_line(e)}; {len(back)} chunk(s) sent to the other actors")
-                    continue
-                slot.replaced = reply["replaced"]
-                slot.chunks_done += 1
-                for note in reply["notes"]:
-                    self.log(f"sandbox: ray {slot.where}: {note}")
-                if delivered[chunk]:  # cannot happen (a chunk is in flight once); never deliver twice
-                    continue
-                delivered[chunk] = True
-                for index, result in zip(chunks[chunk], reply["results"], strict=True):
-                    results[index] = result
-                    if on_result is not None:
-                        on_result(index, result)
+
+        def deliver(slot: ActorSlot, chunk: int, reply: dict) -> None:
+            slot.replaced = reply["replaced"]
+            slot.chunks_done += 1
+            for note in reply["notes"]:
+                self.log(f"sandbox: ray {slot.where}: {note}")
+            for index, result in zip(chunks[chunk], reply["results"], strict=True):
+                results[index] = result
+                if on_result is not None:
+                    on_result(index, result)
+
+        def none_left(last_loss: str, undone: int) -> SandboxUnavailable:
+            return SandboxUnavailable(
+                f"the Ray sandbox lost every verifier actor ({last_loss}); {undone} of {len(chunks)} "
+                "chunks of the batch had no verdicts, so the batch is abandoned"
+            )
+
+        self.redispatched += run_chunks(
+            self.ray,
+            len(chunks),
+            self.live,
+            lambda slot, chunk: slot.handle.run.remote([jobs[i] for i in chunks[chunk]]),
+            deliver,
+            lambda slot, error, back: self._lose(slot, f"{error_line(error)}; {back} chunk(s) sent to the other actors"),
+            none_left,
+            in_flight_per_worker=IN_FLIGHT_PER_ACTOR,
+        )
         return results  # type: ignore[return-value]
 
     def _lose(self, slot: ActorSlot, why: str) -> None:

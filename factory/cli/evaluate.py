@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from factory.cli.rounds import add_settings, config_from, int_list, setting_flag
-from factory.cli.sandbox import add_sandbox_options, log, open_sandbox_from
+from factory.cli.sandbox import add_sandbox_options, generation_options, log, open_sandbox_from
 from factory.config import EVAL_SPLITS, RunConfig
 from factory.loop.paper import PAPER_KS, PAPER_MAX_NEW_TOKENS, PAPER_SAMPLES, PAPER_TEMPERATURE
 
@@ -77,7 +77,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     name, puzzles = eval_set(args.p3, config.eval_split, config.eval_all_instances)
     if config.eval_limit:
         puzzles = puzzles[: config.eval_limit]
-    options = {"base_url": config.base_url} if config.backend == "openai" and config.base_url else {}
+    options: dict[str, object] = (
+        {"base_url": config.base_url} if config.backend == "openai" and config.base_url else {}
+    )
+    options.update(generation_options(args))
     model = config.model if config.model is not None or config.backend == "openai" else embedded_model_path()
     backend = load_backend(config.backend, model, **options)
     try:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from factory.cli.rounds import add_settings, run_config_from
-from factory.cli.sandbox import add_sandbox_options, open_sandbox_from
+from factory.cli.sandbox import add_sandbox_options, generation_options, open_sandbox_from
 from factory.errors import UserError
 
 
@@ -33,7 +33,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     with RunLock(args.run_dir):  # settings, arms and stores are checked before any sandbox starts
         check_arms(args.run_dir, config, arms)
         with open_sandbox_from(args) as sandbox:
-            result = run_experiment(args.run_dir, config, args.rounds, arms, sandbox)
+            result = run_experiment(
+                args.run_dir, config, args.rounds, arms, sandbox, generation=generation_options(args)
+            )
     print(format_comparison(result))
     print(json.dumps({"experiment": str(Path(args.run_dir) / EXPERIMENT_FILENAME)}))
     return 0

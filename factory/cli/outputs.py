@@ -166,7 +166,7 @@ def add_export(subparsers) -> None:
         "--timeout", type=float, default=None, metavar="S",
         help="re-verification: seconds each of g and f may run (default: the run's timeout_s)",
     )
-    add_sandbox_options(p)
+    add_sandbox_options(p, generation=False)
     p.set_defaults(handler=cmd_export)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import Field, fields
 from pathlib import Path
 
-from factory.cli.sandbox import add_sandbox_options, open_sandbox_from
+from factory.cli.sandbox import add_sandbox_options, generation_options, open_sandbox_from
 from factory.config import RunConfig
 from factory.errors import SettingError, UserError
 
@@ -95,7 +95,9 @@ def run_until(args: argparse.Namespace, until_finished: int | None) -> int:
     from factory.store.lock import RunLock
 
     config = run_config_from(args)
-    with RunLock(args.run_dir), SelfPlayRun(args.run_dir, config, sandbox=None) as run:
+    with RunLock(args.run_dir), SelfPlayRun(
+        args.run_dir, config, sandbox=None, generation=generation_options(args)
+    ) as run:
         with open_sandbox_from(args) as sandbox:
             run.sandbox = sandbox
             target = run.finished_rounds() + 1 if until_finished is None else until_finished

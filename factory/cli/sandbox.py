@@ -30,7 +30,18 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_sandbox_options(parser: argparse.ArgumentParser) -> None:
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 (got {value})")
+    return value
+
+
+def add_sandbox_options(parser: argparse.ArgumentParser, generation: bool = True) -> None:
+    """``--sandbox``, ``--workers``, ``--ray-address`` and (commands that generate) ``--generation-replicas``."""
     parser.add_argument(
         "--sandbox",
         choices=KINDS,
@@ -49,8 +60,25 @@ def add_sandbox_options(parser: argparse.ArgumentParser) -> None:
         "--ray-address",
         default=None,
         metavar="ADDRESS",
-        help="the Ray cluster of --sandbox ray (default: $RAY_ADDRESS, else a local Ray instance)",
+        help="the Ray cluster of --sandbox ray and --generation-replicas (default: $RAY_ADDRESS, else a "
+        "local Ray instance)",
     )
+    if generation:
+        parser.add_argument(
+            "--generation-replicas",
+            type=non_negative_int,
+            default=0,
+            metavar="N",
+            help="generate with N copies of the model as Ray actors on the cluster of --ray-address; the same "
+            "samples for any N >= 1 (not those of 0); 0 (the default): no Ray",
+        )
+
+
+def generation_options(args: argparse.Namespace) -> dict[str, object]:
+    """``load_backend``'s options for where generation runs (``--generation-replicas``)."""
+    from factory.models import replica_options
+
+    return replica_options(getattr(args, "generation_replicas", 0), args.ray_address)
 
 
 def open_sandbox_from(args: argparse.Namespace) -> Sandbox:

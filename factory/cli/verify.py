@@ -53,7 +53,7 @@ def add_verify_commands(subparsers) -> None:
     p.add_argument("--p3", type=Path, help="verify the reference solutions of P3's puzzles.json instead")
     p.add_argument("--split", choices=("train", "test", "none"), help="with --p3: only this split")
     p.add_argument("--show-failures", type=int, default=50, help="with --p3: list at most this many failures")
-    add_sandbox_options(p)
+    add_sandbox_options(p, generation=False)
     p.add_argument(
         "--timeout", type=positive_float, default=5.0, help="seconds each of g and f may run (default: 5)"
     )

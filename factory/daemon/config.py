@@ -61,9 +61,16 @@ class DaemonConfig:
     sandbox: str = "docker"  # a daemon runs unattended: no silent fall-back to unisolated processes
     workers: int | None = None  # None: one per CPU (with sandbox = "ray": per node)
     ray_address: str | None = None  # sandbox = "ray": the cluster; None: $RAY_ADDRESS, else a local Ray
+    generation_replicas: int = 0  # >= 1: generate with that many model replicas as Ray actors
     stop: StopConditions = field(default_factory=StopConditions)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     source: Path | None = None  # the file it was read from
+
+    def generation_options(self) -> dict[str, object]:
+        """``load_backend``'s options for where generation runs (``factory.loop.run.SelfPlayRun``)."""
+        from factory.models import replica_options
+
+        return replica_options(self.generation_replicas, self.ray_address)
 
 
 # What each key means: the comments of the example file. The [run] settings of RunConfig carry their
@@ -73,7 +80,8 @@ RUN_EXTRA_HELP = {
     "sandbox": "docker (hardened containers), process (NO isolation), auto (docker if reachable at start) "
     "or ray (docker on every node of a Ray cluster)",
     "workers": "parallel sandbox workers (default: one per CPU; with ray, per node)",
-    "ray_address": "the Ray cluster of sandbox = \"ray\" (default: $RAY_ADDRESS, else a local Ray)",
+    "ray_address": "the Ray cluster of sandbox = \"ray\" and generation replicas (default: $RAY_ADDRESS, else a local Ray)",
+    "generation_replicas": "generate with N model replicas as Ray actors (same samples for any N >= 1); 0: no Ray",
 }
 STOP_HELP = {
     "rounds": "stop once this many rounds of the run are finished",
@@ -140,7 +148,7 @@ def parse_config(data: dict, path: Path | str = DEFAULT_CONFIG_NAME) -> DaemonCo
     base = path.resolve().parent
     run_section = dict(data.get("run", {}))
     run_hints = typing.get_type_hints(RunConfig)
-    extra_hints = {"run_dir": str, "sandbox": str, "workers": int, "ray_address": str}
+    extra_hints = {"run_dir": str, "sandbox": str, "workers": int, "ray_address": str, "generation_replicas": int}
     _reject_unknown(where, "run", run_section, set(run_hints) | set(extra_hints))
 
     if "run_dir" not in run_section:
@@ -161,6 +169,8 @@ def parse_config(data: dict, path: Path | str = DEFAULT_CONFIG_NAME) -> DaemonCo
         ray_address = _typed(where, "run", "ray_address", ray_address, str)
         if not ray_address.strip():
             raise UserError(f"{where}: [run] ray_address must not be empty (leave it out for $RAY_ADDRESS)")
+    replicas = _typed(where, "run", "generation_replicas", run_section.pop("generation_replicas", 0), int)
+    _at_least(where, "run", "generation_replicas", replicas, 0)
 
     values = {key: _typed(where, "run", key, value, run_hints[key]) for key, value in run_section.items()}
     try:
@@ -191,7 +201,7 @@ def parse_config(data: dict, path: Path | str = DEFAULT_CONFIG_NAME) -> DaemonCo
     if settings.backoff_initial_seconds > settings.backoff_max_seconds:
         raise UserError(f"{where}: [daemon] backoff_initial_seconds must not exceed backoff_max_seconds")
     return DaemonConfig(run_dir=run_dir, run=run, sandbox=sandbox, workers=workers, ray_address=ray_address,
-                        stop=stop, daemon=settings, source=path)
+                        generation_replicas=replicas, stop=stop, daemon=settings, source=path)
 
 
 def _section(where: str, name: str, data: dict, cls: type, extra: set[str] = frozenset()):
@@ -299,6 +309,8 @@ def example_config() -> str:
         _line("sandbox", DaemonConfig.sandbox, RUN_EXTRA_HELP["sandbox"], active=False),
         _line("workers", EXAMPLE_VALUES["workers"], RUN_EXTRA_HELP["workers"], active=False),
         _line("ray_address", EXAMPLE_VALUES["ray_address"], RUN_EXTRA_HELP["ray_address"], active=False),
+        _line("generation_replicas", DaemonConfig.generation_replicas, RUN_EXTRA_HELP["generation_replicas"],
+              active=False),
     ]
     for f in fields(RunConfig):
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]

@@ -267,7 +267,8 @@ class Daemon:
         try:
             self._ensure_sandbox(None)
             with SelfPlayRun(self.config.run_dir, self.config.run, self.sandbox, log=self._library_log,
-                             show_progress=False, before_step=self.stop.check) as run:
+                             show_progress=False, before_step=self.stop.check,
+                             generation=self.config.generation_options()) as run:
                 self.state.update(phase="running")
                 return run_rounds(run, self._stop_condition, LoggedRounds(self),
                                   functools.partial(self._with_sandbox, run))

@@ -373,6 +373,7 @@ def run_experiment(
     show_progress: bool = True,
     events: Callable[[str], RoundEvents] | None = None,
     run_class: type[ArmRun] = ArmRun,
+    generation: Mapping[str, object] | None = None,
 ) -> dict:
     """Run every arm until ``rounds`` are finished, the verified arm first in each round; returns
     ``comparison(root)`` (also written to ``root/experiment.json`` after every round). Resumable."""
@@ -389,7 +390,7 @@ def run_experiment(
             arm_log = lambda message, arm=arm: log(f"[{arm}] {message}")  # noqa: E731
             with RunLock(root / arm), run_class(
                 root / arm, arm_config(config, arm), sandbox, arm, None if arm == VERIFIED_ARM else reference,
-                log=arm_log, show_progress=show_progress,
+                log=arm_log, show_progress=show_progress, generation=generation,
             ) as run:
                 run_rounds(
                     run,

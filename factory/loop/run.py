@@ -17,7 +17,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -137,7 +137,9 @@ class SelfPlayRun:
     """A run directory (store, checkpoints, summaries) plus the sandbox and model that work on it.
 
     ``before_step`` is called before every model load, generate call and training run: the daemon's
-    stop points (it raises to stop there; nothing of the step has started).
+    stop points (it raises to stop there; nothing of the step has started). ``generation``: more
+    ``load_backend`` options for where generation runs (``replicas``, ``ray_address``): chosen per
+    invocation, like the sandbox, not recorded as a setting of the run.
     """
 
     def __init__(
@@ -148,8 +150,10 @@ class SelfPlayRun:
         log: Callable[[str], None] = log_to_stderr,
         show_progress: bool = True,
         before_step: Callable[[], None] = nothing,
+        generation: Mapping[str, object] | None = None,
     ):
         self.run_dir = Path(run_dir)
+        self.generation = dict(generation or {})
         self.config = config
         self.sandbox = sandbox
         self.log = log
@@ -197,6 +201,7 @@ class SelfPlayRun:
         options: dict[str, object] = {"batch_size": c.batch_size} if c.backend == "transformers" else {}
         if c.backend == "openai" and c.base_url:
             options["base_url"] = c.base_url
+        options.update(self.generation)
         key = (model, tuple(sorted(options.items())))
         if self._backend is not None and self._backend_key == key:
             return self._backend

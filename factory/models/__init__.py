@@ -6,6 +6,16 @@ from factory.config import BACKENDS
 from factory.errors import ModelError
 from factory.models.base import Completion, ModelBackend, SamplingConfig
 
+# load_backend's options for generation replicas -> RayGeneration's arguments
+RAY_OPTIONS = {"ray_address": "ray_address", "replica_cpus": "num_cpus", "replica_gpus": "num_gpus",
+               "chunk_prompts": "chunk_prompts"}
+
+
+def replica_options(replicas: int, ray_address: str | None) -> dict[str, object]:
+    """``load_backend``'s options for generation on ``replicas`` Ray actors on ``ray_address``'s
+    cluster (none for 0): a choice of where to run, made per invocation, not a setting of the run."""
+    return {"replicas": replicas, "ray_address": ray_address} if replicas else {}
+
 
 def load_backend(kind: str, model: str | None, **options) -> ModelBackend:
     """A ready backend of ``kind`` ("transformers", "vllm" or "openai") for ``model`` (a checkpoint
@@ -15,9 +25,21 @@ def load_backend(kind: str, model: str | None, **options) -> ModelBackend:
 
     "transformers" picks the fast CPU path (``factory.models.fast_cpu``: static KV cache, continuous
     batching) when it applies: a local Llama-style checkpoint on CPU in float32. ``fast=False`` forces
-    the plain transformers backend."""
+    the plain transformers backend.
+
+    ``replicas=N`` (N >= 1) spreads generation over N copies of that backend as Ray actors
+    (``factory.models.ray_backend.RayGeneration``: same outputs for any N); with it, ``ray_address``,
+    ``replica_cpus`` and ``replica_gpus`` say where and with what. ``replicas`` 0 or None: no Ray."""
     if model is None:
         raise ModelError(f"the {kind} backend needs a model name: a checkpoint directory, a Hub id or a served name")
+    replicas = options.pop("replicas", None)
+    ray_options = {key: options.pop(name) for name, key in RAY_OPTIONS.items() if name in options}
+    if replicas:
+        if kind not in ("transformers", "vllm"):
+            raise ModelError(f"generation replicas need a local backend (transformers or vllm), not {kind!r}")
+        from factory.models.ray_backend import RayGeneration
+
+        return RayGeneration(kind, model, replicas, options=options, **ray_options)
     if kind == "transformers":
         from factory.models.transformers_backend import TransformersBackend
 
@@ -40,4 +62,4 @@ def load_backend(kind: str, model: str | None, **options) -> ModelBackend:
     raise ModelError(f"unknown model backend {kind!r}; choose one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Completion", "ModelBackend", "ModelError", "SamplingConfig", "load_backend"]
+__all__ = ["BACKENDS", "Completion", "ModelBackend", "ModelError", "SamplingConfig", "load_backend", "replica_options"]
