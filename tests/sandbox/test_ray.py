@@ -184,3 +184,68 @@ def test_a_node_without_docker_says_so_at_start(cluster):
         assert message.count("node ") == 1, "only the node without Docker is named"
     finally:
         cluster.remove_node(node)
+
+
+class LosesANode:
+    """The ray sandbox of a round; at the first verdict of the first solve-sized batch (``jobs`` or
+    more), ``lose()`` once."""
+
+    def __init__(self, box, jobs: int, lose):
+        self.box, self.jobs, self.lose = box, jobs, lose
+        self.kind, self.workers, self.note = box.kind, box.workers, box.note
+
+    def run(self, jobs, on_result=None):
+        if self.lose is None or len(jobs) < self.jobs:
+            return self.box.run(jobs, on_result)
+        lose, self.lose = self.lose, None
+
+        def first_then_lose(index, result):
+            nonlocal lose
+            if lose is not None:
+                lose, then = None, lose
+                then()
+            if on_result is not None:
+                on_result(index, result)
+
+        return self.box.run(jobs, first_then_lose)
+
+    def __getattr__(self, name):
+        return getattr(self.box, name)
+
+
+def test_a_round_that_loses_a_node_mid_solve_stores_what_an_uninterrupted_round_stores(cluster, tmp_path):
+    """The whole loop (``run_rounds``) on the cluster, a worker node removed at the first verdict of a
+    solve batch: its chunks run again on the other actors, and the store holds what the same round on
+    the local Docker pool stores (every proposal, puzzle, attempt and verdict, pair and evaluation)."""
+    from dataclasses import replace
+
+    from factory.loop.run import SelfPlayRun, run_rounds
+    from tests.factory.loop.test_run import store_contents
+    from tests.factory.played_run import QuietEvents, played_config
+    from tests.factory.scripted_model import ScriptedModelServer
+
+    server = ScriptedModelServer()
+    config = replace(played_config(server.base_url), batch_size=8, eval_limit=2)  # one solve batch of ~30 jobs
+    node = cluster.add_node(**NODE)
+
+    def one_round(run_dir, sandbox) -> dict:
+        with SelfPlayRun(run_dir, config, sandbox, log=lambda m: None, show_progress=False) as run:
+            assert run_rounds(run, lambda r: "done" if r.finished_rounds() >= 1 else None, QuietEvents()) == "done"
+        return store_contents(run_dir)
+
+    try:
+        with open_sandbox("docker", workers=2, **QUIET) as local:
+            expected = one_round(tmp_path / "local", local)
+        assert expected["pairs"] and {a[4] for a in expected["attempts"]} >= {VERIFIED, WRONG}
+        with open_sandbox("ray", workers=1, **QUIET) as box:
+            assert node.node_id in {s.node_id for s in box.pool.slots}
+            got = one_round(tmp_path / "ray", LosesANode(box, 16, lambda: cluster.remove_node(node)))
+            pool = box.pool
+            assert [s.node_id for s in pool.lost] == [node.node_id] and pool.redispatched >= 1
+            owners = {s.owner for s in pool.slots}
+        assert got == expected
+        assert containers_of(owners) == []
+    finally:
+        server.close()
+        if node in cluster.worker_nodes:
+            cluster.remove_node(node)
