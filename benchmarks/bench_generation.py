@@ -4,10 +4,13 @@ model and sampling settings, in one run (rounds interleaved, so both see the sam
     python benchmarks/bench_generation.py                    # the embedded default model
     python benchmarks/bench_generation.py --prompts 64 --n 2 --rounds 2
     python benchmarks/bench_generation.py --model runs/x/checkpoints/round-2 --no-stop
+    python benchmarks/bench_generation.py --replicas 2 --chunk-prompts 8   # and Ray replicas of fast
 
 Prompts are the loop's own: propose prompts (3 example puzzles, ending in ``def f4(``) and solve prompts
 (1 solved example and a target puzzle, ending in its solution's signature), half each. Prints generated
-tokens per second of each backend in each round, the totals, and the ratio.
+tokens per second of each backend in each round, the totals, and the ratio. ``--replicas N`` adds
+generation on N Ray replicas of the fast backend (``factory.models.ray_backend``, a local Ray unless
+``RAY_ADDRESS`` names a cluster) and prints its ratio to the fast backend in this process.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=128, help="fast backend's sequences decoded together")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of both backends")
     parser.add_argument("--no-stop", action="store_true", help="generate max-new-tokens every time")
+    parser.add_argument("--replicas", type=int, default=0, help="also generate on N Ray replicas of fast")
+    parser.add_argument("--chunk-prompts", type=int, default=None, help="the replicas' prompts per chunk")
     args = parser.parse_args()
 
     import torch
@@ -75,6 +80,13 @@ def main() -> None:
         "transformers": TransformersBackend(model, batch_size=args.batch_size, device="cpu"),
         "fast": FastCPUBackend(model, batch_size=args.slots),
     }
+    if args.replicas:
+        from factory.models import load_backend
+
+        chunking = {"chunk_prompts": args.chunk_prompts} if args.chunk_prompts else {}
+        backends[f"ray x{args.replicas}"] = load_backend(
+            "transformers", model, replicas=args.replicas, batch_size=args.slots, **chunking
+        )
     prompts = make_prompts(args.prompts)
     sampling = SamplingConfig(
         n=args.n,
@@ -107,6 +119,10 @@ def main() -> None:
     for name, value in rate.items():
         print(f"total {name:>12}: {value:8.1f} tokens/s")
     print(f"fast / transformers: {rate['fast'] / rate['transformers']:.1f}x")
+    if args.replicas:
+        print(f"ray x{args.replicas} / fast: {rate[f'ray x{args.replicas}'] / rate['fast']:.2f}")
+    for backend in backends.values():
+        backend.close()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from factory.errors import SANDBOX_EXIT
 from sandbox.backend import KINDS, Sandbox
@@ -20,24 +21,19 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer of at least ``minimum``."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} (got {value})")
+        return value
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 (got {value})")
-    return value
+    return parse
 
 
 def add_sandbox_options(parser: argparse.ArgumentParser, generation: bool = True) -> None:
@@ -52,7 +48,7 @@ def add_sandbox_options(parser: argparse.ArgumentParser, generation: bool = True
     )
     parser.add_argument(
         "--workers",
-        type=positive_int,
+        type=int_at_least(1),
         default=None,
         help="parallel sandbox workers (default: CPU count); with --sandbox ray, per node",
     )
@@ -66,7 +62,7 @@ def add_sandbox_options(parser: argparse.ArgumentParser, generation: bool = True
     if generation:
         parser.add_argument(
             "--generation-replicas",
-            type=non_negative_int,
+            type=int_at_least(0),
             default=0,
             metavar="N",
             help="generate with N copies of the model as Ray actors on the cluster of --ray-address; the same "

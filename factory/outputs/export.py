@@ -154,6 +154,9 @@ class ExportResult:
 # ---------------------------------------------------------------------------------------------------
 # reading the store
 
+# PairRow's fields that ``pair_chunks`` reads as they are (the others are computed here)
+_STORED = tuple(name for name, _ in COLUMNS if name not in ("solution_name", "solve_rate", "weight"))
+
 
 def open_run(run_dir: Path | str) -> RunStore:
     """The store of an existing run directory, or a UserError saying what is wrong."""
@@ -185,27 +188,9 @@ def _chunk_rows(store: RunStore, chunk: Sequence, weights: dict[int, float] | No
     solve_rate = solve_rates_of(store, (r["puzzle_id"] for r in chunk))
     return [
         PairRow(
-            puzzle=r["source"],
-            solution=r["solution_source"],
-            puzzle_name=r["name"],
-            solution_name=function_name(r["solution_source"]),
-            answer_arg=r["answer_arg"],
-            answer_type=r["answer_type"],
-            round=r["round"],
-            model=r["attempt_model"],
-            puzzle_model=r["puzzle_model"],
-            puzzle_hash=r["canonical_hash"],
-            solution_hash=r["solution_hash"],
-            verify_seconds=r["attempt_seconds"],
+            **{name: r[name] for name in _STORED},
+            solution_name=function_name(r["solution"]),
             solve_rate=solve_rate.get(r["puzzle_id"]),
-            solution_length=r["length"],
-            origin=r["origin"],
-            seed_key=r["key"],
-            prompt_seed=r["prompt_seed"],
-            puzzle_round=r["puzzle_round"],
-            pair_id=r["pair_id"],
-            puzzle_id=r["puzzle_id"],
-            attempt_id=r["attempt_id"],
             weight=1.0 if weights is None else weights.get(r["puzzle_id"], 1.0),
         )
         for r in chunk

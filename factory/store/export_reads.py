@@ -14,10 +14,12 @@ __all__ = ["duplicate_pair_keys", "pair_chunks", "puzzle_pairs", "solve_rates_of
 
 _IN_BATCH = 500  # ids per IN (...) list, well under SQLite's variable limit
 
+# Named as the export's row fields (``factory.outputs.export.PairRow``) where they are one of them.
 _CHUNK_COLUMNS = (
-    "q.id AS pair_id, q.puzzle_id, q.attempt_id, q.round, q.solution_source, q.solution_hash, q.length, "
-    "p.canonical_hash, p.source, p.name, p.answer_arg, p.answer_type, p.origin, p.key, p.round AS puzzle_round, "
-    "p.model AS puzzle_model, p.prompt_seed, a.model AS attempt_model, a.seconds AS attempt_seconds"
+    "q.id AS pair_id, q.puzzle_id, q.attempt_id, q.round, q.solution_source AS solution, q.solution_hash, "
+    "q.length AS solution_length, p.canonical_hash AS puzzle_hash, p.source AS puzzle, p.name AS puzzle_name, "
+    "p.answer_arg, p.answer_type, p.origin, p.key AS seed_key, p.round AS puzzle_round, p.model AS puzzle_model, "
+    "p.prompt_seed, a.model AS model, a.seconds AS verify_seconds"
 )
 
 
