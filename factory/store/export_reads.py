@@ -23,16 +23,17 @@ _CHUNK_COLUMNS = (
 )
 
 
-def pair_chunks(store: RunStore, chunk_size: int) -> Iterator[list[sqlite3.Row]]:
+def pair_chunks(store: RunStore, chunk_size: int, columns: str = _CHUNK_COLUMNS) -> Iterator[list[sqlite3.Row]]:
     """Every pair ``store.stored_pairs()`` returns, in the same (id) order, joined with its puzzle and
-    its attempt (``attempt_*`` None for a seed's reference solution), ``chunk_size`` rows at a time."""
+    its attempt (the attempt's columns None for a seed's reference solution), ``chunk_size`` rows at a
+    time; ``columns`` over the aliases q (pairs), p (puzzles) and a (attempts), ``pair_id`` among them."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1 (got {chunk_size})")
     with store.snapshot() as db:
         last = -(2**63)  # below every rowid; ``q.id > ?`` lets SQLite seek, not scan, to each chunk
         while True:
             rows = db.execute(
-                f"SELECT {_CHUNK_COLUMNS} FROM pairs q JOIN puzzles p ON p.id = q.puzzle_id "
+                f"SELECT {columns} FROM pairs q JOIN puzzles p ON p.id = q.puzzle_id "
                 "LEFT JOIN attempts a ON a.id = q.attempt_id "
                 f"WHERE q.id > ? AND {_NOT_BLOCKED.format(alias='p')} ORDER BY q.id LIMIT ?",
                 (last, chunk_size),

@@ -6,7 +6,9 @@ Agg, no display needed) and writes ``index.html`` (``html``) beside them. The pa
 loop make the model better (pass@k by round, round 0 = base model), where do proposals go (the
 filter funnel), how do sampled solutions fail (verdict mix), where does the time go (seconds per
 stage, tokens/s, pairs/s), and is the model still inventing new puzzles or collapsing onto a few
-(distinct and new canonical forms per round, and how far new puzzles are from the seeds).
+(distinct and new canonical forms per round, and how far new puzzles are from the seeds, measured on
+at most ``DISTANCE_SAMPLE`` accepted puzzles a round: ``distances``). The store is read a chunk or a
+round at a time, so a report of a million puzzles needs no more memory than one of a thousand.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from pathlib import Path
 
 from factory.errors import UserError
 from factory.outputs.export import open_run
-from factory.outputs.report.collect import RoundReport, RunReport, SeedDistance, collect_report
+from factory.outputs.report.collect import (
+    DISTANCE_SAMPLE,
+    RoundReport,
+    RunReport,
+    SeedDistance,
+    collect_report,
+)
 from factory.outputs.report.html import render_html
 from factory.outputs.report.plots import (
     DPI,
@@ -30,6 +38,7 @@ from factory.outputs.report.plots import (
 )
 
 __all__ = [
+    "DISTANCE_SAMPLE",
     "PLOTS",
     "ReportResult",
     "RoundReport",

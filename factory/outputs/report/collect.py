@@ -2,24 +2,42 @@
 
 Per round the numbers are ``factory.store.stats.RoundStats`` (funnel, verdicts, stage seconds,
 tokens); the report adds the round's wall time and how diverse its puzzles were: distinct and new
-canonical forms, how far accepted puzzles are from the seeds (1 - the highest token-shingle
-similarity to any seed: ``factory.loop.weights.PuzzleDistance``), and the mean training weight of the
-round's pairs under the run's weighting.
+canonical forms (``forms``), how far accepted puzzles are from the seeds (1 - the highest token-shingle
+similarity to any seed: ``factory.loop.weights.PuzzleDistance``; on at most ``DISTANCE_SAMPLE`` of a
+round's accepted puzzles, a seeded sample: ``distances``), and the mean training weight of the round's
+pairs under the run's weighting. Memory grows with a round or a chunk of rows, not with the store,
+but for the canonical forms no stored puzzle has (``forms``) and, under a training weighting, one
+weight per generated puzzle (as in the export).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from factory.loop.parts import part_pass_at_k
-from factory.loop.weights import NONE, PuzzleDistance, pair_weights
+from factory.loop.weights import NONE, puzzle_weights
 from factory.models.steps import checkpoint_information_gain
-from factory.store import INVALID, SEED, EvalRecord, RoundStats, RunStore, StoredPuzzle, rounds_stats
-from puzzles.canonical import canonical_hash, near_duplicate_tokens
-from puzzles.parse import parse_puzzle
-from puzzles.records import InvalidProgram
+from factory.outputs.report.distances import DISTANCE_SAMPLE, SeedDistance, seed_distances
+from factory.outputs.report.forms import CanonicalForms
+from factory.store import SEED, EvalRecord, RoundStats, RunStore, rounds_stats
+from factory.store.report_reads import pair_chunks_by_round, pair_counts
+
+__all__ = [
+    "CHUNK_ROWS",
+    "DISTANCE_SAMPLE",
+    "PIPELINE_STEPS",
+    "RoundReport",
+    "RunReport",
+    "SeedDistance",
+    "collect_report",
+    "step_order",
+]
+
+# Rows (proposals, pairs) read at a time: the report's memory grows with this and with one round's
+# canonical forms, not with the store.
+CHUNK_ROWS = 2000
 
 # The named steps of a round's timings, in pipeline order.
 PIPELINE_STEPS = (
@@ -48,7 +66,8 @@ class RoundReport:
     seconds: float  # the round's wall time (summary), else the sum of its stage timings
     distinct: int  # distinct canonical forms among the round's parsable proposals
     new: int  # of those, how many no earlier round (nor the seeds) had produced
-    seed_distances: tuple[float, ...] = field(default=())  # per accepted puzzle: 1 - max similarity to a seed
+    # per accepted puzzle (at most DISTANCE_SAMPLE of them, a seeded sample): 1 - max similarity to a seed
+    seed_distances: tuple[float, ...] = field(default=())
     information_gain: float | None = None  # base model's loss on the round's new pairs minus on seeds
     weight_mean: float | None = None  # mean weight of the round's pairs under the run's weighting
 
@@ -133,23 +152,18 @@ class RunReport:
         return dict(sorted(series.items()))
 
 
-class SeedDistance(PuzzleDistance):
-    """1 - the highest near-duplicate similarity of a puzzle to any seed (the rule of novelty)."""
-
-    def __init__(self, seed_sources: Sequence[str]):
-        super().__init__(near_duplicate_tokens(source) for source in seed_sources)
-
-
 def collect_report(store: RunStore, run_dir: Path | str = "") -> RunReport:
-    """Everything the report shows, read from ``store`` in one snapshot."""
+    """Everything the report shows, read from ``store`` in one snapshot.
+
+    The store is read a round or a chunk at a time (``factory.store.report_reads``), so memory grows
+    with a round, not with the store (see the module's doc). Counts are exact; the distance from the seeds is measured on at most
+    ``DISTANCE_SAMPLE`` accepted puzzles per round (a seeded sample; every one in a smaller round).
+    """
     with store.snapshot():
         seeds = [p for p in store.pool_puzzles(up_to_round=0, solved_only=False) if p.origin == SEED]
         distance = SeedDistance([p.source for p in seeds])
-        known = {p.canonical_hash for p in seeds}
-        weights = pair_weights(store, None, (store.config() or {}).get("weighting", NONE))
-        pair_rounds: dict[int, list[float]] = {}
-        for pair in store.stored_pairs():
-            pair_rounds.setdefault(pair.round, []).append(weights[pair.id])
+        forms = CanonicalForms(store, CHUNK_ROWS)
+        weight_means = _weight_means(store, (store.config() or {}).get("weighting", NONE))
         rounds = []
         for stats in rounds_stats(store):
             if stats.round == 0:
@@ -160,20 +174,17 @@ def collect_report(store: RunStore, run_dir: Path | str = "") -> RunReport:
                 if isinstance(summary_seconds, (int, float))
                 else sum(stats.timings.values())
             )
-            puzzles = {p.id: p for p in store.puzzles_of_round(stats.round)}
             checkpoint = store.checkpoint(stats.round)
-            produced = _produced(store, stats.round, puzzles)
-            new = produced - known
-            known |= produced
+            distinct, new = forms.count(stats.round)
             rounds.append(
                 RoundReport(
                     stats=stats,
                     seconds=seconds,
-                    distinct=len(produced),
-                    new=len(new),
-                    seed_distances=tuple(distance(p.source) for p in puzzles.values()),
+                    distinct=distinct,
+                    new=new,
+                    seed_distances=seed_distances(store, stats.round, distance),
                     information_gain=checkpoint_information_gain(checkpoint.path if checkpoint else None),
-                    weight_mean=_mean(pair_rounds.get(stats.round, [])),
+                    weight_mean=weight_means.get(stats.round),
                 )
             )
         return RunReport(
@@ -182,25 +193,20 @@ def collect_report(store: RunStore, run_dir: Path | str = "") -> RunReport:
             rounds=tuple(rounds),
             evals=tuple(store.evals()),
             seed_puzzles=len(seeds),
-            seed_pairs=len(store.stored_pairs(up_to_round=0)),
+            seed_pairs=pair_counts(store).get(0, 0),
         )
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _produced(store: RunStore, round: int, puzzles: Mapping[int, StoredPuzzle]) -> set[str]:
-    """Canonical hashes of the round's parsable proposals (accepted, trivial, duplicate, ...)."""
-    produced: set[str] = set()
-    for proposal in store.proposals_of_round(round):
-        if proposal.status == INVALID:  # some parse (the probes found them unsolvable), none is a puzzle
-            continue
-        if proposal.puzzle_id is not None and proposal.puzzle_id in puzzles:
-            produced.add(puzzles[proposal.puzzle_id].canonical_hash)
-            continue
-        try:
-            produced.add(canonical_hash(parse_puzzle(proposal.raw).source))
-        except InvalidProgram:
-            continue
-    return produced
+def _weight_means(store: RunStore, weighting: str) -> dict[int, float]:
+    """Round -> the mean weight of its pairs (``pair_weights``), for rounds with pairs; summed in pair
+    id order, as a list of the round's weights would be."""
+    if weighting == NONE:  # every pair weighs 1: only the counts are needed
+        return {round: 1.0 for round, count in pair_counts(store).items() if count}
+    weights = puzzle_weights(store, None, weighting)
+    sums: dict[int, list[float]] = {}  # round -> [sum, count]
+    for chunk in pair_chunks_by_round(store, CHUNK_ROWS):
+        for _, round, puzzle_id in chunk:
+            total = sums.setdefault(round, [0.0, 0])
+            total[0] += weights.get(puzzle_id, 1.0)
+            total[1] += 1
+    return {round: total / count for round, (total, count) in sums.items()}

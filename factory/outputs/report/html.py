@@ -58,7 +58,7 @@ def render_html(report: RunReport) -> str:
         "verdicts.png": "Every sampled solution's sandbox verdict. A growing green share: the solver gets better on its own puzzles. Canaries: known cheats and good pairs verified with every solve batch (any flip stops the round).",
         "throughput.png": "Seconds per stage summed over the round's batches; tokens/s over generation time; pairs/s over the round's wall time.",
         "diversity.png": "Distinct canonical forms among parsable proposals, the share no earlier round or seed had, and how far "
-        "accepted puzzles are from the nearest seed. Falling share or distance near 0: the model is collapsing onto what it has seen. "
+        "accepted puzzles are from the nearest seed (on at most 1,000 accepted puzzles a round, a seeded sample). Falling share or distance near 0: the model is collapsing onto what it has seen. "
         "Information gain: the base model's mean loss per token on the round's new verified pairs minus on as many seed pairs; "
         "above 0 the round's data tells the model something its seeds do not.",
     }
