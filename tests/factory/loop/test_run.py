@@ -66,21 +66,6 @@ SMALL = [
 ]
 
 
-def test_a_small_round_end_to_end_in_docker(tmp_path, tiny_model, docker_ready):
-    run_dir = tmp_path / "run"
-    assert (
-        main(["round", "--run-dir", str(run_dir), "--model", tiny_model, "--sandbox", "docker", *SMALL]) == 0
-    )
-    db = sqlite3.connect(run_dir / STORE_FILENAME)
-    assert db.execute("SELECT COUNT(*) FROM proposals WHERE round = 1").fetchone()[0] == 6
-    assert db.execute("SELECT finished_at IS NOT NULL FROM rounds WHERE round = 1").fetchone()[0] == 1
-    assert (
-        db.execute("SELECT COUNT(*) FROM evals WHERE round IN (0, 1)").fetchone()[0] == 2
-    )  # k=1 (k=5 > 2 samples)
-    assert (run_dir / "checkpoints" / "round-1" / "config.json").exists()
-    assert (run_dir / "rounds" / "round-1.json").exists()
-
-
 def test_a_round_with_puzzles_solutions_and_pairs_in_docker(tmp_path, scripted_model, docker_ready):
     """The scripted model writes parsable puzzles (the tiny trained model hardly ever does), so every
     stage of the round has rows: attempts for each accepted puzzle, verdicts from Docker, pairs."""
@@ -132,15 +117,38 @@ def run_command(run_dir: Path, model: str) -> list[str]:
         "--sandbox",
         "docker",
         *SMALL,
+        "--max-new-tokens",  # the tiny model writes nothing that parses: shorter samples prove as much
+        "48",
     ]
 
 
+def assert_a_small_first_round(run_dir: Path) -> None:
+    """Round 1 of a run on the tiny model with ``SMALL``: proposed, finished, evaluated, trained, summarised."""
+    db = sqlite3.connect(run_dir / STORE_FILENAME)
+    try:
+        assert db.execute("SELECT COUNT(*) FROM proposals WHERE round = 1").fetchone()[0] == 6
+        assert db.execute("SELECT finished_at IS NOT NULL FROM rounds WHERE round = 1").fetchone()[0] == 1
+        assert (
+            db.execute("SELECT COUNT(*) FROM evals WHERE round IN (0, 1)").fetchone()[0] == 2
+        )  # k=1 (k=5 > 2 samples)
+    finally:
+        db.close()
+    assert (run_dir / "checkpoints" / "round-1" / "config.json").exists()
+    assert (run_dir / "rounds" / "round-1.json").exists()
+
+
 @pytest.mark.slow
-def test_kill_9_at_random_moments_then_resume_gives_the_same_store(tmp_path, tiny_model, docker_ready):
+@pytest.mark.timeout(900)  # ~80 s on a quiet machine; a busy one (load 10 on 2 cores) took over 300
+def test_small_rounds_end_to_end_in_docker_then_kill_9_at_random_moments_and_resume_to_the_same_store(
+    tmp_path, tiny_model, docker_ready
+):
+    """The uninterrupted reference run (the CLI, the tiny model, Docker) is also the small end-to-end run:
+    its first round is checked whole before it serves as the store the killed run must end with."""
     reference = tmp_path / "reference"
     start = time.monotonic()
     subprocess.run(run_command(reference, tiny_model), check=True, capture_output=True, timeout=600)
     duration = time.monotonic() - start
+    assert_a_small_first_round(reference)
 
     resumed = tmp_path / "resumed"
     rng = random.Random(int(os.environ.get("FACTORY_KILL_SEED", "1")))
