@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from factory.store.run_store import _NOT_BLOCKED, RunStore
 from sandbox.verdicts import VERIFIED
 
-__all__ = ["duplicate_pair_keys", "pair_chunks", "puzzle_pairs", "solve_rates_of"]
+__all__ = ["duplicate_pair_keys", "pair_chunks", "puzzle_pairs", "rows_in", "solve_rates_of"]
 
 _IN_BATCH = 500  # ids per IN (...) list, well under SQLite's variable limit
 
@@ -44,39 +44,34 @@ def pair_chunks(store: RunStore, chunk_size: int, columns: str = _CHUNK_COLUMNS)
             last = rows[-1]["pair_id"]
 
 
-def _batches(ids: Iterable[int]) -> Iterator[Sequence[int]]:
+def rows_in(store: RunStore, sql: str, ids: Iterable, params: Sequence = ()) -> Iterator[sqlite3.Row]:
+    """The rows of ``sql`` for ``ids`` (distinct, sorted), a few hundred ids per query: ``sql`` holds
+    ``{ids}`` where the IN list goes, and ``params`` fill the ``?`` before it."""
     ordered = sorted(set(ids))
-    for i in range(0, len(ordered), _IN_BATCH):
-        yield ordered[i : i + _IN_BATCH]
+    with store.snapshot() as db:
+        for i in range(0, len(ordered), _IN_BATCH):
+            batch = ordered[i : i + _IN_BATCH]
+            yield from db.execute(sql.format(ids=",".join("?" * len(batch))), (*params, *batch))
 
 
 def solve_rates_of(store: RunStore, puzzle_ids: Iterable[int]) -> dict[int, float]:
     """``store.solve_rates()`` restricted to ``puzzle_ids`` (same rule: attempts of the puzzle's round)."""
-    rates: dict[int, float] = {}
-    with store.snapshot() as db:
-        for batch in _batches(puzzle_ids):
-            rows = db.execute(
-                "SELECT a.puzzle_id, COUNT(*), SUM(a.status = ?) FROM attempts a JOIN puzzles p ON p.id = a.puzzle_id "
-                f"WHERE a.round = p.round AND a.round >= 1 AND a.puzzle_id IN ({','.join('?' * len(batch))}) "
-                "GROUP BY a.puzzle_id",
-                (VERIFIED, *batch),
-            )
-            rates.update({puzzle_id: verified / tried for puzzle_id, tried, verified in rows})
-    return rates
+    rows = rows_in(
+        store,
+        "SELECT a.puzzle_id, COUNT(*), SUM(a.status = ?) FROM attempts a JOIN puzzles p ON p.id = a.puzzle_id "
+        "WHERE a.round = p.round AND a.round >= 1 AND a.puzzle_id IN ({ids}) GROUP BY a.puzzle_id",
+        puzzle_ids,
+        (VERIFIED,),
+    )
+    return {puzzle_id: verified / tried for puzzle_id, tried, verified in rows}
 
 
 def puzzle_pairs(store: RunStore, puzzle_ids: Iterable[int]) -> dict[int, list[tuple[int, int, int, str]]]:
     """(pair id, round, length, solution hash) of every stored pair of each of ``puzzle_ids``, in id order."""
     found: dict[int, list[tuple[int, int, int, str]]] = {}
-    with store.snapshot() as db:
-        for batch in _batches(puzzle_ids):
-            rows = db.execute(
-                "SELECT puzzle_id, id, round, length, solution_hash FROM pairs "
-                f"WHERE puzzle_id IN ({','.join('?' * len(batch))}) ORDER BY id",
-                tuple(batch),
-            )
-            for puzzle_id, pair_id, round, length, hash_ in rows:
-                found.setdefault(puzzle_id, []).append((pair_id, round, length, hash_))
+    sql = "SELECT puzzle_id, id, round, length, solution_hash FROM pairs WHERE puzzle_id IN ({ids}) ORDER BY id"
+    for puzzle_id, pair_id, round, length, hash_ in rows_in(store, sql, puzzle_ids):
+        found.setdefault(puzzle_id, []).append((pair_id, round, length, hash_))
     return found
 
 

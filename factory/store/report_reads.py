@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 
-from factory.store.export_reads import _batches, pair_chunks
+from factory.store.export_reads import pair_chunks, rows_in
 from factory.store.records import INVALID
 from factory.store.run_store import _NOT_BLOCKED, RunStore
 
@@ -51,17 +51,12 @@ def stored_rounds(store: RunStore, hashes: Iterable[str]) -> dict[str, int]:
     """For each of ``hashes`` stored as a puzzle: the round it was generated in (1 or later), 0 for a
     seed. Left out: a blocked seed (the seed pool never holds it) and a puzzle generated in round 0 (no
     generation round produced it); a blocked generated puzzle is not left out."""
-    found: dict[str, int] = {}
-    with store.snapshot() as db:
-        for batch in _batches(hashes):
-            rows = db.execute(
-                "SELECT p.canonical_hash, CASE WHEN p.origin = 'seed' THEN 0 ELSE p.round END FROM puzzles p "
-                f"WHERE p.canonical_hash IN ({','.join('?' * len(batch))}) "
-                f"AND ((p.origin = 'generated' AND p.round >= 1) OR (p.origin = 'seed' AND {_NOT_BLOCKED.format(alias='p')}))",
-                tuple(batch),
-            )
-            found.update(rows)
-    return found
+    sql = (
+        "SELECT p.canonical_hash, CASE WHEN p.origin = 'seed' THEN 0 ELSE p.round END FROM puzzles p "
+        "WHERE p.canonical_hash IN ({ids}) AND ((p.origin = 'generated' AND p.round >= 1) OR "
+        f"(p.origin = 'seed' AND {_NOT_BLOCKED.format(alias='p')}))"
+    )
+    return dict(rows_in(store, sql, hashes))
 
 
 def generated_ids(store: RunStore, round: int) -> list[int]:
@@ -75,14 +70,7 @@ def generated_ids(store: RunStore, round: int) -> list[int]:
 
 def puzzle_sources(store: RunStore, puzzle_ids: Iterable[int]) -> dict[int, str]:
     """The source of each of ``puzzle_ids``."""
-    found: dict[int, str] = {}
-    with store.snapshot() as db:
-        for batch in _batches(puzzle_ids):
-            rows = db.execute(
-                f"SELECT id, source FROM puzzles WHERE id IN ({','.join('?' * len(batch))})", tuple(batch)
-            )
-            found.update(rows)
-    return found
+    return dict(rows_in(store, "SELECT id, source FROM puzzles WHERE id IN ({ids})", puzzle_ids))
 
 
 def pair_counts(store: RunStore) -> dict[int, int]:
