@@ -16,7 +16,8 @@ this call's or ``--sandbox ray``'s), replicas reserve no CPU: they share this ma
 
 Losses: a chunk whose replica died (any Ray error other than the backend's own exception) goes back to
 the queue with the other chunks in flight at that replica and runs on a live one; the dead replica is
-killed and never used again. Nothing of a chunk is kept until the whole chunk comes back, so nothing is
+killed and never used again, and the next call starts a new one in its place where the cluster has
+room (``replaced``). Nothing of a chunk is kept until the whole chunk comes back, so nothing is
 lost or doubled. An error raised by the backend itself (a ``ModelError``: no room for a prompt, say)
 fails the call as it would locally. No replica left: a ``ModelError``.
 """
@@ -133,23 +134,25 @@ class RayGeneration:
         self.name = str(model)
         self.chunk_prompts = chunk_prompts
         self.redispatched = 0  # chunks sent again after their replica was lost
+        self.replaced = 0  # replicas started in place of lost ones
         self._closed = False
+        self._spec = (kind, model, options or {}, num_cpus, num_gpus, start_timeout_s)
         ray = self.ray = import_ray()
-        address = resolve_address(ray_address)
+        self.address = resolve_address(ray_address)
         try:
-            self.own_ray = connect(ray, address)
+            self.own_ray = connect(ray, self.address)
         except SandboxUnavailable as e:
             raise ModelError(str(e)) from e
         try:
-            self.replicas = self._start(kind, model, replicas, options or {}, num_cpus, num_gpus, address,
-                                        start_timeout_s)
+            self.replicas = self._start(replicas)
         except BaseException:
             if self.own_ray:
                 ray.shutdown()
             raise
 
-    def _start(self, kind, model, replicas, options, num_cpus, num_gpus, address, timeout_s) -> list[Replica]:
-        ray = self.ray
+    def _start(self, replicas: int) -> list[Replica]:
+        kind, model, options, num_cpus, num_gpus, timeout_s = self._spec
+        ray, address = self.ray, self.address
         if address is None and sum(1 for node in ray.nodes() if node["Alive"]) == 1:
             num_cpus = 0  # a local Ray (ours or the sandbox's, one CPU): the replicas share this machine
         if num_gpus is None:
@@ -188,6 +191,29 @@ class RayGeneration:
     def live(self) -> list[Replica]:
         return [r for r in self.replicas if r.alive]
 
+    def _replace_lost(self) -> None:
+        """A new replica for each lost one (a killed actor, a node that left, the whole local Ray shut
+        down by the sandbox that started it), one at a time while the cluster has room: a long-running
+        daemon keeps its N replicas. What cannot start now is tried again at the next call."""
+        from sandbox.engine import SandboxUnavailable
+        from sandbox.ray_sandbox import connect
+
+        if not self.ray.is_initialized():  # every replica went with it
+            for replica in self.replicas:
+                replica.alive = False
+            try:
+                self.own_ray = connect(self.ray, self.address) or self.own_ray
+            except SandboxUnavailable:
+                return
+        lost = [r for r in self.replicas if not r.alive]
+        for replica in lost:
+            try:
+                (new,) = self._start(1)
+            except ModelError:
+                break  # no room, or the model does not load there: the live replicas go on alone
+            self.replicas[self.replicas.index(replica)] = new
+            self.replaced += 1
+
     def generate(self, prompts: Sequence[str], sampling: SamplingConfig) -> list[list[Completion]]:
         if isinstance(prompts, str):
             raise TypeError("generate takes a sequence of prompts, not a single string")
@@ -196,6 +222,7 @@ class RayGeneration:
         prompts = list(prompts)
         if not prompts:
             return []
+        self._replace_lost()
         ray = self.ray
         size = self.chunk_prompts
         chunks = [range(s, min(s + size, len(prompts))) for s in range(0, len(prompts), size)]

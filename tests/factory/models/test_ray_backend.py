@@ -153,8 +153,10 @@ def test_a_round_on_one_or_two_replicas_stores_the_same_proposals_and_evaluation
     assert stored[2] == stored[1]
 
 
-def test_a_replica_killed_mid_call_then_every_replica_lost(one, two, reference):
-    """Runs after the others that use ``two``: it kills both of its replicas."""
+def test_a_replica_killed_mid_call_is_replaced_at_the_next_and_none_startable_fails_in_one_line(
+    one, two, reference, monkeypatch
+):
+    """Runs after the others that use ``two``: it kills its replicas."""
     expected = one.generate(PROMPTS * 2, SAMPLING)
     assert expected[: len(PROMPTS)] == reference
     first, second = two.replicas
@@ -169,10 +171,15 @@ def test_a_replica_killed_mid_call_then_every_replica_lost(one, two, reference):
     call.join(timeout=120)
     assert box["out"] == expected
     assert not first.alive and two.redispatched >= 1  # noticed during the call (12 chunks, 1 was done)
-    assert two.generate(PROMPTS, SAMPLING) == reference
-    assert [r.alive for r in two.replicas] == [False, True]
+    assert two.replaced == 0 and two.replicas[1] is second
 
-    ray.kill(second.handle, no_restart=True)  # between calls: none left
+    assert two.generate(PROMPTS, SAMPLING) == reference  # the next call starts one in its place
+    assert two.replaced == 1 and all(r.alive for r in two.replicas) and first not in two.replicas
+    assert two.replicas[1] is second and two.replicas[0].chunks_done >= 1
+
+    for replica in two.replicas:  # between calls, and no replica can start now
+        ray.kill(replica.handle, no_restart=True)
+    monkeypatch.setattr(two, "_start", lambda count: (_ for _ in ()).throw(ModelError("no room")))
     with pytest.raises(ModelError, match="every generation replica was lost") as lost:
         two.generate(PROMPTS[:CHUNK], SAMPLING)
     assert "\n" not in str(lost.value)
@@ -213,3 +220,18 @@ def test_every_generating_command_takes_generation_replicas(command, tmp_path):
     assert parser.parse_args([command, *needed, "--generation-replicas", "2"]).generation_replicas == 2
     with pytest.raises(SystemExit):
         parser.parse_args([command, *needed, "--generation-replicas", "-1"])
+
+
+def test_replicas_come_back_after_the_local_ray_was_shut_down_under_them(local_ray, synthetic_tiny_model):
+    """What a daemon's ``--sandbox ray`` on a local Ray does when it reopens: it shuts that Ray down,
+    and every replica with it. The next call starts a local Ray and the replicas again. Last in this
+    file: it leaves the module's Ray shut down."""
+    backend = replicated(synthetic_tiny_model, 1)
+    try:
+        before = backend.generate(PROMPTS[:CHUNK], SAMPLING)
+        ray.shutdown()
+        assert backend.generate(PROMPTS[:CHUNK], SAMPLING) == before
+        assert backend.replaced == 1 and backend.own_ray and ray.is_initialized()
+    finally:
+        backend.close()
+    assert not ray.is_initialized()  # the Ray it started, it shuts down
