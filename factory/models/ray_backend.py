@@ -5,7 +5,7 @@
 transformers; "vllm"). A ``generate`` call is cut into chunks of ``chunk_prompts`` prompts (a fixed
 size: it never depends on how many replicas there are), and chunk ``i`` is sampled with the seed
 ``chunk_seed(sampling.seed, i)``. A chunk's completions therefore depend only on its prompts and its
-seed, never on which replica ran it or how many there were: 1, 2 or 3 replicas give the same outputs
+seed, never on which replica ran it or how many there were: any number of replicas gives the same outputs
 (on machines that compute alike), put back in prompt order. Token counts are the inner backend's
 (``Completion.tokens``), passed through.
 

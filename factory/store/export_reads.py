@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 
-from factory.store.run_store import _NOT_BLOCKED, RunStore
+from factory.store.run_store import NOT_BLOCKED, RunStore
 from sandbox.verdicts import VERIFIED
 
 __all__ = ["duplicate_pair_keys", "pair_chunks", "puzzle_pairs", "rows_in", "solve_rates_of"]
@@ -35,7 +35,7 @@ def pair_chunks(store: RunStore, chunk_size: int, columns: str = _CHUNK_COLUMNS)
             rows = db.execute(
                 f"SELECT {columns} FROM pairs q JOIN puzzles p ON p.id = q.puzzle_id "
                 "LEFT JOIN attempts a ON a.id = q.attempt_id "
-                f"WHERE q.id > ? AND {_NOT_BLOCKED.format(alias='p')} ORDER BY q.id LIMIT ?",
+                f"WHERE q.id > ? AND {NOT_BLOCKED.format(alias='p')} ORDER BY q.id LIMIT ?",
                 (last, chunk_size),
             ).fetchall()
             if not rows:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 
 from factory.store.export_reads import pair_chunks, rows_in
 from factory.store.records import INVALID
-from factory.store.run_store import _NOT_BLOCKED, RunStore
+from factory.store.run_store import NOT_BLOCKED, RunStore
 
 __all__ = [
     "generated_ids",
@@ -54,7 +54,7 @@ def stored_rounds(store: RunStore, hashes: Iterable[str]) -> dict[str, int]:
     sql = (
         "SELECT p.canonical_hash, CASE WHEN p.origin = 'seed' THEN 0 ELSE p.round END FROM puzzles p "
         "WHERE p.canonical_hash IN ({ids}) AND ((p.origin = 'generated' AND p.round >= 1) OR "
-        f"(p.origin = 'seed' AND {_NOT_BLOCKED.format(alias='p')}))"
+        f"(p.origin = 'seed' AND {NOT_BLOCKED.format(alias='p')}))"
     )
     return dict(rows_in(store, sql, hashes))
 
@@ -78,7 +78,7 @@ def pair_counts(store: RunStore) -> dict[int, int]:
     with store.snapshot() as db:
         rows = db.execute(
             f"SELECT q.round, COUNT(*) FROM pairs q JOIN puzzles p ON p.id = q.puzzle_id "
-            f"WHERE {_NOT_BLOCKED.format(alias='p')} GROUP BY q.round"
+            f"WHERE {NOT_BLOCKED.format(alias='p')} GROUP BY q.round"
         )
         return dict(rows)
 

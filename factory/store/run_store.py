@@ -56,7 +56,8 @@ _PUZZLE_COLUMNS = (
     "id, canonical_hash, source, name, answer_arg, answer_type, defaults_json, origin, key, round, "
     "model, prompt_seed"
 )
-_NOT_BLOCKED = "NOT EXISTS (SELECT 1 FROM blocked_hashes b WHERE b.canonical_hash = {alias}.canonical_hash)"
+# The rule that keeps blocked (evaluation) puzzles out of every read; {alias}: the puzzles table's alias
+NOT_BLOCKED = "NOT EXISTS (SELECT 1 FROM blocked_hashes b WHERE b.canonical_hash = {alias}.canonical_hash)"
 
 
 def _round_settings_key(round: int) -> str:
@@ -307,7 +308,7 @@ class RunStore(StoreFile):
         params: tuple = (limit, limit, limit, limit) if solved_only else (limit, limit)
         rows = self._db.execute(
             f"SELECT {_PUZZLE_COLUMNS} FROM puzzles p WHERE (? < 0 OR p.round <= ?) {solved} "
-            f"AND {_NOT_BLOCKED.format(alias='p')} ORDER BY p.id",
+            f"AND {NOT_BLOCKED.format(alias='p')} ORDER BY p.id",
             params,
         )
         return [StoredPuzzle.from_row(row) for row in rows]
@@ -514,7 +515,7 @@ class RunStore(StoreFile):
         rows = self._db.execute(
             "SELECT q.id, q.puzzle_id, q.attempt_id, q.round, p.source, q.solution_source, q.solution_hash, "
             "q.length FROM pairs q JOIN puzzles p ON p.id = q.puzzle_id "
-            f"WHERE (? < 0 OR q.round <= ?) AND {_NOT_BLOCKED.format(alias='p')} ORDER BY q.id",
+            f"WHERE (? < 0 OR q.round <= ?) AND {NOT_BLOCKED.format(alias='p')} ORDER BY q.id",
             (limit, limit),
         )
         return [StoredPair(*row) for row in rows]
