@@ -4,8 +4,10 @@
 
 Rows: the Docker pool (warm hardened containers), the process backend, one `docker run` per pair
 (hardened the same way), an unisolated baseline that forks once per pair with no limits from a
-minimal interpreter, and the same forking twice per pair (g, then f in a fresh process: the least
-the verification rule allows). The last lines are the ratios of the Docker pool to both. Each
+minimal interpreter, the same forking twice per pair (g, then f in a fresh process: the least
+the verification rule allows), and "the rule alone": two forks per pair with nothing but what the
+issue's other rules add (f forked from a second interpreter, each child in its own session under a
+CPU limit and, as root, the job uid). The last lines are the ratios of the Docker pool to them. Each
 backend is warmed up before it is timed; start-up costs are printed separately.
 
 Peers (benchmarks/peers.py; install them with benchmarks/install_peers.sh, or they are skipped
@@ -48,16 +50,30 @@ def jobs_of(pairs: list[tuple[str, str]]) -> list[Job]:
     ]
 
 
-# Runs in a separate minimal interpreter: `workers` processes, each forking once per pair (the
-# baseline of the target), or twice, g then f in a fresh process (the least any verifier must do
-# to meet "f runs in a process g never ran in"), both with no limits and no isolation.
+# Runs in a separate minimal interpreter: `workers` processes, each forking once per pair (mode
+# "one": the baseline of the target), or twice, g then f in a fresh process (mode "two": the least any
+# verifier must do to meet "f runs in a process g never ran in"), both with no limits and no isolation.
+# Mode "rule" is the least the issue's other rules add to "two", and nothing else: f is forked from a
+# second interpreter (exec'd at start, so it shares no hash secret or layout with g's), and each child
+# takes its own session, fds, a CPU limit and, when run as root, the job uid. No checks, no clean-up.
 BASELINE = r"""
-import json, os, sys, time
-pairs = json.load(open(sys.argv[1])); workers = int(sys.argv[2]); forks = int(sys.argv[3])
-def in_child(work):
+import json, os, resource, socket, sys, time
+JOB_UID = 10001
+def harden():
+    os.setsid()
+    resource.setrlimit(resource.RLIMIT_CPU, (7, 7))
+    if os.getuid() == 0:
+        resource.setrlimit(resource.RLIMIT_NPROC, (1, 1))
+        os.setgroups([])
+        os.setresgid(JOB_UID, JOB_UID, JOB_UID)
+        os.setresuid(JOB_UID, JOB_UID, JOB_UID)
+def in_child(work, hardened=False):
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(r)
+        if hardened:
+            harden()
         os.write(w, work())
         os._exit(0)
     os.close(w)
@@ -69,14 +85,39 @@ def call(source, name, *args):
     ns = {}
     exec(source, ns)
     return ns[name](*args)
+def f_true(f, answer):
+    return b"T" if call(f, "f", json.loads(answer)) is True else b"F"
+if sys.argv[1] == "--zygote":  # mode "rule": the interpreter f is forked from
+    sock = socket.socket(fileno=int(sys.argv[2]))
+    call("def f(x):\n    return x\n", "f", json.loads("1"))  # warm, as a real zygote is
+    while True:
+        size = sock.recv(8, socket.MSG_WAITALL)
+        if not size:
+            os._exit(0)
+        f, answer = json.loads(sock.recv(int.from_bytes(size, "little"), socket.MSG_WAITALL))
+        sock.sendall(in_child(lambda: f_true(f, answer), True))
+pairs = json.load(open(sys.argv[1])); workers = int(sys.argv[2]); mode = sys.argv[3]
+def start_zygote():
+    ours, theirs = socket.socketpair()
+    os.set_inheritable(theirs.fileno(), True)
+    if os.fork() == 0:
+        os.execv(sys.executable, [sys.executable, "-I", "-S", __file__, "--zygote", str(theirs.fileno())])
+    theirs.close()
+    return ours
 def run_slice(part):
     ok = 0
+    zygote = start_zygote() if mode == "rule" else None
     for f, g in part:
-        if forks == 1:
+        if mode == "one":
             ok += in_child(lambda: b"T" if call(f, "f", call(g, "g")) is True else b"F") == b"T"
-        else:
+        elif mode == "two":
             answer = in_child(lambda: json.dumps(call(g, "g")).encode())
-            ok += in_child(lambda: b"T" if call(f, "f", json.loads(answer)) is True else b"F") == b"T"
+            ok += in_child(lambda: f_true(f, answer)) == b"T"
+        else:
+            answer = in_child(lambda: json.dumps(call(g, "g")).encode(), True)
+            request = json.dumps([f, answer.decode()]).encode()
+            zygote.sendall(len(request).to_bytes(8, "little") + request)
+            ok += zygote.recv(1) == b"T"
     return ok
 start = time.perf_counter()
 kids = []
@@ -90,18 +131,20 @@ print(json.dumps({"seconds": time.perf_counter() - start, "all_true": ok}))
 """
 
 
-def bench_baseline(pairs: list[tuple[str, str]], workers: int, forks: int = 1) -> float:
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as fh:
-        json.dump(pairs, fh)
-        fh.flush()
+def bench_baseline(pairs: list[tuple[str, str]], workers: int, mode: str = "one") -> float:
+    """Pairs/s of the unisolated BASELINE script in ``mode`` ("one", "two" or "rule")."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script, data = Path(tmp) / "baseline.py", Path(tmp) / "pairs.json"
+        script.write_text(BASELINE)
+        data.write_text(json.dumps(pairs))
         out = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", BASELINE, fh.name, str(workers), str(forks)],
+            [sys.executable, "-I", "-S", str(script), str(data), str(workers), mode],
             capture_output=True,
             text=True,
             check=True,
         )
     report = json.loads(out.stdout)
-    assert report["all_true"], "baseline got a wrong verdict"
+    assert report["all_true"], f"baseline ({mode}) got a wrong verdict"
     return len(pairs) / report["seconds"]
 
 
@@ -227,18 +270,22 @@ def main() -> None:
     pairs = trivial_pairs(args.pairs)
 
     baseline = bench_baseline(pairs, args.workers)
-    two_forks = bench_baseline(pairs, args.workers, forks=2)
+    two_forks = bench_baseline(pairs, args.workers, "two")
+    rule = bench_baseline(pairs, args.workers, "rule")
     docker_rate, docker_start = bench_pool("docker", pairs, args.workers)
     process_rate, process_start = bench_pool("process", pairs, args.workers)
     per_run = bench_docker_run(pairs[: args.docker_run_pairs], args.workers)
     print(f"{args.pairs} trivial pairs, {args.workers} workers")
     print(f"{'unisolated fork per pair (baseline)':40s} {baseline:8.1f} pairs/s")
     print(f"{'unisolated, g and f each in a fork':40s} {two_forks:8.1f} pairs/s")
+    print(f"{'the rule alone: f from a 2nd interpreter':40s} {rule:8.1f} pairs/s")
     print(f"{'docker pool':40s} {docker_rate:8.1f} pairs/s   (start {docker_start:.2f} s)")
     print(f"{'process backend':40s} {process_rate:8.1f} pairs/s   (start {process_start:.2f} s)")
     print(f"{'one docker run per pair':40s} {per_run:8.1f} pairs/s   ({args.docker_run_pairs} pairs)")
     print(f"ratio docker pool / baseline: {docker_rate / baseline:.2f}")
     print(f"ratio docker pool / two forks per pair: {docker_rate / two_forks:.2f}")
+    print(f"ratio the rule alone / two forks per pair: {rule / two_forks:.2f} (the most a pool can reach)")
+    print(f"ratio docker pool / the rule alone: {docker_rate / rule:.2f}")
     if not args.no_peers:
         report_peers(args, pairs, docker_rate)
 
