@@ -426,7 +426,8 @@ def difference(a: EvalRecord, b: EvalRecord) -> dict | None:
 
 def comparison(root: Path | str) -> dict:
     """The arms side by side: per arm and round (0 = base model) pass@k with its 95% interval, the
-    round's training texts and optimizer steps, and the paired difference to seeds-only."""
+    round's training texts and optimizer steps, the paired difference to seeds-only and, for the verified
+    arm, to unverified (what the filter itself adds)."""
     dirs = arm_dirs(root)
     evals: dict[str, dict[int, dict[int, EvalRecord]]] = {}
     arms: dict[str, dict] = {}
@@ -455,18 +456,24 @@ def comparison(root: Path | str) -> dict:
         }
     if SEEDS_ONLY_ARM in evals:
         for arm in arms:
-            if arm == SEEDS_ONLY_ARM:
-                continue
-            over = {}
-            for r, by_k in evals[arm].items():
-                if r == 0:
-                    continue
-                base = evals[SEEDS_ONLY_ARM].get(r, {})
-                diffs = {str(k): d for k, e in by_k.items() if k in base and (d := difference(e, base[k]))}
-                if diffs:
-                    over[str(r)] = diffs
-            arms[arm]["over_seeds_only"] = over
+            if arm != SEEDS_ONLY_ARM:
+                arms[arm]["over_seeds_only"] = round_differences(evals[arm], evals[SEEDS_ONLY_ARM])
+    if VERIFIED_ARM in evals and UNVERIFIED_ARM in evals:  # the filter's own effect
+        arms[VERIFIED_ARM]["over_unverified"] = round_differences(evals[VERIFIED_ARM], evals[UNVERIFIED_ARM])
     return {"arms": arms}
+
+
+def round_differences(
+    arm: Mapping[int, Mapping[int, EvalRecord]], control: Mapping[int, Mapping[int, EvalRecord]]
+) -> dict[str, dict[str, dict]]:
+    """Per trained round and k: ``arm``'s pass@k minus ``control``'s (``difference``), paired by puzzle."""
+    over = {}
+    for r, by_k in arm.items():
+        base = control.get(r, {})
+        diffs = {str(k): d for k, e in by_k.items() if k in base and (d := difference(e, base[k]))}
+        if r > 0 and diffs:
+            over[str(r)] = diffs
+    return over
 
 
 def write_comparison(root: Path | str) -> Path:
@@ -513,10 +520,11 @@ def format_comparison(result: Mapping) -> str:
                   if train and train.get(key)]
             steps = f", trained {train['steps']} steps on {' + '.join(on) or 'nothing'}" if train else ""
             lines.append(f"{arm} round {r}: " + ", ".join(cells) + steps)
-        for r, diffs in data.get("over_seeds_only", {}).items():
-            for k, d in diffs.items():
-                lines.append(
-                    f"{arm} round {r}: {d['difference']:+.3f} pass@{k} over {SEEDS_ONLY_ARM}, "
-                    f"95% CI [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] ({d['puzzles']} puzzles)"
-                )
+        for control in (SEEDS_ONLY_ARM, UNVERIFIED_ARM):
+            for r, diffs in data.get(f"over_{control.replace('-', '_')}", {}).items():
+                for k, d in diffs.items():
+                    lines.append(
+                        f"{arm} round {r}: {d['difference']:+.3f} pass@{k} over {control}, "
+                        f"95% CI [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] ({d['puzzles']} puzzles)"
+                    )
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factory.loop.confidence import pass_at_k_interval, puzzle_counts
-from factory.loop.experiment import SEEDS_ONLY_ARM, arm_dirs, comparison, is_experiment
+from factory.loop.experiment import SEEDS_ONLY_ARM, UNVERIFIED_ARM, arm_dirs, comparison, is_experiment
 from factory.outputs.export import open_run
 from factory.outputs.report.html import _CSS
 from factory.outputs.report.plots import DPI
@@ -117,7 +117,7 @@ def plot_curves(curves: list[Curve]):
     return figure
 
 
-def render_comparison(curves: list[Curve], runs: Mapping[str, Path], differences: Mapping | None) -> str:
+def render_comparison(curves: list[Curve], runs: Mapping[str, Path], differences: Mapping[tuple[str, str], Mapping] | None) -> str:
     e = html.escape
     rows = []
     for c in curves:
@@ -144,17 +144,19 @@ def render_comparison(curves: list[Curve], runs: Mapping[str, Path], differences
         "</table></section>",
     ]
     if differences:
-        parts += [f"<section id=\"over_seeds_only\"><h2>Over {SEEDS_ONLY_ARM}</h2>",
-                  "<p>pass@k of each arm minus the seeds-only arm's on the same puzzles, with a paired "
-                  "bootstrap 95% interval: what training on the arm's self-play data adds.</p>",
-                  "<table><tr><th class=l>arm</th><th>round</th><th>k</th><th>difference</th><th>95% CI</th>"
-                  "<th>puzzles</th></tr>"]
-        for arm, by_round in differences.items():
+        parts += ["<section id=\"over_controls\"><h2>Over the control arms</h2>",
+                  f"<p>pass@k of an arm minus a control arm's on the same puzzles, with a paired bootstrap 95% "
+                  f"interval. Over {SEEDS_ONLY_ARM}: what training on the arm's self-play data adds; the "
+                  f"verified arm over {UNVERIFIED_ARM}: what the verification filter adds.</p>",
+                  "<table><tr><th class=l>arm</th><th class=l>over</th><th>round</th><th>k</th><th>difference</th>"
+                  "<th>95% CI</th><th>puzzles</th></tr>"]
+        for (arm, control), by_round in differences.items():
             for r, by_k in by_round.items():
                 for k, d in by_k.items():
                     parts.append(
-                        f"<tr><td class=l>{e(arm)}</td><td>{r}</td><td>{k}</td><td>{d['difference']:+.3f}</td>"
-                        f"<td>[{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]</td><td>{d['puzzles']}</td></tr>"
+                        f"<tr><td class=l>{e(arm)}</td><td class=l>{e(control)}</td><td>{r}</td><td>{k}</td>"
+                        f"<td>{d['difference']:+.3f}</td><td>[{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]</td>"
+                        f"<td>{d['puzzles']}</td></tr>"
                     )
         parts.append("</table></section>")
     parts.append("</body></html>\n")
@@ -176,7 +178,12 @@ def write_comparison_report(run_dirs: list[Path], out_dir: Path | str) -> Path:
     differences = None
     if len(run_dirs) == 1 and is_experiment(run_dirs[0]):
         result = comparison(run_dirs[0])
-        differences = {arm: d["over_seeds_only"] for arm, d in result["arms"].items() if d.get("over_seeds_only")}
+        differences = {
+            (arm, control): d[key]
+            for arm, d in result["arms"].items()
+            for control, key in ((SEEDS_ONLY_ARM, "over_seeds_only"), (UNVERIFIED_ARM, "over_unverified"))
+            if d.get(key)
+        }
     index = out_dir / "index.html"
     index.write_text(render_comparison(curves, runs, differences), encoding="utf-8")
     return index

@@ -35,9 +35,11 @@ from factory.loop.experiment import (
     ArmRun,
     arm_config,
     comparison,
+    format_comparison,
     is_experiment,
     over_seeds_only,
     parse_arms,
+    round_differences,
     run_experiment,
     training_facts,
 )
@@ -45,7 +47,7 @@ from factory.loop.prompts import training_example
 from factory.loop.run import preference_steps
 from factory.models.steps import TRAINING_FILENAME, optimizer_steps
 from factory.models.train import fine_tune
-from factory.store import STORE_FILENAME, RunStore
+from factory.store import STORE_FILENAME, EvalRecord, RunStore
 from sandbox.backend import open_sandbox
 from sandbox.verdicts import VERIFIED
 from tests.factory.played_run import copy_run, played_config
@@ -393,3 +395,18 @@ def test_an_experiment_killed_in_its_second_arm_resumes_through_the_cli(
     card = (tmp_path / "data" / "README.md").read_text()
     assert (f"trained on this data: {over['difference']:+.3f} pass@1 over seeds-only, "
             f"CI [{over['ci'][0]:+.3f}, {over['ci'][1]:+.3f}]") in card
+
+
+def test_round_differences_pair_by_puzzle_per_round_and_k_and_the_verified_arm_is_compared_with_unverified():
+    def record(round_: int, solved: dict[str, int]) -> EvalRecord:
+        return EvalRecord(round_, "m", "seeds-test", 1, 4, 0.0, 0, len(solved), {"solved": solved}, 0.0)
+
+    verified = {0: {1: record(0, {"a": 0, "b": 0})}, 1: {1: record(1, {"a": 4, "b": 2, "c": 1})}}
+    unverified = {0: {1: record(0, {"a": 0, "b": 0})}, 1: {1: record(1, {"a": 2, "b": 2})}}
+    over = round_differences(verified, unverified)
+    assert set(over) == {"1"}  # round 0 (the shared base model) is no comparison; c is not paired
+    d = over["1"]["1"]
+    assert d["puzzles"] == 2 and d["difference"] == 0.25  # (1.0 + 0.5) / 2 - (0.5 + 0.5) / 2
+    assert d["ci"] == [0.0, 0.5]  # the two puzzles' differences are 0.5 and 0: resampled means lie in [0, 0.5]
+    text = format_comparison({"arms": {VERIFIED_ARM: {"rounds": {}, "train": {}, "over_unverified": over}}})
+    assert text == "verified round 1: +0.250 pass@1 over unverified, 95% CI [+0.000, +0.500] (2 puzzles)"
