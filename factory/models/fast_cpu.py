@@ -5,16 +5,20 @@ Why not ``model.generate``: on CPU with tiny models, most of a decode step went 
 cache (``torch.cat`` of every layer's keys and values at every step), to attention over left padding, and
 to decoding every row's whole completion for the stop check. Here:
 
-* preallocated caches, reused between calls: a prompt slot holds one prompt's keys and values, prefilled
-  once for its ``n`` samples; each of its ``n`` sample slots holds that sample's generated keys and
-  values. A decode step writes one position per sample and attends over the shared prompt keys (one
-  matrix product for the ``n`` samples) and over its own keys, merged by log-sum-exp; each group of
-  neighbouring slots attends only up to its own longest context (prompts are taken shortest first);
+* preallocated caches, reused between calls: a prompt slot holds one prompt's keys and values,
+  prefilled once for its ``n`` samples, then its samples' generated keys and values, interleaved. A
+  decode step writes one position per sample and runs one attention per group of neighbouring prompt
+  slots, each query masked to its prompt and its own keys (the prompt's keys read once for all ``n``);
+  each group attends only up to its own longest row (prompts are taken shortest first). Prompt slots
+  whose samples all finished are skipped, neither read nor computed;
+* q/k/v and gate/up projections are one matmul each (weights concatenated at load); the prefill's last
+  layer runs only for each prompt's last token;
 * a prompt slot whose samples all finished is refilled with the next waiting prompt (continuous
   batching), so a batch never waits for its longest row (only a prompt for its longest sample);
 * stop strings are checked on each row's newly decoded text only (incremental detokenization);
 * sampling (temperature, top-p nucleus, greedy at temperature 0) is done in torch with a private
-  generator seeded from ``SamplingConfig.seed``: same seed, same machine, same samples.
+  generator seeded from ``SamplingConfig.seed``: same seed, same machine, same samples. The nucleus is
+  found in each row's top-k where that provably holds it, by a full sort of the row only where not.
 
 Results follow the transformers backend: prompts cut from the left to leave room for ``max_new_tokens``,
 text cut before the first stop string, ``tokens`` = tokens generated until EOS / the stop was seen,
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -64,7 +69,9 @@ def _config_supported(config) -> bool:
 
 
 class _Layer:
-    __slots__ = ("ln1", "ln2", "eps1", "eps2", "q", "k", "v", "o", "gate", "up", "down")
+    """One decoder layer's weights, with q/k/v and gate/up concatenated once so that each is one matmul."""
+
+    __slots__ = ("ln1", "ln2", "eps1", "eps2", "qkv", "qkv_bias", "o", "gate_up", "gate_up_bias", "down")
 
     def __init__(self, layer):
         attn, mlp = layer.self_attn, layer.mlp
@@ -73,17 +80,29 @@ class _Layer:
             layer.post_attention_layernorm.weight,
             layer.post_attention_layernorm.variance_epsilon,
         )
-        self.q, self.k, self.v, self.o = attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj
-        self.gate, self.up, self.down = mlp.gate_proj, mlp.up_proj, mlp.down_proj
+        self.qkv, self.qkv_bias = _concat(attn.q_proj, attn.k_proj, attn.v_proj)
+        self.gate_up, self.gate_up_bias = _concat(mlp.gate_proj, mlp.up_proj)
+        self.o, self.down = attn.o_proj, mlp.down_proj
+
+
+def _concat(*linears) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The weights (and biases, if any) of ``linears`` stacked along the output dimension."""
+    with torch.no_grad():
+        weight = torch.cat([m.weight for m in linears]).contiguous()
+        if all(m.bias is None for m in linears):
+            return weight, None
+        bias = [m.bias if m.bias is not None else torch.zeros(m.out_features) for m in linears]
+        return weight, torch.cat(bias)
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+def _mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """An additive attention mask [len(lengths), 1, 1, width]: 0 before each row's length, -inf after."""
+    keep = torch.arange(width)[None, :] < lengths[:, None]
+    return torch.zeros(len(lengths), 1, 1, width).masked_fill_(~keep[:, None, None, :], float("-inf"))
 
 
 class _Row:
@@ -139,141 +158,180 @@ class FastCPUBackend:
         self.scale = self.head_dim**-0.5
         self.eos = self.tokenizer.eos_token_id
         self._buffers: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.qkv_split = [self.heads * self.head_dim] + [self.kv_heads * self.head_dim] * 2
+        self._cos = self._sin = torch.empty(0, self.head_dim)  # rotary tables, by position
 
     # -- the model -------------------------------------------------------------------------------------
 
-    def _rope(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cos, sin = self.rotary(x, positions)
-        return cos.unsqueeze(1), sin.unsqueeze(1)  # [B, 1, T, D] against [B, H, T, D]
+    def _rope_table(self, length: int) -> None:
+        """cos and sin of every position below ``length`` (at least), from the model's own rotary module;
+        sin with its first half negated, so that rotating is ``x * cos + swap_halves(x) * sin``."""
+        if self._cos.shape[0] >= length:
+            return
+        length = max(length, self.max_positions or 0)
+        cos, sin = self.rotary(self.embed[:1][None], torch.arange(length)[None])
+        half = self.head_dim // 2
+        self._cos, self._sin = cos[0], torch.cat((-sin[0, :, :half], sin[0, :, half:]), dim=-1)
 
     def _project(self, layer: _Layer, h: torch.Tensor, cos, sin):
+        """q, k, v of ``h`` [B, T, hidden] as [B, T, heads, head_dim], q and k rotated by ``cos``/``sin``."""
         b, t, _ = h.shape
-        q = layer.q(h).view(b, t, self.heads, self.head_dim).transpose(1, 2)
-        k = layer.k(h).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
-        v = layer.v(h).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
-        return q, k, v
+        qkv = F.linear(h, layer.qkv, layer.qkv_bias)
+        rotated = self.heads + self.kv_heads
+        qk = qkv[..., : rotated * self.head_dim].view(b, t, rotated, self.head_dim)
+        half = self.head_dim // 2
+        qk = qk * cos + torch.cat((qk[..., half:], qk[..., :half]), dim=-1) * sin
+        v = qkv[..., rotated * self.head_dim :].view(b, t, self.kv_heads, self.head_dim)
+        return qk[:, :, : self.heads], qk[:, :, self.heads :], v
 
-    def _attend(self, q, k, v, mask=None, causal=False):
-        if self.kv_heads != self.heads:
-            groups = self.heads // self.kv_heads
-            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=self.scale)
+    def _expand_kv(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.kv_heads == self.heads:
+            return k, v
+        groups = self.heads // self.kv_heads
+        return k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
 
     def _finish_layer(self, layer: _Layer, x, attn):
-        b, _, t, _ = attn.shape
-        x = x + layer.o(attn.transpose(1, 2).reshape(b, t, -1))
+        """The rest of a layer after attention; ``attn`` [B, T, heads, head_dim]."""
+        b, t = attn.shape[:2]
+        x = x + layer.o(attn.reshape(b, t, -1))
         h = _rms_norm(x, layer.ln2, layer.eps2)
-        return x + layer.down(F.silu(layer.gate(h)) * layer.up(h))
+        gate, up = F.linear(h, layer.gate_up, layer.gate_up_bias).chunk(2, dim=-1)
+        return x + layer.down(F.silu(gate) * up)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.lm_head(_rms_norm(x, self.norm, self.norm_eps)).float()
 
     def _prefill(self, ids: list[list[int]], cache, units: list[int]) -> torch.Tensor:
-        """Run right-padded prompts ``ids``; store prompt ``j``'s keys and values in the prompt cache row
+        """Run right-padded prompts ``ids``; store prompt ``j``'s keys and values in the cache row
         ``units[j]`` (once for all its samples). Returns the logits after each prompt's last token."""
         width = max(len(p) for p in ids)
         pad = self.eos if self.eos is not None else 0
         tokens = torch.tensor([p + [pad] * (width - len(p)) for p in ids])
-        positions = torch.arange(width).expand(len(ids), width)
         x = F.embedding(tokens, self.embed)
-        cos, sin = self._rope(x, positions)
+        cos, sin = self._cos[None, :width, None], self._sin[None, :width, None]
         target = torch.tensor(units)
-        for layer, (kc, vc) in zip(self.layers, cache, strict=True):
+        rows = torch.arange(len(ids))
+        last = torch.tensor([len(p) - 1 for p in ids])
+        for i, (layer, (kc, vc)) in enumerate(zip(self.layers, cache, strict=True)):
             q, k, v = self._project(layer, _rms_norm(x, layer.ln1, layer.eps1), cos, sin)
+            k, v = k.transpose(1, 2), v.transpose(1, 2)
             kc[target, :, :width] = k
             vc[target, :, :width] = v
-            x = self._finish_layer(layer, x, self._attend(q, k, v, causal=True))
-        last = torch.tensor([len(p) - 1 for p in ids])
-        return self._logits(x[torch.arange(len(ids)), last])
-
-    ATTENTION_GROUP = (
-        16  # sample slots whose attention runs together, each group over its own longest context
-    )
-
-    def _decode(self, tokens, prompt_len, gen, prompt_cache, gen_cache, n: int) -> torch.Tensor:
-        """One step for every sample slot ``i`` (of prompt slot ``i // n``): token ``tokens[i]`` goes to
-        index ``gen[i]`` of the slot's own cache of generated keys, at position ``prompt_len + gen[i]``.
-        Attention is split in two: over the prompt's keys, stored once and shared by its ``n`` samples
-        (one matrix product for all of them), and over the sample's own generated keys; the two are
-        merged by their log-sum-exp. Each group of neighbouring slots attends up to its own longest
-        prompt and generation (slots are filled in prompt-length order, so neighbours are alike)."""
-        slots = tokens.shape[0]
-        units = slots // n
-        rows = torch.arange(slots)
-        x = F.embedding(tokens[:, None], self.embed)
-        cos, sin = self._rope(x, (prompt_len.repeat_interleave(n) + gen)[:, None])
-        groups = []
-        step = max(1, self.ATTENTION_GROUP // n)
-        for a in range(0, units, step):
-            b = min(a + step, units)
-            lp = int(prompt_len[a:b].max())
-            keep = torch.arange(lp)[None, :] < prompt_len[a:b, None]
-            pmask = torch.zeros(b - a, 1, 1, lp).masked_fill_(~keep[:, None, None, :], float("-inf"))
-            g = gen[a * n : b * n]
-            lg = int(g.max()) + 1
-            keep = torch.arange(lg)[None, :] <= g[:, None]
-            gmask = torch.zeros((b - a) * n, 1, 1, lg).masked_fill_(~keep[:, None, None, :], float("-inf"))
-            groups.append((a, b, lp, pmask, lg, gmask))
-        for layer, (kp, vp), (kg, vg) in zip(self.layers, prompt_cache, gen_cache, strict=True):
-            q, k, v = self._project(layer, _rms_norm(x, layer.ln1, layer.eps1), cos, sin)
-            kg[rows, :, gen] = k[:, :, 0]
-            vg[rows, :, gen] = v[:, :, 0]
-            attn = torch.cat(
-                [
-                    self._attend_split(
-                        q[a * n : b * n],
-                        (kp[a:b, :, :lp], vp[a:b, :, :lp], pmask),
-                        (kg[a * n : b * n, :, :lg], vg[a * n : b * n, :, :lg], gmask),
-                        n,
-                    )
-                    for a, b, lp, pmask, lg, gmask in groups
-                ]
-            )
-            x = self._finish_layer(layer, x, attn)
+            k, v = self._expand_kv(k, v)
+            if i < len(self.layers) - 1:
+                attn = F.scaled_dot_product_attention(q.transpose(1, 2), k, v, is_causal=True, scale=self.scale)
+                x = self._finish_layer(layer, x, attn.transpose(1, 2))
+            else:  # only the last token of each prompt is needed from here on
+                mask = _mask(last + 1, width)
+                q = q[rows, last][:, :, None]  # [B, H, 1, D]
+                attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+                x = self._finish_layer(layer, x[rows, last][:, None], attn.transpose(1, 2))
         return self._logits(x[:, 0])
 
-    def _attend_split(self, q, prompt, own, n: int) -> torch.Tensor:
-        """Attention of ``q`` [m*n, H, 1, D] over m prompts' keys (each shared by n queries) and over each
-        query's own keys, as one softmax over both."""
+    ATTENTION_GROUP = 16  # sample slots whose attention runs together, each group over its own longest context
+
+    def _decode(
+        self, busy: list[int], tokens: list[int], prompt_len: list[int], steps: list[int], cache, n: int
+    ) -> tuple[torch.Tensor, list[int]]:
+        """One step for the ``n`` sample slots of each prompt slot ("unit") in ``busy`` (ascending; the
+        other units are skipped: their caches are neither read nor written). A unit's cache row holds its
+        prompt's keys, then its samples' generated keys interleaved: the key of sample ``j``'s step ``t``
+        is at ``prompt_len[u] + t * n + j`` (its position is ``prompt_len[u] + t``); the samples of a unit
+        step together, ``steps[u]`` being the step now decoded. So one attention over the row serves the
+        unit's ``n`` queries (the prompt's keys read once for all of them), each masked to the prompt and
+        its own keys. Each run of neighbouring busy units (at most ATTENTION_GROUP samples) attends up to
+        its own longest row (units are filled in prompt-length order, so neighbours are alike). Sample
+        slot ``u * n + j`` feeds ``tokens[u * n + j]``. Returns the last hidden states of the busy units'
+        sample slots and those slots, in order."""
+        slots = [u * n + j for u in busy for j in range(n)]
+        m = len(busy)
+        lengths = torch.tensor([prompt_len[u] for u in busy])
+        step = torch.tensor([steps[u] for u in busy])
+        lane = torch.arange(n)
+        positions = (lengths + step).repeat_interleave(n)
+        where = ((lengths + step * n)[:, None] + lane).reshape(-1)
+        owner = torch.tensor(busy).repeat_interleave(n)
+        x = F.embedding(torch.tensor([tokens[s] for s in slots])[:, None], self.embed)
+        cos, sin = self._cos[positions][:, None, None], self._sin[positions][:, None, None]
+        ends = lengths + (step + 1) * n
+        width = int(ends.max())
+        rel = (torch.arange(width)[None, :] - lengths[:, None])[:, None, :]  # [m, 1, width]
+        seen = (rel < 0) | ((rel < ((step + 1) * n)[:, None, None]) & (rel.remainder(n) == lane[None, :, None]))
+        mask = torch.zeros(m, 1, n, width).masked_fill_(~seen[:, None], float("-inf"))
+        groups = []
+        per = max(1, self.ATTENTION_GROUP // n)
+        c = 0
+        while c < m:
+            e = c + 1
+            while e < m and e - c < per and busy[e] == busy[e - 1] + 1:
+                e += 1
+            wide = int(ends[c:e].max())
+            groups.append((c, e, busy[c], busy[e - 1] + 1, wide, mask[c:e, :, :, :wide]))
+            c = e
         flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-        (kp, vp, pmask), (kg, vg, gmask) = prompt, own
-        if self.kv_heads != self.heads:
-            groups = self.heads // self.kv_heads
-            kp, vp, kg, vg = (t.repeat_interleave(groups, dim=1) for t in (kp, vp, kg, vg))
-        m = kp.shape[0]
-        shared = q[:, :, 0].reshape(m, n, self.heads, self.head_dim).transpose(1, 2)  # [m, H, n, D]
-        op, lp = flash(shared, kp, vp, 0.0, False, attn_mask=pmask, scale=self.scale)
-        og, lg = flash(q, kg, vg, 0.0, False, attn_mask=gmask, scale=self.scale)
-        op = op.transpose(1, 2).reshape(m * n, self.heads, 1, self.head_dim)
-        lp = lp.transpose(1, 2).reshape(m * n, self.heads, 1)
-        top = torch.maximum(lp, lg)
-        wp, wg = (lp - top).exp().unsqueeze(-1), (lg - top).exp().unsqueeze(-1)
-        return (op * wp + og * wg) / (wp + wg)
+        for layer, (kc, vc) in zip(self.layers, cache, strict=True):
+            q, k, v = self._project(layer, _rms_norm(x, layer.ln1, layer.eps1), cos, sin)
+            kc[owner, :, where] = k[:, 0]
+            vc[owner, :, where] = v[:, 0]
+            q = q.view(m, n, self.heads, self.head_dim).transpose(1, 2)  # [m, H, n, D]
+            parts = [
+                flash(q[c:e], *self._expand_kv(kc[a:b, :, :wide], vc[a:b, :, :wide]), 0.0, False,
+                      attn_mask=gmask, scale=self.scale)[0]
+                for c, e, a, b, wide, gmask in groups
+            ]
+            attn = parts[0] if len(parts) == 1 else torch.cat(parts)
+            x = self._finish_layer(layer, x, attn.transpose(1, 2).reshape(m * n, 1, self.heads, self.head_dim))
+        return x[:, 0], slots
 
     # -- sampling --------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _sample(logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
+    CANDIDATES = (16, 256)  # top-k widths tried for the nucleus before a full sort of the vocabulary
+
+    @classmethod
+    def _sample(cls, logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
         if sampling.temperature == 0:
             return logits.argmax(-1)
         probs = (logits / sampling.temperature).softmax(-1)
         # the nucleus: the likeliest tokens until their mass reaches top_p (as transformers' TopPLogitsWarper,
-        # which drops the tokens whose ascending cumulative mass is <= 1 - top_p). A full sort of the
-        # vocabulary is slow on CPU: look in the top-k first, and sort everything only when they fall short.
-        if sampling.top_p == 1:
+        # which drops the tokens whose ascending cumulative mass is <= 1 - top_p)
+        if sampling.top_p >= 1:
             top, order = probs, None
         else:
-            top, order = probs.topk(min(probs.shape[1], 128), dim=-1)
-            if top.shape[1] < probs.shape[1] and bool((top.sum(-1) < sampling.top_p).any()):
-                top, order = probs.sort(-1, descending=True)
+            top, order = cls._candidates(probs, sampling.top_p)
             before = top.cumsum(-1) - top  # mass of the likelier tokens
             top = top.masked_fill(before >= sampling.top_p, 0.0)  # the first token is always kept
         cdf = top.cumsum(-1)
         u = torch.rand(cdf.shape[0], 1, generator=generator) * cdf[:, -1:]
-        pick = torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[1] - 1)
+        pick = torch.searchsorted(cdf, u, right=True)
+        over = (pick[:, 0] >= cdf.shape[1]).nonzero()[:, 0].tolist()
+        for row in over:  # u rounded up to the whole mass: the last token with any
+            pick[row, 0] = int((top[row] > 0).nonzero()[-1, 0])
         return pick[:, 0] if order is None else order.gather(1, pick)[:, 0]
+
+    @classmethod
+    def _candidates(cls, probs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's likeliest tokens (probabilities, descending, and their ids), enough of them to hold
+        the row's nucleus: the top ``k`` hold it when their mass reaches ``top_p`` (every token after
+        them has at least that much likelier mass). A full sort of the vocabulary is slow on CPU: try the
+        widths of CANDIDATES first, each on the rows still short, then sort the rows short of them all.
+        Rows narrower than the widest are padded with zero probabilities."""
+        vocab = probs.shape[1]
+        top = order = rows = None
+        for k in (*(k for k in cls.CANDIDATES if k < vocab), vocab):
+            sub = probs if rows is None else probs[rows]
+            t, o = sub.sort(-1, descending=True) if k == vocab else sub.topk(k, dim=-1)
+            if rows is None:
+                top, order = t, o
+            else:
+                top, order = F.pad(top, (0, k - top.shape[1])), F.pad(order, (0, k - order.shape[1]))
+                top[rows], order[rows] = t, o
+            if k == vocab:
+                break
+            short = (t.sum(-1) < top_p).nonzero()[:, 0]
+            if not len(short):
+                break
+            rows = short if rows is None else rows[short]
+        return top, order
 
     # -- the loop --------------------------------------------------------------------------------------
 
@@ -297,25 +355,30 @@ class FastCPUBackend:
         fallback = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.eos
         return [list(p) if p else [fallback if fallback is not None else 0] for p in ids]
 
-    @torch.no_grad()
+    MAX_LANES = 8  # samples sharing one prompt slot: its attention costs grow with their square
+
+    @torch.inference_mode()
     def _run(self, encoded: list[list[int]], sampling: SamplingConfig) -> list[Completion]:
         n, limit = sampling.n, sampling.max_new_tokens
+        lanes = max(d for d in range(1, min(n, self.MAX_LANES) + 1) if n % d == 0)
+        if lanes < n:  # each prompt in n // lanes prompt slots of ``lanes`` samples; the same result order
+            return self._run([p for p in encoded for _ in range(n // lanes)], replace(sampling, n=lanes))
         # prompt slots ("units"), each with n sample slots: sample slot i belongs to unit i // n
         units = max(1, min(max(self.batch_size, self.MIN_SLOTS) // n, len(encoded)))
         slots = units * n
-        prompt_cache = self._cache("prompt", units, max(len(p) for p in encoded))
-        gen_cache = self._cache("generated", slots, limit)
+        longest = max(len(p) for p in encoded)
+        cache = self._cache("kv", units, longest + n * limit)
+        self._rope_table(longest + limit)
         generator = torch.Generator().manual_seed(sampling.seed)
         stops = sampling.stop
         tail = max((len(s) for s in stops), default=1) - 1
         # shortest prompts first, so that neighbouring slots (and the prompts prefilled together) are alike
         waiting = deque(sorted(range(len(encoded)), key=lambda p: (len(encoded[p]), p)))
         rows: list[_Row | None] = [None] * slots
-        prompt_len = torch.ones(
-            units, dtype=torch.long
-        )  # a free unit keeps one (stale) key: never all masked
-        gen = torch.zeros(slots, dtype=torch.long)  # where each sample slot's next token goes
-        next_tokens = torch.zeros(slots, dtype=torch.long)
+        live = [0] * units  # unfinished samples of each unit
+        prompt_len = [1] * units
+        steps = [0] * units  # decode steps done by each unit's samples (together)
+        next_tokens = [0] * slots
         results: list[Completion | None] = [None] * (len(encoded) * n)
         refill_at = max(1, units // 8)
 
@@ -323,6 +386,7 @@ class FastCPUBackend:
             text, cut = cut_at_stop(self.tokenizer.decode(row.tokens, skip_special_tokens=True), stops)
             results[row.index] = Completion(text=text, tokens=len(row.tokens), finished=stopped or cut)
             rows[slot] = None
+            live[slot // n] -= 1
 
         def accept(slot: int, row: _Row, token: int) -> None:
             """Record ``token`` for ``row``; finish it on EOS, a stop string or ``max_new_tokens``."""
@@ -337,47 +401,36 @@ class FastCPUBackend:
                 return finish(slot, row, False)
             next_tokens[slot] = token
 
-        def unit_free(u: int) -> bool:
-            return all(rows[s] is None for s in range(u * n, (u + 1) * n))
-
         while True:
-            free = [u for u in range(units) if unit_free(u)]
+            free = [u for u in range(units) if not live[u]]
             if len(free) == units and not waiting:
                 break
             if waiting and (len(free) >= refill_at or len(free) == units):
                 taken = [(u, waiting.popleft()) for u in free[: len(waiting)]]
                 for chunk in self._prefill_chunks([len(encoded[p]) for _, p in taken]):
                     part = [taken[j] for j in chunk]
-                    logits = self._prefill([encoded[p] for _, p in part], prompt_cache, [u for u, _ in part])
+                    logits = self._prefill([encoded[p] for _, p in part], cache, [u for u, _ in part])
                     first = self._sample(logits.repeat_interleave(n, dim=0), sampling, generator).tolist()
                     for (u, p), tokens in zip(
                         part, (first[j : j + n] for j in range(0, len(first), n)), strict=True
                     ):
                         prompt_len[u] = len(encoded[p])
+                        live[u], steps[u] = n, 0
                         for j, token in enumerate(tokens):
                             slot = u * n + j
                             rows[slot] = _Row(p * n + j)
-                            gen[slot] = 0
                             accept(slot, rows[slot], token)
                 continue
-            active = [s for s in range(slots) if rows[s] is not None]
-            if (
-                not waiting
-                and len(units_left := [u for u in range(units) if u not in set(free)]) <= units // 2
-            ):
-                keep_units = torch.tensor(units_left)
-                keep = torch.tensor([u * n + j for u in units_left for j in range(n)])
-                prompt_cache = [(k[keep_units], v[keep_units]) for k, v in prompt_cache]
-                gen_cache = [(k[keep], v[keep]) for k, v in gen_cache]
-                rows = [rows[s] for s in keep.tolist()]
-                prompt_len, gen, next_tokens = prompt_len[keep_units], gen[keep], next_tokens[keep]
-                units, slots = len(units_left), len(units_left) * n
-                active = [s for s in range(slots) if rows[s] is not None]
-            logits = self._decode(next_tokens, prompt_len, gen, prompt_cache, gen_cache, n)
-            sampled = self._sample(logits, sampling, generator).tolist()
-            gen[active] += 1  # finished samples stay where they are
-            for slot in active:
-                accept(slot, rows[slot], sampled[slot])
+            busy = [u for u in range(units) if live[u]]
+            hidden, stepped = self._decode(busy, next_tokens, prompt_len, steps, cache, n)
+            for u in busy:
+                steps[u] += 1
+            alive = [i for i, s in enumerate(stepped) if rows[s] is not None]  # not the finished samples
+            if len(alive) < len(stepped):
+                hidden = hidden[alive]
+            sampled = self._sample(self._logits(hidden), sampling, generator).tolist()
+            for i, token in zip(alive, sampled, strict=True):
+                accept(stepped[i], rows[stepped[i]], token)
         return results  # type: ignore[return-value]
 
     def _cache(self, name: str, rows: int, length: int):

@@ -211,3 +211,75 @@ def test_grouped_query_attention_model(synthetic_tiny_model, tmp_path):
     assert isinstance(fast, FastCPUBackend)
     expected = TransformersBackend(tmp_path, device="cpu").generate(PROMPTS, greedy)
     assert fast.generate(PROMPTS, greedy) == expected
+
+
+def test_decode_steps_match_a_full_forward_with_idle_units_and_finished_samples(fast):
+    """The cache layout by hand: three units, the middle one idle (skipped), samples fed different tokens,
+    one sample of the first unit finished after a step (its lane still written, never seen by the other).
+    Each live sample's logits equal the model's own on its whole sequence."""
+    n, tokenizer = 2, fast.tokenizer
+    prompts = [tokenizer(p)["input_ids"] for p in (PROMPTS[1], PROMPTS[2], PROMPTS[3])]
+    with torch.inference_mode():
+        fast._rope_table(1024)
+        cache = fast._cache("kv", 3, max(len(p) for p in prompts) + n * 8)
+        fast._prefill(prompts, cache, [0, 1, 2])
+        lengths, steps = [len(p) for p in prompts], [0, 0, 0]
+        fed = {s: [] for s in range(6)}
+        busy = [0, 2]
+        for step in range(4):
+            tokens = [5 + 3 * s + step for s in range(6)]
+            hidden, slots = fast._decode(busy, tokens, lengths, steps, cache, n)
+            logits = fast._logits(hidden)
+            for u in busy:
+                steps[u] += 1
+            for i, s in enumerate(slots):
+                fed[s].append(tokens[s])
+                if s == 1 and step > 0:
+                    continue  # finished after its first step
+                sequence = torch.tensor([prompts[s // n] + fed[s]])
+                expected = fast.model(sequence).logits[0, -1]
+                assert torch.allclose(logits[i], expected, atol=1e-4), (step, s)
+
+
+@pytest.mark.parametrize("top_p", [0.5, 0.9, 0.95, 0.999])
+def test_candidates_hold_exactly_the_full_sorts_nucleus(top_p):
+    """The top-k shortcut keeps the same tokens with the same mass as sorting the whole vocabulary, on
+    peaked rows (covered by the first width), flat rows (a full sort) and rows in between."""
+    torch.manual_seed(0)
+    logits = torch.randn(12, 2048) * torch.tensor([0.5, 1, 2, 4, 8, 16] * 2)[:, None]
+    probs = logits.softmax(-1)
+    top, order = FastCPUBackend._candidates(probs, top_p)
+    full, full_order = probs.sort(-1, descending=True)
+    for kept_probs, kept_order in ((top, order), (full, full_order)):
+        before = kept_probs.cumsum(-1) - kept_probs
+        kept_probs.masked_fill_(before >= top_p, 0.0)
+        kept_order.masked_fill_(kept_probs == 0, -1)  # outside the nucleus (or padding)
+    for r in range(12):
+        a = {t: p for t, p in zip(order[r].tolist(), top[r].tolist(), strict=True) if t >= 0}
+        b = {t: p for t, p in zip(full_order[r].tolist(), full[r].tolist(), strict=True) if t >= 0}
+        assert a.keys() == b.keys()
+        assert all(abs(a[t] - b[t]) < 1e-9 for t in a)
+
+
+def test_a_draw_rounded_up_to_the_whole_mass_picks_a_kept_token(monkeypatch):
+    """``u = rand * mass`` can round up to the mass; the pick is then the last kept token, never a
+    zero-probability one past the nucleus (nor a padding id)."""
+    logits = torch.tensor([[4.0, 3.0, 2.0] + [-30.0] * 61])
+    monkeypatch.setattr(torch, "rand", lambda *shape, generator=None: torch.ones(*shape))
+    for top_p, expected in ((0.5, 0), (0.99, 2)):
+        sampling = SamplingConfig(temperature=1.0, top_p=top_p)
+        assert FastCPUBackend._sample(logits, sampling, torch.Generator()).tolist() == [expected]
+
+
+def test_many_samples_are_split_over_prompt_slots_in_order(slow, fast):
+    """n above MAX_LANES: each prompt takes several prompt slots; results keep prompt order (greedy: all
+    n samples of a prompt are the transformers backend's completion of that prompt)."""
+    n = 2 * FastCPUBackend.MAX_LANES
+    greedy = SamplingConfig(temperature=0, max_new_tokens=12, n=n, stop=STOP)
+    expected = slow.generate(PROMPTS, replace(greedy, n=1))
+    got = fast.generate(PROMPTS, greedy)
+    assert [len(row) for row in got] == [n] * len(PROMPTS)
+    assert [row[0] for row in expected] == [row[0] for row in got]
+    assert all(len(set(row)) == 1 for row in got)
+    sampled = fast.generate(PROMPTS[:2], replace(greedy, temperature=0.8, seed=3))
+    assert sampled == fast.generate(PROMPTS[:2], replace(greedy, temperature=0.8, seed=3))
