@@ -55,7 +55,7 @@ def jobs_of(pairs: list[tuple[str, str]]) -> list[Job]:
 # verifier must do to meet "f runs in a process g never ran in"), both with no limits and no isolation.
 # Mode "rule" is the least the issue's other rules add to "two", and nothing else: f is forked from a
 # second interpreter (exec'd at start, so it shares no hash secret or layout with g's), and each child
-# takes its own session, fds, a CPU limit and, when run as root, the job uid. No checks, no clean-up.
+# takes its own session, a CPU limit and, when run as root, the job uid. No checks, no clean-up.
 BASELINE = r"""
 import json, os, resource, socket, sys, time
 JOB_UID = 10001

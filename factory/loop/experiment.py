@@ -88,6 +88,9 @@ NOVELTY_ARM = "sft+novelty"  # the verified arm's data resampled by novelty
 # Arms that train on the verified arm's data resampled by a weighting (RunConfig.weighting).
 WEIGHTING_ARMS = {LEARNABILITY_ARM: "learnability", NOVELTY_ARM: "novelty"}
 ARMS = (VERIFIED_ARM, UNVERIFIED_ARM, SEEDS_ONLY_ARM, *OBJECTIVE_ARMS, *WEIGHTING_ARMS)
+# The control arms an arm's pass@k is compared with, and the key of that comparison in an arm's record
+# (``comparison``): seeds-only for every arm; unverified for the verified arm (what the filter adds).
+CONTROLS = ((SEEDS_ONLY_ARM, "over_seeds_only"), (UNVERIFIED_ARM, "over_unverified"))
 ALIASES = {"sft": VERIFIED_ARM}  # the verified arm is the sft objective
 EXPERIMENT_FILENAME = "experiment.json"
 
@@ -454,12 +457,11 @@ def comparison(root: Path | str) -> dict:
             },
             "train": train,
         }
-    if SEEDS_ONLY_ARM in evals:
-        for arm in arms:
-            if arm != SEEDS_ONLY_ARM:
-                arms[arm]["over_seeds_only"] = round_differences(evals[arm], evals[SEEDS_ONLY_ARM])
-    if VERIFIED_ARM in evals and UNVERIFIED_ARM in evals:  # the filter's own effect
-        arms[VERIFIED_ARM]["over_unverified"] = round_differences(evals[VERIFIED_ARM], evals[UNVERIFIED_ARM])
+    for control, key in CONTROLS:
+        compared = [a for a in arms if a != control] if control == SEEDS_ONLY_ARM else [VERIFIED_ARM]
+        for arm in compared:
+            if control in evals and arm in evals:
+                arms[arm][key] = round_differences(evals[arm], evals[control])
     return {"arms": arms}
 
 
@@ -520,8 +522,8 @@ def format_comparison(result: Mapping) -> str:
                   if train and train.get(key)]
             steps = f", trained {train['steps']} steps on {' + '.join(on) or 'nothing'}" if train else ""
             lines.append(f"{arm} round {r}: " + ", ".join(cells) + steps)
-        for control in (SEEDS_ONLY_ARM, UNVERIFIED_ARM):
-            for r, diffs in data.get(f"over_{control.replace('-', '_')}", {}).items():
+        for control, key in CONTROLS:
+            for r, diffs in data.get(key, {}).items():
                 for k, d in diffs.items():
                     lines.append(
                         f"{arm} round {r}: {d['difference']:+.3f} pass@{k} over {control}, "

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factory.loop.confidence import pass_at_k_interval, puzzle_counts
-from factory.loop.experiment import SEEDS_ONLY_ARM, UNVERIFIED_ARM, arm_dirs, comparison, is_experiment
+from factory.loop.experiment import (
+    CONTROLS,
+    SEEDS_ONLY_ARM,
+    UNVERIFIED_ARM,
+    arm_dirs,
+    comparison,
+    is_experiment,
+)
 from factory.outputs.export import open_run
 from factory.outputs.report.html import _CSS
 from factory.outputs.report.plots import DPI
@@ -181,7 +188,7 @@ def write_comparison_report(run_dirs: list[Path], out_dir: Path | str) -> Path:
         differences = {
             (arm, control): d[key]
             for arm, d in result["arms"].items()
-            for control, key in ((SEEDS_ONLY_ARM, "over_seeds_only"), (UNVERIFIED_ARM, "over_unverified"))
+            for control, key in CONTROLS
             if d.get(key)
         }
     index = out_dir / "index.html"
