@@ -67,8 +67,10 @@ def eval_config_from(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from factory.loop.confidence import pass_at_k_interval, rounded
     from factory.loop.corpus import embedded_model_path, eval_set, seed_training_pairs
     from factory.loop.evaluate import eval_settings, evaluate
+    from factory.loop.parts import add_parts
     from factory.loop.progress import EtaLine
     from factory.models import load_backend
 
@@ -94,6 +96,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
     finally:
         backend.close()
+    parts: dict[str, dict[str, object]] = {}
+    for k in result.pass_at_k:
+        add_parts(parts, result.solved, result.samples, k, name)
     report = {
         "dataset": name,
         "model": backend.name,
@@ -103,9 +108,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "max_new_tokens": settings.max_new_tokens,
         "solved_puzzles": result.solved_puzzles,
         "pass_at_k": {str(k): v for k, v in result.pass_at_k.items()},
+        "pass_at_k_ci": {
+            str(k): rounded(pass_at_k_interval(result.solved, result.samples, k)) for k in result.pass_at_k
+        },
         "solved_within_k": {str(k): result.solved_within(k) for k in result.pass_at_k},
         "seconds": result.seconds,
         "tokens": result.tokens,
+        "parts": parts,
+        "solved": result.solved,  # puzzle key -> verified samples
     }
     print(json.dumps(report, indent=2))
     print(solved_line(result.total, report["solved_within_k"]), file=sys.stderr, flush=True)

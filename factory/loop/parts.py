@@ -41,19 +41,30 @@ def part_pass_at_k(
     """For each part of ``dataset``: its puzzle count, and pass@k (with its 95% bootstrap interval
     unless ``intervals`` is False) per k, from the per-puzzle counts the evaluations of ``records``
     keep (``details["solved"]``)."""
-    parts = eval_parts(dataset)
     out: dict[str, dict[str, object]] = {}
     for e in records:
-        solved = puzzle_counts(e)
-        if e.dataset != dataset:
+        if e.dataset == dataset:
+            add_parts(out, puzzle_counts(e), e.n, e.k, dataset, intervals)
+    return out
+
+
+def add_parts(
+    out: dict[str, dict[str, object]],
+    solved: dict[str, int],
+    n: int,
+    k: int,
+    dataset: str,
+    intervals: bool = True,
+) -> dict[str, dict[str, object]]:
+    """Add pass@``k`` of each part of ``dataset`` to ``out`` (the shape ``part_pass_at_k`` returns),
+    from ``solved`` (puzzle key -> verified samples of ``n``); returns ``out``."""
+    for part, keys in eval_parts(dataset).items():
+        counts = {key: c for key, c in solved.items() if key in keys}
+        if not counts:
             continue
-        for part, keys in parts.items():
-            counts = {key: c for key, c in solved.items() if key in keys}
-            if not counts:
-                continue
-            values = per_puzzle_pass_at_k(counts, e.n, e.k)
-            entry = out.setdefault(part, {"puzzles": len(counts), "pass_at_k": {}, "pass_at_k_ci": {}})
-            entry["pass_at_k"][str(e.k)] = round(sum(values.values()) / len(values), 4)
-            if intervals:
-                entry["pass_at_k_ci"][str(e.k)] = rounded(pass_at_k_interval(counts, e.n, e.k))
+        values = per_puzzle_pass_at_k(counts, n, k)
+        entry = out.setdefault(part, {"puzzles": len(counts), "pass_at_k": {}, "pass_at_k_ci": {}})
+        entry["pass_at_k"][str(k)] = round(sum(values.values()) / len(values), 4)
+        if intervals:
+            entry["pass_at_k_ci"][str(k)] = rounded(pass_at_k_interval(counts, n, k))
     return out

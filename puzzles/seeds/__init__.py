@@ -16,6 +16,7 @@ from puzzles.seeds import (
     arithmetic,
     bits,
     combinatorics,
+    glance,
     graphs,
     lists,
     matrices,
@@ -40,6 +41,7 @@ _TOPICS = (
     graphs,
     matrices,
     bits,
+    glance,
 )
 
 

@@ -14,6 +14,7 @@ from factory.cli.evaluate import eval_config_from
 from factory.cli.main import build_parser, main
 from factory.loop.evaluate import EvalResult, eval_settings
 from factory.loop.paper import NOT_COMPARABLE, PAPER_KS
+from factory.loop.parts import FRESH_INSTANCES, HELD_OUT_FAMILIES
 from factory.loop.progress import EtaLine, duration
 from factory.outputs.dataset_card import CardFacts, EvalFacts, card_body
 from factory.outputs.report import collect_report, render_html
@@ -74,6 +75,22 @@ def test_a_paper_evaluation_on_p3_reports_pass_at_k_and_problems_solved(p3_path,
     assert list(report["pass_at_k"]) == list(report["solved_within_k"]) == ["1", "2", "4"]
     assert "eval: p3-test, 3 puzzles x 4 samples" in err and "eval generate: 3/3 puzzles" in err
     assert "eval verify: 12/12 samples" in err and "solved in <= k attempts (of 3): k=1 " in err
+
+
+def test_an_evaluation_on_the_held_out_seeds_reports_each_part_and_each_puzzle(scripted_model, capsys):
+    code = main(["eval", "--samples", "2", "--k", "1,2", "--limit", "20", "--backend", "openai",
+                 "--model", "scripted", "--base-url", scripted_model.base_url, "--sandbox", "process",
+                 "--workers", "1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["dataset"] == "seeds-test" and len(report["solved"]) == report["puzzles"] == 20
+    assert set(report["pass_at_k_ci"]) == {"1", "2"}
+    parts = report["parts"]
+    assert set(parts) == {FRESH_INSTANCES, HELD_OUT_FAMILIES}  # the first 20 hold both kinds
+    assert sum(part["puzzles"] for part in parts.values()) == 20
+    for part in parts.values():
+        assert set(part["pass_at_k"]) == set(part["pass_at_k_ci"]) == {"1", "2"}
 
 
 def endless_loop(prompt: str, seed: int, index: int) -> str:
