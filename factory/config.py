@@ -50,13 +50,13 @@ class RunConfig:
         None, 'backend = "openai": the server\'s URL, up to and including /v1', example="http://127.0.0.1:8000/v1"
     )
     seed: int = setting(0, "the run seed: prompts and sampling seeds derive from it")
-    puzzles: int = setting(128, "puzzles proposed per round")
-    attempts: int = setting(8, "solutions sampled per new puzzle")
+    puzzles: int = setting(2048, "puzzles proposed per round")
+    attempts: int = setting(16, "solutions sampled per new puzzle")
     propose_examples: int = setting(3, 'few-shot puzzles in each propose prompt (shown before "def f{k+1}(")')
     solve_examples: int = setting(
         1, "few-shot (puzzle, solution) pairs in each solve prompt; more for larger models"
     )
-    batch_size: int = setting(16, "prompts per generate call and per stored batch")
+    batch_size: int = setting(128, "prompts per generate call and per stored batch")
     max_new_tokens: int = setting(160, "tokens generated per sample at most")
     temperature: float = setting(0.7, "sampling temperature of solving and evaluation (0 = greedy)")
     propose_temperature: float = setting(
