@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Callable
 
+from puzzles.filters import BASE_PROBES
 from puzzles.seeds.family import Family, make_instances
 
 TOPIC = "glance"
 
 INSTANCES = 6  # per family: short puzzles, so fewer fixed instances (the corpus draws more)
-_PROBE_INTS = {0, 1, -1, 2, 10, 100}
-_PROBE_STRS = {"", "a", "0", "abc"}
+_PROBE_INTS = set(BASE_PROBES["int"])
+_PROBE_STRS = set(BASE_PROBES["str"])
+_PROBE_FLOATS = BASE_PROBES["float"]
+Values = dict[str, object]
 
 
 def _int(rng: random.Random, low: int, high: int) -> int:
@@ -38,57 +42,75 @@ def _ints(rng: random.Random, count: int, low: int = -99, high: int = 99) -> lis
     return [_int(rng, low, high) for _ in range(count)]
 
 
-def _family(name: str, f: str, g: str, seed: int, make, held_out: bool = False) -> Family:
+def _family(
+    name: str, f: str, g: str, seed: int, make: Callable[[random.Random], Values], held_out: bool = False
+) -> Family:
     return Family(name=name, f=f, g=g, instances=make_instances(seed, make, INSTANCES), held_out=held_out)
 
 
-def _unique_letter_word(rng: random.Random) -> dict[str, object]:
+def _unique_letter_word(rng: random.Random) -> Values:
     """A word and a letter that occurs in it once, not at a position a probe index reaches (0, 1, 2, -1)."""
     letters = rng.sample(string.ascii_lowercase, rng.randint(5, 9))
     return {"w": "".join(letters), "c": letters[rng.randint(3, len(letters) - 2)]}
 
 
-def _split(rng: random.Random) -> dict[str, object]:
+def _split(rng: random.Random) -> Values:
     return {
         "parts": [_word(rng, 2, 5) for _ in range(rng.randint(2, 4))],
         "sep": rng.choice([",", ";", "/", "|"]),
     }
 
 
-def _position(rng: random.Random) -> dict[str, object]:
+def _position(rng: random.Random) -> Values:
     xs = rng.sample([x for x in range(-90, 91) if x not in _PROBE_INTS], rng.randint(5, 9))
     return {"xs": xs, "v": xs[rng.randint(3, len(xs) - 2)]}
 
 
-def _negated(rng: random.Random) -> dict[str, object]:
-    k = _int(rng, -(10**6), 10**6)
-    return {"k": k} if -k not in _PROBE_INTS else _negated(rng)
+def _redrawn(
+    rng: random.Random, draw: Callable[[random.Random], Values], keep: Callable[[Values], bool]
+) -> Values:
+    """``draw(rng)`` again until ``keep`` accepts the values: the instances no probe answer solves."""
+    while True:
+        values = draw(rng)
+        if keep(values):
+            return values
 
 
-def _quotient(rng: random.Random) -> dict[str, object]:
-    d, q = _int(rng, 3, 99), _int(rng, 3, 999)
-    return {"d": d, "q": q} if all(p // d != q for p in _PROBE_INTS) else _quotient(rng)
+def _negated(rng: random.Random) -> Values:
+    return _redrawn(rng, lambda r: {"k": _int(r, -(10**6), 10**6)}, lambda v: -v["k"] not in _PROBE_INTS)
 
 
-def _remainder(rng: random.Random) -> dict[str, object]:
-    m = rng.randint(11, 97)
-    r = rng.randint(3, m - 1)
-    return {"m": m, "r": r} if all(p % m != r for p in _PROBE_INTS) else _remainder(rng)
-
-
-def _float_offset(rng: random.Random) -> dict[str, object]:
-    a, b = round(rng.uniform(-99, 99), 2), round(rng.uniform(3, 999), 2)
-    return (
-        {"a": a, "b": b} if all(abs(p + a - b) >= 1e-6 for p in (0.0, 1.0, -1.0, 0.5)) else _float_offset(rng)
+def _quotient(rng: random.Random) -> Values:
+    return _redrawn(
+        rng,
+        lambda r: {"d": _int(r, 3, 99), "q": _int(r, 3, 999)},
+        lambda v: all(p // v["d"] != v["q"] for p in _PROBE_INTS),
     )
 
 
-def _total(rng: random.Random) -> dict[str, object]:
-    nums = _ints(rng, rng.randint(3, 8))
-    return {"nums": nums} if sum(nums) not in _PROBE_INTS else _total(rng)
+def _remainder(rng: random.Random) -> Values:
+    def draw(r: random.Random) -> Values:
+        m = r.randint(11, 97)
+        return {"m": m, "r": r.randint(3, m - 1)}
+
+    return _redrawn(rng, draw, lambda v: all(p % v["m"] != v["r"] for p in _PROBE_INTS))
 
 
-def _concat(rng: random.Random, part) -> dict[str, object]:
+def _float_offset(rng: random.Random) -> Values:
+    return _redrawn(
+        rng,
+        lambda r: {"a": round(r.uniform(-99, 99), 2), "b": round(r.uniform(3, 999), 2)},
+        lambda v: all(abs(p + v["a"] - v["b"]) >= 1e-6 for p in _PROBE_FLOATS),
+    )
+
+
+def _total(rng: random.Random) -> Values:
+    return _redrawn(
+        rng, lambda r: {"nums": _ints(r, r.randint(3, 8))}, lambda v: sum(v["nums"]) not in _PROBE_INTS
+    )
+
+
+def _concat(rng: random.Random, part: Callable[[random.Random], list | str]) -> Values:
     head, tail = part(rng), part(rng)
     return {"tail": tail, "whole": head + tail}
 
