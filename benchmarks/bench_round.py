@@ -17,7 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from factory.config import RunConfig
-from factory.loop.run import SelfPlayRun  # noqa: E402
+from factory.loop.context import prepare_run  # noqa: E402
+from factory.loop.rounds import run_round  # noqa: E402
 from sandbox.backend import open_sandbox  # noqa: E402
 
 
@@ -39,10 +40,10 @@ def main() -> None:
         eval_limit=args.eval_limit,
     )
     with tempfile.TemporaryDirectory() as run_dir, open_sandbox(args.sandbox, log=lambda m: None) as sandbox:
-        with SelfPlayRun(Path(run_dir), config, sandbox, log=lambda m: None, show_progress=False) as run:
-            print(f"model: {run.base_model}")  # builds the embedded model outside the timed round
+        with prepare_run(Path(run_dir), config, sandbox, log=lambda m: None, show_progress=False) as ctx:
+            print(f"model: {ctx.base_model}")  # builds the embedded model outside the timed round
             start = time.perf_counter()
-            summary = run.run_round(1)
+            summary = run_round(ctx, 1)
             total = time.perf_counter() - start
     timings = summary["timings"]
     groups = {

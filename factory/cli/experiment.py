@@ -15,13 +15,13 @@ from factory.errors import UserError
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from factory.loop.experiment import (
+    from factory.loop.arms import parse_arms
+    from factory.loop.experiment import check_arms, check_settings, run_experiment
+    from factory.outputs.comparison import (
         EXPERIMENT_FILENAME,
-        check_arms,
-        check_settings,
+        comparison,
         format_comparison,
-        parse_arms,
-        run_experiment,
+        write_comparison,
     )
     from factory.store.lock import RunLock
 
@@ -33,10 +33,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     with RunLock(args.run_dir):  # settings, arms and stores are checked before any sandbox starts
         check_arms(args.run_dir, config, arms)
         with open_sandbox_from(args) as sandbox:
-            result = run_experiment(
-                args.run_dir, config, args.rounds, arms, sandbox, generation=generation_options(args)
+            run_experiment(
+                args.run_dir, config, args.rounds, arms, sandbox, generation=generation_options(args),
+                after_round=write_comparison,
             )
-    print(format_comparison(result))
+    print(format_comparison(comparison(args.run_dir)))
     print(json.dumps({"experiment": str(Path(args.run_dir) / EXPERIMENT_FILENAME)}))
     return 0
 

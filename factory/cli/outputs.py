@@ -174,7 +174,7 @@ def add_export(subparsers) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from factory.loop.experiment import is_experiment
+    from factory.outputs.comparison import is_experiment
     from factory.outputs.report import write_report
 
     check_out_dir(args.out)

@@ -67,7 +67,7 @@ class DaemonConfig:
     source: Path | None = None  # the file it was read from
 
     def generation_options(self) -> dict[str, object]:
-        """``load_backend``'s options for where generation runs (``factory.loop.run.SelfPlayRun``)."""
+        """``load_backend``'s options for where generation runs (``factory.loop.context.prepare_run``)."""
         from factory.models import replica_options
 
         return replica_options(self.generation_replicas, self.ray_address)

@@ -36,7 +36,8 @@ from typing import TextIO
 from factory.daemon.config import DaemonConfig
 from factory.daemon.metrics import DaemonState, MetricsServer, collect
 from factory.errors import UserError
-from factory.loop.run import RoundEvents, SelfPlayRun, run_rounds
+from factory.loop.context import RunContext, prepare_run
+from factory.loop.rounds import RoundEvents, run_rounds
 from factory.store.lock import RunLock
 from factory.store.stats import generated_pairs
 from sandbox.engine import SandboxUnavailable
@@ -266,17 +267,17 @@ class Daemon:
     def _work(self) -> str:
         try:
             self._ensure_sandbox(None)
-            with SelfPlayRun(self.config.run_dir, self.config.run, self.sandbox, log=self._library_log,
+            with prepare_run(self.config.run_dir, self.config.run, self.sandbox, log=self._library_log,
                              show_progress=False, before_step=self.stop.check,
-                             generation=self.config.generation_options()) as run:
+                             generation=self.config.generation_options()) as ctx:
                 self.state.update(phase="running")
-                return run_rounds(run, self._stop_condition, LoggedRounds(self),
-                                  functools.partial(self._with_sandbox, run))
+                return run_rounds(ctx, self._stop_condition, LoggedRounds(self),
+                                  functools.partial(self._with_sandbox, ctx))
         except StopRequested as e:
             self.log("stop", reason=e.reason, interrupted=isinstance(e, StopDeadline))
             return e.reason
 
-    def _stop_condition(self, run: SelfPlayRun) -> str | None:
+    def _stop_condition(self, run: RunContext) -> str | None:
         """A [stop] condition met (logged), else None; raises StopRequested once a stop was asked for."""
         stop = self.config.stop
         reason = None
@@ -292,7 +293,7 @@ class Daemon:
 
     # -- the sandbox, and waiting for it ---------------------------------------------------------------
 
-    def _with_sandbox(self, run: SelfPlayRun, action: Callable[[], object]):
+    def _with_sandbox(self, run: RunContext, action: Callable[[], object]):
         """``action()``, redone after each outage of the sandbox engine once it is back."""
         while True:
             try:

@@ -394,6 +394,6 @@ def store_facts(store: RunStore, rows_by_round: Counter[int]) -> tuple[list[Roun
 
 def controls(run_dir: Path) -> dict | None:
     """How this run (an arm of an experiment) compares with the seeds-only arm beside it, if any."""
-    from factory.loop.experiment import over_seeds_only
+    from factory.outputs.comparison import over_seeds_only
 
     return over_seeds_only(run_dir)

@@ -22,11 +22,12 @@ import json
 import shutil
 import sqlite3
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from factory.config import RunConfig
-from factory.loop.run import RoundEvents, SelfPlayRun, run_rounds
+from factory.loop.context import prepare_run
+from factory.loop.rounds import ROUND_STAGES, RoundEvents, rounds_finished, run_round, run_rounds
 from factory.store import STORE_FILENAME
 from puzzles.canonical import near_duplicate_tokens, similarity
 from sandbox.backend import open_sandbox
@@ -77,11 +78,9 @@ class ProcessDied(Exception):
     pass
 
 
-class DiesInSolve(SelfPlayRun):
-    """A run whose process is killed when the solve stage starts (what kill -9 would leave behind)."""
-
-    def solve(self, *args, **kwargs) -> None:
-        raise ProcessDied("killed in the solve stage")
+def dies_in_solve(*args: object) -> None:
+    """A solve stage whose process is killed as it starts (what kill -9 would leave behind)."""
+    raise ProcessDied("killed in the solve stage")
 
 
 def copy_run(run: PlayedRun, destination: Path) -> Path:
@@ -95,15 +94,13 @@ def play(run_dir: Path) -> PlayedRun:
         config = played_config(server.base_url)
         quiet = {"log": lambda message: None, "show_progress": False}
         with open_sandbox("process", workers=2, log=lambda message: None) as sandbox:
-            with SelfPlayRun(run_dir, config, sandbox, **quiet) as run:
-                stop = run_rounds(
-                    run, lambda r: "done" if r.finished_rounds() >= len(FINISHED_ROUNDS) else None, QuietEvents()
-                )
-                assert stop == "done"
-            with DiesInSolve(run_dir, config, sandbox, **quiet) as run:
-                assert run.next_round() == OPEN_ROUND
+            with prepare_run(run_dir, config, sandbox, **quiet) as ctx:
+                run_rounds(ctx, rounds_finished(len(FINISHED_ROUNDS)), QuietEvents())
+                assert ctx.finished_rounds() == len(FINISHED_ROUNDS)
+            with prepare_run(run_dir, config, sandbox, **quiet) as ctx:
+                assert ctx.next_round() == OPEN_ROUND
                 try:
-                    run.run_round(OPEN_ROUND)
+                    run_round(ctx, OPEN_ROUND, replace(ROUND_STAGES, solve=dies_in_solve))
                 except ProcessDied:
                     pass
                 else:

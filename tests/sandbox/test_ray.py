@@ -219,7 +219,8 @@ def test_a_round_that_loses_a_node_mid_solve_stores_what_an_uninterrupted_round_
     the local Docker pool stores (every proposal, puzzle, attempt and verdict, pair and evaluation)."""
     from dataclasses import replace
 
-    from factory.loop.run import SelfPlayRun, run_rounds
+    from factory.loop.context import prepare_run
+    from factory.loop.rounds import rounds_finished, run_rounds
     from tests.factory.loop.test_run import store_contents
     from tests.factory.played_run import QuietEvents, played_config
     from tests.factory.scripted_model import ScriptedModelServer
@@ -229,8 +230,8 @@ def test_a_round_that_loses_a_node_mid_solve_stores_what_an_uninterrupted_round_
     node = cluster.add_node(**NODE)
 
     def one_round(run_dir, sandbox) -> dict:
-        with SelfPlayRun(run_dir, config, sandbox, log=lambda m: None, show_progress=False) as run:
-            assert run_rounds(run, lambda r: "done" if r.finished_rounds() >= 1 else None, QuietEvents()) == "done"
+        with prepare_run(run_dir, config, sandbox, log=lambda m: None, show_progress=False) as ctx:
+            assert run_rounds(ctx, rounds_finished(1), QuietEvents()) == "1 rounds are finished"
         return store_contents(run_dir)
 
     try:

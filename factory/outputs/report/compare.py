@@ -14,15 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from factory.loop.arms import CONTROLS, SEEDS_ONLY_ARM, UNVERIFIED_ARM
 from factory.loop.confidence import pass_at_k_interval, puzzle_counts
-from factory.loop.experiment import (
-    CONTROLS,
-    SEEDS_ONLY_ARM,
-    UNVERIFIED_ARM,
-    arm_dirs,
-    comparison,
-    is_experiment,
-)
+from factory.outputs.comparison import arm_dirs, comparison, is_experiment
 from factory.outputs.export import open_run
 from factory.outputs.report.html import _CSS
 from factory.outputs.report.plots import DPI

@@ -30,15 +30,16 @@ class AcceptsEverySolution:
 
 def test_a_verifier_that_accepts_everything_is_stopped_by_the_canaries(tmp_path, process_sandbox, scripted_model):
     from factory.errors import VerifierError
-    from factory.loop.run import SelfPlayRun
+    from factory.loop.context import prepare_run
+    from factory.loop.rounds import run_round
     from factory.store import RunStore
 
     config = RunConfig(model="scripted", backend="openai", base_url=scripted_model.base_url, train=False,
                        puzzles=4, attempts=2, batch_size=2, propose_examples=2, eval_samples=1, eval_ks=(1,))
     broken = AcceptsEverySolution(process_sandbox)
-    with SelfPlayRun(tmp_path, config, broken, log=lambda m: None, show_progress=False) as run:
+    with prepare_run(tmp_path, config, broken, log=lambda m: None, show_progress=False) as ctx:
         with pytest.raises(VerifierError, match="canary .* passed"):
-            run.run_round(1)
+            run_round(ctx, 1)
     with RunStore.open(tmp_path, create=False) as store:
         assert store.attempts_of_round(1) == []  # nothing of the batch was stored
         assert not store.is_batch_done(1, "solve", 0)

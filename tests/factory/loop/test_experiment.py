@@ -21,32 +21,40 @@ import pytest
 
 from factory.cli.main import main
 from factory.errors import UserError
+from factory.loop.arms import (
+    ARMS,
+    SEEDS_ONLY_ARM,
+    UNVERIFIED_ARM,
+    VERIFIED_ARM,
+    arm_config,
+    experiment_arm,
+    parse_arms,
+)
 from factory.loop.confidence import (
     bootstrap_interval,
     paired_difference_interval,
     pass_at_k_interval,
     percentile,
 )
-from factory.loop.experiment import (
-    ARMS,
-    SEEDS_ONLY_ARM,
-    UNVERIFIED_ARM,
-    VERIFIED_ARM,
-    ArmRun,
-    arm_config,
+from factory.loop.context import prepare_run
+from factory.loop.evaluation import evaluate_base
+from factory.loop.experiment import run_experiment
+from factory.loop.prompts import training_example
+from factory.loop.propose import propose
+from factory.loop.rounds import ROUND_STAGES, start_round
+from factory.loop.solve import solve
+from factory.loop.training import fixed_steps, preference_steps, train, training_facts, training_plan
+from factory.loop.training_data import sft_texts
+from factory.models.steps import TRAINING_FILENAME, optimizer_steps
+from factory.models.train import fine_tune
+from factory.outputs.comparison import (
+    _training_of,
     comparison,
     format_comparison,
     is_experiment,
     over_seeds_only,
-    parse_arms,
     round_differences,
-    run_experiment,
-    training_facts,
 )
-from factory.loop.prompts import training_example
-from factory.loop.run import preference_steps
-from factory.models.steps import TRAINING_FILENAME, optimizer_steps
-from factory.models.train import fine_tune
 from factory.store import STORE_FILENAME, EvalRecord, RunStore
 from sandbox.backend import open_sandbox
 from sandbox.verdicts import VERIFIED
@@ -148,8 +156,8 @@ def parses(source: str) -> bool:
 def arm_texts(run_dir: Path, arm: str, round: int) -> list[str]:
     config = played_config("http://127.0.0.1:9/v1")
     reference = None if arm == VERIFIED_ARM else run_dir
-    with ArmRun(run_dir, config, None, arm, reference, **QUIET) as run:
-        return run.training_texts(round, run.config)
+    with prepare_run(run_dir, config, None, arm=experiment_arm(arm, reference or run_dir), **QUIET) as ctx:
+        return sft_texts(ctx, round, ctx.config)
 
 
 def test_each_arm_trains_on_exactly_the_data_it_claims(run, tmp_path):
@@ -229,23 +237,20 @@ def test_a_dpo_arm_trains_its_own_epochs_over_its_rows_not_the_verified_arms_ste
     db.close()
     config = played_config("http://127.0.0.1:9/v1")
     for arm, path in ((VERIFIED_ARM, verified), ("dpo", dpo)):
-        reference = None if arm == VERIFIED_ARM else verified
-        with ArmRun(path, arm_config(config, arm), None, arm, reference, **QUIET) as arm_run:
-            c = arm_run.config
-            texts, rows = arm_run.training_texts(1, c), arm_run.training_rows(1, c)
+        with prepare_run(path, arm_config(config, arm), None, arm=experiment_arm(arm, verified), **QUIET) as ctx:
+            c = ctx.config
+            plan = training_plan(ctx, 1, c)
             if arm == VERIFIED_ARM:
-                assert arm_run.steps_of(1, c, texts, rows) == optimizer_steps(len(texts), c.epochs)
+                assert [p.steps for p in plan.passes] == [optimizer_steps(len(plan.texts), c.epochs)]
             else:
-                assert arm_run.training_steps(1, c, texts) == verified_steps  # what equal steps would give
-                assert rows and arm_run.steps_of(1, c, texts, rows) == optimizer_steps(len(rows), c.epochs)
-                assert optimizer_steps(len(rows), c.epochs) < verified_steps
+                assert fixed_steps(ctx, 1, c, plan.texts) == verified_steps  # what equal steps would give
+                assert plan.rows and [p.steps for p in plan.passes] == [optimizer_steps(len(plan.rows), c.epochs)]
+                assert optimizer_steps(len(plan.rows), c.epochs) < verified_steps
 
 
 def test_the_comparison_says_what_each_objective_trained_on(tmp_path):
     """sft: its texts; dpo and spin: their preference rows; sft+dpo: the sft pass's texts beside it
     and the dpo pass's rows, the steps of both passes together."""
-    from factory.loop.experiment import _training_of
-
     def checkpoint(name: str, **facts) -> str:
         (tmp_path / name).mkdir()
         (tmp_path / name / TRAINING_FILENAME).write_text(json.dumps(facts))
@@ -265,12 +270,12 @@ def test_round_1_is_copied_row_for_row_with_markers_canaries_and_the_base_evalua
     source = copy_run(run, tmp_path / "verified")
     target = tmp_path / "seeds-only"
     config = played_config("http://127.0.0.1:9/v1")
-    with ArmRun(target, config, None, SEEDS_ONLY_ARM, source, **QUIET) as arm:
-        arm.evaluate_base()
-        model, c = arm.start_round(1)
-        arm.propose(1, model, c)
-        arm.solve(1, model, c)
-        arm.solve(1, model, c)  # a resumed copy stores nothing twice
+    with prepare_run(target, config, None, arm=experiment_arm(SEEDS_ONLY_ARM, source), **QUIET) as ctx:
+        evaluate_base(ctx)
+        model, c = start_round(ctx, 1)
+        propose(ctx, 1, model, c)
+        solve(ctx, 1, model, c)
+        solve(ctx, 1, model, c)  # a resumed copy stores nothing twice
     queries = (
         "SELECT batch, idx, prompt_seed, raw, status, reason FROM proposals WHERE round = 1 ORDER BY batch, idx",
         "SELECT p.canonical_hash, a.batch, a.idx, a.source, a.solution_hash, a.status, a.detail FROM attempts a "
@@ -319,13 +324,12 @@ class Killed(Exception):
     pass
 
 
-class DiesInSeedsOnlyTraining(ArmRun):
-    """The seeds-only arm's process dies when it starts training (after copying round 1)."""
-
-    def training_texts(self, round, c):
-        if self.arm == SEEDS_ONLY_ARM:
-            raise Killed("killed before training")
-        return super().training_texts(round, c)
+def dies_in_seeds_only_training(ctx, round, c):
+    """The train stage, but the seeds-only arm's process dies when it starts training (after copying
+    round 1)."""
+    if ctx.arm.name == SEEDS_ONLY_ARM:
+        raise Killed("killed before training")
+    return train(ctx, round, c)
 
 
 def rows(run_dir: Path, query: str) -> list[tuple]:
@@ -349,7 +353,7 @@ def test_an_experiment_killed_in_its_second_arm_resumes_through_the_cli(
     with open_sandbox("process", workers=2, log=lambda m: None) as sandbox:
         with pytest.raises(Killed):
             run_experiment(root, config, 1, ("verified", "seeds-only"), sandbox, log=lambda m: None,
-                           show_progress=False, run_class=DiesInSeedsOnlyTraining)
+                           show_progress=False, stages=replace(ROUND_STAGES, train=dies_in_seeds_only_training))
     verified, seeds = root / VERIFIED_ARM, root / SEEDS_ONLY_ARM
     checkpoint = verified / "checkpoints" / "round-1"
     trained_at = (checkpoint / "config.json").stat().st_mtime_ns

@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 
 from factory.config import RunConfig
-from factory.loop.run import round_config
+from factory.loop.rounds import round_config
 from factory.store import STORE_FILENAME, RunStore
 from tests.factory.daemon.test_daemon import (
     log_events,

@@ -16,7 +16,7 @@ import pytest
 
 from factory.cli.main import main
 from factory.config import RunConfig
-from factory.loop.run import SelfPlayRun
+from factory.loop.context import prepare_run
 from factory.store import STORE_FILENAME
 from sandbox.backend import open_sandbox
 
@@ -45,9 +45,9 @@ def process_sandbox():
 def test_a_changed_run_identity_is_refused(tmp_path, process_sandbox):
     from factory.errors import UserError
 
-    SelfPlayRun(tmp_path, RunConfig(model="a"), process_sandbox, **QUIET).close()
+    prepare_run(tmp_path, RunConfig(model="a"), process_sandbox, **QUIET).close()
     with pytest.raises(UserError, match="started with model='a'"):
-        SelfPlayRun(tmp_path, RunConfig(model="b"), process_sandbox, **QUIET)
+        prepare_run(tmp_path, RunConfig(model="b"), process_sandbox, **QUIET)
 
 
 SMALL = [

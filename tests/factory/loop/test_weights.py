@@ -8,8 +8,9 @@ from collections import Counter
 
 import pytest
 
+from factory.loop.context import prepare_run
 from factory.loop.preferences import preference_rows, weighted_rows
-from factory.loop.run import SelfPlayRun
+from factory.loop.training_data import preference_data
 from factory.loop.weights import (
     MAX_COPIES,
     PuzzleDistance,
@@ -123,7 +124,7 @@ def test_dpo_rows_carry_their_puzzle_weight_and_are_resampled_in_training(run, t
     assert weighted_rows(rows, "none") == rows
     config = played_config("http://127.0.0.1:9/v1")
     config = type(config).from_json({**config.to_json(), "weighting": "both", "objective": "dpo"})
-    with SelfPlayRun(run_dir, config, None, log=lambda m: None, show_progress=False) as played:  # type: ignore[arg-type]
-        trained = played.training_rows(1, played.config)
+    with prepare_run(run_dir, config, None, log=lambda m: None, show_progress=False) as ctx:  # type: ignore[arg-type]
+        trained = preference_data(ctx, 1, ctx.config)
     assert [r["rejected_attempt_id"] for r in trained] == [r.rejected_attempt_id for r in weighted_rows(rows, "both")]
     assert len(trained) != len(rows)

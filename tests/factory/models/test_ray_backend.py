@@ -119,9 +119,10 @@ def test_a_round_on_one_or_two_replicas_stores_the_same_proposals_and_evaluation
     """The whole loop (``run_rounds``, as the CLI and the daemon run it) generating on Ray replicas: the
     run asks ``load_backend`` for them, and the store does not depend on how many there are. (The
     module's replicas stand in for the ones it would start: starting more costs a model load each.)"""
-    import factory.loop.run as loop_run
+    import factory.loop.context as loop_context
     from factory.config import RunConfig
-    from factory.loop.run import RoundEvents, SelfPlayRun, run_rounds
+    from factory.loop.context import prepare_run
+    from factory.loop.rounds import RoundEvents, rounds_finished, run_rounds
     from sandbox.backend import open_sandbox
 
     config = RunConfig(model=one.name, backend="transformers", seed=3, train=False, puzzles=4, attempts=2,
@@ -133,14 +134,14 @@ def test_a_round_on_one_or_two_replicas_stores_the_same_proposals_and_evaluation
         asked.append((kind, model, options))
         return Shared({1: one, 2: two}[options["replicas"]])
 
-    monkeypatch.setattr(loop_run, "load_backend", replicated_backend)
+    monkeypatch.setattr(loop_context, "load_backend", replicated_backend)
     stored = {}
     with open_sandbox("process", workers=1) as sandbox:
         for replicas in (1, 2):
             generation = {"replicas": replicas, "ray_address": None}
-            with SelfPlayRun(tmp_path / f"replicas-{replicas}", config, sandbox, log=lambda m: None,
+            with prepare_run(tmp_path / f"replicas-{replicas}", config, sandbox, log=lambda m: None,
                              show_progress=False, generation=generation) as run:
-                run_rounds(run, lambda r: "done" if r.finished_rounds() >= 1 else None, RoundEvents())
+                run_rounds(run, rounds_finished(1), RoundEvents())
                 stored[replicas] = (
                     [(p.prompt_seed, p.raw) for p in run.store.proposals_of_round(1)],
                     [(a.puzzle_id, a.solution_source, a.status) for a in run.store.attempts_of_round(1)],

@@ -10,9 +10,11 @@ import pytest
 
 from factory.config import RunConfig, run_identity
 from factory.daemon.metrics import run_families
+from factory.loop.context import prepare_run
 from factory.loop.preferences import preference_rows
-from factory.loop.run import SelfPlayRun, run_rounds
+from factory.loop.rounds import rounds_finished, run_rounds
 from factory.loop.summary import round_summary, round_to
+from factory.loop.training import train, training_plan
 from factory.models.steps import (
     TRAINING_FILENAME,
     checkpoint_information_gain,
@@ -27,20 +29,6 @@ from tests.factory.played_run import QuietEvents, played_config
 QUIET = {"log": lambda m: None, "show_progress": False}
 
 
-class TinyTrained(SelfPlayRun):
-    """Generates with the scripted model; trains and is trained from the tiny model."""
-
-    tiny: str = ""
-
-    @property
-    def base_model(self) -> str:
-        return self.tiny
-
-    def model_for_round(self, round: int) -> str:
-        return self.tiny if round <= 1 else super().model_for_round(round)
-
-    def training_steps(self, round, c, texts):
-        return 6
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +37,8 @@ def one_round(scripted_model, tmp_path_factory):
         run_dir = tmp_path_factory.mktemp(objective.replace("+", "-")) / "run"
         config = replace(played_config(scripted_model.base_url), objective=objective)
         with open_sandbox("process", workers=2, log=lambda m: None) as sandbox:
-            with SelfPlayRun(run_dir, config, sandbox, **QUIET) as run:
-                run_rounds(run, lambda r: "done" if r.finished_rounds() >= 1 else None, QuietEvents())
+            with prepare_run(run_dir, config, sandbox, **QUIET) as ctx:
+                run_rounds(ctx, rounds_finished(1), QuietEvents())
         return run_dir, config
 
     return play
@@ -67,11 +55,11 @@ def test_a_round_trains_by_its_objective(one_round, synthetic_tiny_model, one_to
     with RunStore.open(run_dir, create=False) as store:
         pairs = preference_rows(store, [1], kind="spin" if objective == "spin" else "dpo")
     assert pairs
-    TinyTrained.tiny = str(synthetic_tiny_model)
-    with TinyTrained(run_dir, config, None, **QUIET) as run:
-        path = run.train(1, config)
-        assert run.train(1, config) == path  # recorded: not trained again
-        checkpoint = run.store.checkpoint(1)
+    with prepare_run(run_dir, config, None, **QUIET) as ctx:
+        ctx.base_model = str(synthetic_tiny_model)  # generated with the scripted model; trained from the tiny one
+        path = train(ctx, 1, config, training_plan(ctx, 1, config, steps=6))
+        assert train(ctx, 1, config) == path  # recorded: not trained again
+        checkpoint = ctx.store.checkpoint(1)
     facts = json.loads((run_dir / "checkpoints" / "round-1" / TRAINING_FILENAME).read_text())
     assert path == checkpoint.path and facts["objective"] == "dpo" and facts["examples"] == len(pairs)
     if objective in ("dpo", "spin"):  # from and against the model that generated the round

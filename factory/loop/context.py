@@ -1,0 +1,210 @@
+"""What every stage of a run works with, set up once per run by ``prepare_run``: the open store (its
+identity checked, seeds and evaluation blocklist recorded), the sandbox, the evaluation set, the model
+backends, the arm, and where messages go."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from factory.config import IDENTITY_FIELDS, RunConfig, run_identity
+from factory.errors import UserError
+from factory.loop.arms import PLAIN_RUN, Arm
+from factory.loop.corpus import load_eval_puzzles
+from factory.loop.prompts import STOP_SEQUENCES
+from factory.models import ModelBackend, SamplingConfig, load_backend
+from factory.store import RunStore
+from puzzles.canonical import canonical_hash
+from puzzles.filters import EvalIndex
+from puzzles.records import NamedPuzzle
+from puzzles.seeds import load_seeds
+from sandbox.backend import Sandbox
+
+
+def log_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def nothing() -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """The puzzles a run evaluates on, and the index that keeps them out of its data."""
+
+    name: str
+    puzzles: list[NamedPuzzle]
+    index: EvalIndex
+
+
+def load_eval_set(config: RunConfig, training_seeds: Sequence[NamedPuzzle]) -> EvalSet:
+    """The run's evaluation set (``config.eval_p3``/``eval_split``/``eval_all_instances``, else the
+    held-out seeds) and its decontamination index over every puzzle of the set's source (all instances
+    of the P3 split; near-duplicates are checked only against those that no training seed already comes
+    near)."""
+    chosen = load_eval_puzzles(
+        Path(config.eval_p3) if config.eval_p3 else None, config.eval_split, config.eval_all_instances
+    )
+    index = EvalIndex.from_sources(
+        ((p.key, p.puzzle.source) for p in chosen.guarded), training=(s.puzzle.source for s in training_seeds)
+    )
+    return EvalSet(chosen.name, chosen.puzzles, index)
+
+
+def open_run_store(run_dir: Path, config: RunConfig) -> RunStore:
+    """The run directory's store, refusing settings that would mix two experiments in it."""
+    store = RunStore.open(run_dir)
+    try:
+        given = run_identity(config.to_json())
+        stored = run_identity(store.record_config(config.to_json()))
+        for name in IDENTITY_FIELDS:
+            if stored[name] != given[name]:
+                raise UserError(
+                    f"{run_dir} was started with {name}={stored[name]!r}, not {given[name]!r}: "
+                    "use another run directory, or the same settings to resume"
+                )
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+class Models:
+    """The generation backend: loaded on first use, kept while the same model and options are asked
+    for. ``generation``: more ``load_backend`` options for where generation runs (``replicas``,
+    ``ray_address``), chosen per invocation like the sandbox, not recorded as a setting of the run."""
+
+    def __init__(self, generation: Mapping[str, object] | None, before_step: Callable[[], None]):
+        self.generation = dict(generation or {})
+        self.before_step = before_step
+        self._backend: ModelBackend | None = None
+        self._key: tuple | None = None
+
+    def backend(self, model: str, c: RunConfig) -> ModelBackend:
+        options: dict[str, object] = {"batch_size": c.batch_size} if c.backend == "transformers" else {}
+        if c.backend == "openai" and c.base_url:
+            options["base_url"] = c.base_url
+        options.update(self.generation)
+        key = (model, tuple(sorted(options.items())))
+        if self._backend is not None and self._key == key:
+            return self._backend
+        self.release()
+        self.before_step()
+        self._backend = load_backend(c.backend, model, **options)
+        self._key = key
+        return self._backend
+
+    def generate(self, backend: ModelBackend, prompts: list[str], sampling: SamplingConfig):
+        self.before_step()
+        return backend.generate(prompts, sampling)
+
+    def release(self) -> None:
+        """Close the loaded backend (a generation engine holds no memory while the model trains)."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+
+@dataclass
+class RunContext:
+    """One run directory's open store and what works on it. ``before_step`` is called before every
+    model load, generate call and training run: the daemon's stop points (it raises to stop there;
+    nothing of the step has started)."""
+
+    run_dir: Path
+    config: RunConfig
+    store: RunStore
+    sandbox: Sandbox
+    eval: EvalSet
+    models: Models
+    arm: Arm = PLAIN_RUN
+    log: Callable[[str], None] = log_to_stderr
+    show_progress: bool = True
+    before_step: Callable[[], None] = field(default=nothing)
+
+    @functools.cached_property
+    def base_model(self) -> str:
+        """The model round 1 generates with: ``config.model``, else the embedded default model."""
+        if self.config.model is not None:
+            return self.config.model
+        from factory.loop.corpus import embedded_model_path
+
+        return embedded_model_path(log=self.log)
+
+    def model_for_round(self, round: int) -> str:
+        """The model that generates in ``round``: the previous round's checkpoint, else the base model."""
+        for earlier in range(round - 1, 0, -1):
+            checkpoint = self.store.checkpoint(earlier)
+            if checkpoint is not None:
+                return checkpoint.path
+        return self.base_model
+
+    def next_round(self) -> int:
+        rounds = [r for r in self.store.rounds() if r.round > 0]
+        unfinished = [r.round for r in rounds if r.finished_at is None]
+        if unfinished:
+            return min(unfinished)
+        return max((r.round for r in rounds), default=0) + 1
+
+    def finished_rounds(self) -> int:
+        return sum(1 for r in self.store.rounds() if r.round > 0 and r.finished_at is not None)
+
+    def close(self) -> None:
+        self.models.release()
+        self.store.close()
+
+    def __enter__(self) -> RunContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prepare_run(
+    run_dir: Path | str,
+    config: RunConfig,
+    sandbox: Sandbox,
+    *,
+    arm: Arm = PLAIN_RUN,
+    log: Callable[[str], None] = log_to_stderr,
+    show_progress: bool = True,
+    before_step: Callable[[], None] = nothing,
+    generation: Mapping[str, object] | None = None,
+) -> RunContext:
+    """Once per run, before any round: load the seeds and the evaluation set, open the store (refusing
+    another run's settings), record the seeds and block the evaluation set's puzzles in it."""
+    seeds = load_seeds("train")
+    eval_set = load_eval_set(config, seeds)
+    store = open_run_store(Path(run_dir), config)
+    try:
+        store.block_hashes(eval_set.index.hashes(), f"evaluation set {eval_set.name}")
+        store.add_seed_puzzles((s, canonical_hash(s.puzzle.source)) for s in seeds)
+    except BaseException:
+        store.close()
+        raise
+    return RunContext(
+        Path(run_dir), config, store, sandbox, eval_set, Models(generation, before_step), arm, log,
+        show_progress, before_step,
+    )
+
+
+def sampling_for(c: RunConfig, n: int, seed: int, temperature: float) -> SamplingConfig:
+    """The sampling settings of one generate call: ``n`` samples a prompt, seeded by ``seed``."""
+    return SamplingConfig(
+        n=n, max_new_tokens=c.max_new_tokens, temperature=temperature, top_p=c.top_p,
+        stop=tuple(STOP_SEQUENCES), seed=seed,
+    )
+
+
+def batch_progress(ctx: RunContext, batches: Sequence[int], label: str):
+    """``batches`` with a progress bar on a terminal (none in logs and tests)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        batches, desc=label, unit="batch", file=sys.stderr,
+        disable=not (ctx.show_progress and sys.stderr.isatty()), leave=False,
+    )

@@ -1,0 +1,51 @@
+"""The propose stage: few-shot prompts from the pool, the model's proposals, the filters' verdicts,
+stored batch by batch (an arm with a reference copies round 1's batches from it instead)."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+from factory.config import RunConfig
+from factory.errors import UserError
+from factory.loop.context import RunContext, batch_progress, sampling_for
+from factory.loop.filter import filter_proposals
+from factory.loop.prompts import propose_prompt
+from factory.loop.seeds import seed_of
+from factory.store import PROPOSE_STAGE, RunStore
+from factory.store.copy import copy_stage
+from puzzles.completion import complete_function
+
+
+def propose(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
+    """Store the filtered proposals of every propose batch of ``round`` not yet done."""
+    if round == 1 and ctx.arm.copies_round_one:
+        ctx.log(f"round 1: copying the proposals and attempts of {ctx.arm.reference} (no generation)")
+        with RunStore.open(ctx.arm.reference, create=False) as source:
+            copy_stage(source, ctx.store, round, PROPOSE_STAGE)
+        return
+    batches = math.ceil(c.puzzles / c.batch_size)
+    todo = [b for b in range(batches) if not ctx.store.is_batch_done(round, PROPOSE_STAGE, b)]
+    if not todo:
+        return
+    pool = [p.source for p in ctx.store.pool_puzzles(up_to_round=round - 1)]
+    if not pool:
+        raise UserError("the seed pool is empty: nothing to show the model as examples")
+    backend = ctx.models.backend(model, c)
+    for b in batch_progress(ctx, todo, f"round {round} propose"):
+        indices = range(b * c.batch_size, min((b + 1) * c.batch_size, c.puzzles))
+        prompts, prefixes = [], []
+        for i in indices:
+            prompt, prefix = propose_prompt(pool, random.Random(f"{c.seed}:{round}:propose:{i}"), c.propose_examples)
+            prompts.append(prompt)
+            prefixes.append(prefix)
+        t0 = time.perf_counter()
+        sampling = sampling_for(c, 1, seed_of(c.seed, round, "propose", b), c.propose_temperature)
+        outputs = ctx.models.generate(backend, prompts, sampling)
+        t1 = time.perf_counter()
+        raws = [complete_function(prefix, out[0].text) for prefix, out in zip(prefixes, outputs, strict=True)]
+        rows = filter_proposals(list(indices), raws, ctx.store.known_hashes(), ctx.eval.index, ctx.sandbox, c.timeout_s)
+        tokens = sum(out[0].tokens for out in outputs)
+        timings = {"propose.generate": t1 - t0, "propose.filter": time.perf_counter() - t1}
+        ctx.store.record_proposals(round, b, rows, timings=timings, tokens=tokens)
