@@ -37,8 +37,8 @@ class VerifyReport:
         return "\n".join(rows)
 
 
-def read_pairs_jsonl(path: Path) -> list[dict]:
-    """Every line must be a JSON object with string fields ``f`` and ``g``; errors name the line.
+def read_jsonl_lines(path: Path) -> list[tuple[int, str]]:
+    """The lines of a UTF-8 file, numbered from 1, without their line ends; errors name the file.
 
     Lines end at "\n" (or "\r\n") only: U+2028, U+0085 and the like may stand raw inside a JSON
     string, so ``str.splitlines`` would cut a valid record in two.
@@ -49,12 +49,16 @@ def read_pairs_jsonl(path: Path) -> list[dict]:
         raise UserError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: cannot read it ({e})") from None
-    records = []
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()  # the newline that ends the last line
-    for number, line in enumerate(lines, start=1):
-        line = line.removesuffix("\r")
+    return [(number, line.removesuffix("\r")) for number, line in enumerate(lines, start=1)]
+
+
+def read_pairs_jsonl(path: Path) -> list[dict]:
+    """Every line must be a JSON object with string fields ``f`` and ``g``; errors name the line."""
+    records = []
+    for number, line in read_jsonl_lines(path):
         try:
             record = json.loads(line)
         except ValueError as e:

@@ -18,6 +18,7 @@ from puzzles.records import InvalidProgram, NamedPuzzle
 SPLITS = ("train", "test", "none")
 PUZZLES_FILE = "puzzles.json"
 SPLIT_FILE = "split.json"
+DUPLICATE_INSTANCE = "duplicate instance name"  # a rejection reason of load_p3_report
 
 _REQUIRED_FIELDS = {
     "name": str,
@@ -68,7 +69,7 @@ def load_p3_report(path: str | Path) -> tuple[list[NamedPuzzle], list[tuple[str,
         raise ValueError(
             f"{puzzles_path}: expected a JSON list of puzzle instances, got {type(entries).__name__}"
         )
-    split_of = _read_splits(puzzles_path.parent / SPLIT_FILE)
+    split_of = read_splits(puzzles_path.parent / SPLIT_FILE)
 
     accepted: list[NamedPuzzle] = []
     rejected: list[tuple[str, str]] = []
@@ -77,7 +78,7 @@ def load_p3_report(path: str | Path) -> tuple[list[NamedPuzzle], list[tuple[str,
         _check_entry(entry, index, puzzles_path)
         key = entry["name"]
         if key in seen:
-            rejected.append((key, "duplicate instance name"))
+            rejected.append((key, DUPLICATE_INSTANCE))
             continue
         seen.add(key)
         try:
@@ -129,7 +130,8 @@ def _read_json(path: Path) -> object:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
 
 
-def _read_splits(path: Path) -> dict[str, str]:
+def read_splits(path: Path) -> dict[str, str]:
+    """``split.json``'s split of each problem (family) name: ``"train"`` or ``"test"``."""
     data = _read_json(path)
     if not isinstance(data, dict) or set(data) != {"train", "test"}:
         raise ValueError(f"{path}: expected a JSON object with exactly the keys 'train' and 'test'")
