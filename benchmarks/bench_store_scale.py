@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from factory.config import RunConfig  # noqa: E402
 from factory.daemon.metrics import run_families  # noqa: E402
-from factory.loop.context import load_eval_set  # noqa: E402
 from factory.loop.filter import filter_proposals, probe  # noqa: E402
 from factory.loop.prompts import ExampleIndex, solve_prompt  # noqa: E402
+from factory.loop.run_sets import load_eval_set  # noqa: E402
 from factory.loop.select import select_pairs  # noqa: E402
 from factory.store import RunStore  # noqa: E402
 from factory.store.records import AttemptRow, ProposalRow, solution_hash  # noqa: E402

@@ -18,12 +18,13 @@ from factory.errors import SettingError
 
 # Settings that define a run: changing them half-way would mix two experiments in one store.
 IDENTITY_FIELDS = (
-    "model", "backend", "seed", "eval_p3", "eval_split", "eval_all_instances", "eval_limit", "objective",
-    "weighting",
+    "model", "backend", "seed", "seeds", "eval_set", "eval_p3", "eval_split", "eval_all_instances", "eval_limit",
+    "objective", "weighting",
 )
 # What a run recorded before a setting existed ran with: P3 evaluations used every instance, training
 # was supervised fine-tuning on unweighted pairs.
-BEFORE_SETTING = {"eval_all_instances": True, "objective": "sft", "weighting": "none"}
+BEFORE_SETTING = {"eval_all_instances": True, "objective": "sft", "weighting": "none", "seeds": "builtin",
+                  "eval_set": None}
 
 BACKENDS = ("transformers", "vllm", "openai")
 EVAL_SPLITS = ("train", "test")
@@ -50,6 +51,15 @@ class RunConfig:
         None, 'backend = "openai": the server\'s URL, up to and including /v1', example="http://127.0.0.1:8000/v1"
     )
     seed: int = setting(0, "the run seed: prompts and sampling seeds derive from it")
+    seeds: str = setting(
+        "builtin",
+        'the seed puzzles: "builtin", a JSONL file of {"f": ..., "g": ...} lines (optional "id"), or P3\'s '
+        "puzzles.json (its seeds_split); each is checked by the proposals' rules and verified when the run starts",
+    )
+    seeds_split: str = setting("train", "with a P3 file as seeds: its split (test is for evaluation only)",
+                               choices=EVAL_SPLITS)
+    skip_bad_seeds: bool = setting(False, "skip and count the seeds that break a rule or do not verify, "
+                                   "instead of refusing the file")
     puzzles: int = setting(2048, "puzzles proposed per round")
     attempts: int = setting(16, "solutions sampled per new puzzle")
     propose_examples: int = setting(3, 'few-shot puzzles in each propose prompt (shown before "def f{k+1}(")')
@@ -87,6 +97,10 @@ class RunConfig:
     learning_rate: float | None = setting(None, "default: 1e-4 (full) or 1e-3 (LoRA)", example=1e-4)
     eval_samples: int = setting(5, "samples per evaluation puzzle (the n of pass@k)")
     eval_ks: tuple[int, ...] = setting((1, 5), "the k values of pass@k (each at most eval_samples)")
+    eval_set: str | None = setting(
+        None, "evaluate on this set instead of the held-out seeds: a JSONL file of {\"f\": ...} lines, or P3's "
+        "puzzles.json (read with eval_split)", flag="--eval", example="/path/to/eval.jsonl",
+    )
     eval_p3: str | None = setting(
         None, "P3's puzzles.json: evaluate on it instead of the held-out seeds", example="/path/to/puzzles.json"
     )
@@ -120,7 +134,7 @@ class RunConfig:
         check("eval_limit", self.eval_limit is None or self.eval_limit >= 1, "must be at least 1")
         check("eval_ks", bool(self.eval_ks) and all(k >= 1 for k in self.eval_ks),
               "must be a non-empty list of integers >= 1")
-        for name in ("model", "base_url", "eval_p3"):
+        for name in ("model", "base_url", "eval_p3", "eval_set", "seeds"):
             value = getattr(self, name)
             check(name, value is None or bool(value.strip()), "must not be empty (leave it unset for the default)")
         if self.backend not in BACKENDS:
@@ -130,6 +144,10 @@ class RunConfig:
         check("eval_split", self.eval_split in EVAL_SPLITS, 'must be "train" or "test"')
         check("objective", self.objective in OBJECTIVES, f"must be one of {', '.join(OBJECTIVES)}")
         check("weighting", self.weighting in WEIGHTINGS, f"must be one of {', '.join(WEIGHTINGS)}")
+        if self.eval_set is not None and self.eval_p3 is not None:
+            raise SettingError("eval_set", "give eval_set or its alias eval_p3, not both")
+        if self.seeds_split != "train":
+            raise SettingError("seeds_split", "seeds come from the train split: the test split is for evaluation only")
         if self.backend == "openai" and self.model is None:
             raise SettingError("model", 'model is required with backend = "openai": the name the server serves')
         if self.backend == "openai" and self.train:

@@ -27,12 +27,15 @@ EVAL_FLAGS = {
     "eval_ks": "--k",
     "solve_examples": "--examples",
     "eval_p3": "--p3",
+    "eval_set": "--eval",
+    "seeds": "--seeds",
     "eval_split": "--split",
     "eval_all_instances": "--all-instances",
     "eval_limit": "--limit",
 }
 # The options --paper sets, and their values without it; a flag given explicitly wins over both.
-PROTOCOL_DEFAULTS = {"samples": 10, "k": (1, 10), "temperature": RunConfig.temperature,
+# Without --paper: a round's evaluation (its samples and k), so the two report the same figures.
+PROTOCOL_DEFAULTS = {"samples": RunConfig.eval_samples, "k": RunConfig.eval_ks, "temperature": RunConfig.temperature,
                      "max_new_tokens": RunConfig.max_new_tokens}
 PAPER_PROTOCOL = {"samples": PAPER_SAMPLES, "k": PAPER_KS, "temperature": PAPER_TEMPERATURE,
                   "max_new_tokens": PAPER_MAX_NEW_TOKENS}
@@ -58,6 +61,8 @@ def eval_config_from(args: argparse.Namespace) -> RunConfig:
             "max_new_tokens": protocol_value(args, "max_new_tokens"),
             "solve_examples": args.examples,
             "eval_p3": str(args.p3) if args.p3 is not None else None,
+            "eval_set": args.eval_set,
+            "seeds": args.seeds,
             "eval_split": args.split,
             "eval_all_instances": args.all_instances,
             "eval_limit": args.limit or None,  # --limit 0: every puzzle
@@ -68,17 +73,15 @@ def eval_config_from(args: argparse.Namespace) -> RunConfig:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from factory.loop.confidence import pass_at_k_interval, rounded
-    from factory.loop.corpus import embedded_model_path, eval_set, seed_training_pairs
+    from factory.loop.corpus import embedded_model_path
     from factory.loop.evaluate import eval_settings, evaluate
     from factory.loop.parts import add_parts
     from factory.loop.progress import EtaLine
+    from factory.loop.run_sets import load_run_sets
     from factory.models import load_backend
 
     config = eval_config_from(args)
     settings = eval_settings(config)
-    name, puzzles = eval_set(args.p3, config.eval_split, config.eval_all_instances)
-    if config.eval_limit:
-        puzzles = puzzles[: config.eval_limit]
     options: dict[str, object] = (
         {"base_url": config.base_url} if config.backend == "openai" and config.base_url else {}
     )
@@ -87,12 +90,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     backend = load_backend(config.backend, model, **options)
     try:
         with open_sandbox_from(args) as sandbox:
+            seeds, chosen = load_run_sets(config, sandbox)
+            name, puzzles = chosen.name, chosen.puzzles[: config.eval_limit or None]
             log(
                 f"eval: {name}, {len(puzzles)} puzzles x {settings.samples} samples at temperature "
                 f"{settings.temperature}, {settings.max_new_tokens} new tokens, k = {','.join(map(str, settings.ks))}"
             )
             result = evaluate(
-                backend, puzzles, seed_training_pairs(), sandbox, name, settings, progress=EtaLine(log)
+                backend, puzzles, seeds.pairs, sandbox, name, settings, progress=EtaLine(log)
             )
     finally:
         backend.close()
@@ -101,6 +106,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         add_parts(parts, result.solved, result.samples, k, name)
     report = {
         "dataset": name,
+        "eval_set": chosen.record,
+        "seed_set": seeds.record,
         "model": backend.name,
         "puzzles": result.total,
         "samples": result.samples,
@@ -130,7 +137,11 @@ def solved_line(total: int, solved_within_k: dict[str, int]) -> str:
 def add_eval_commands(subparsers) -> None:
     p = subparsers.add_parser("eval", help="pass@k of a model on held-out puzzles, verified in the sandbox")
     add_settings(p, MODEL_SETTINGS)
-    p.add_argument("--p3", type=Path, default=None, help="P3's puzzles.json (default: the held-out seeds)")
+    p.add_argument("--eval", dest="eval_set", default=None, metavar="PATH",
+                   help='a JSONL file of {"f": ...} lines or P3\'s puzzles.json (default: the held-out seeds)')
+    p.add_argument("--p3", type=Path, default=None, help="P3's puzzles.json (an alias of --eval for a P3 file)")
+    p.add_argument("--seeds", default="builtin", metavar="PATH",
+                   help="the seeds whose pairs are the prompts' examples: builtin, or a JSONL or P3 file")
     p.add_argument("--split", default="test", choices=EVAL_SPLITS)
     p.add_argument(
         "--all-instances", action="store_true",
@@ -142,9 +153,11 @@ def add_eval_commands(subparsers) -> None:
         help="the paper's protocol: 100 samples at temperature 0.8, 150 new tokens, k = 1,2,4,...,64,100 "
         "(flags given as well win)",
     )
-    p.add_argument("--samples", type=int, default=None, help="n samples per puzzle (default: 10; --paper: 100)")
+    p.add_argument("--samples", type=int, default=None,
+                   help=f"n samples per puzzle (default: {RunConfig.eval_samples}, as a round; --paper: 100)")
     p.add_argument("--k", type=int_list, default=None, metavar="K,K",
-                   help="the k values of pass@k (default: 1,10; --paper: 1,2,4,...,64,100)")
+                   help=f"the k values of pass@k (default: {','.join(map(str, RunConfig.eval_ks))}, as a round; "
+                   "--paper: 1,2,4,...,64,100)")
     p.add_argument("--examples", type=int, default=1, help="(f, g) pairs shown in each prompt (default: 1)")
     p.add_argument("--limit", type=int, default=None, help="only the first N puzzles")
     add_settings(p, SAMPLING_SETTINGS)

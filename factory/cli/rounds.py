@@ -91,13 +91,13 @@ def run_until(args: argparse.Namespace, until_finished: int | None) -> int:
     """Runs the next round (``until_finished`` None) or rounds until that many are finished. The
     settings, the run lock and the store (its schema, the run's identity) are checked before any
     sandbox starts."""
-    from factory.loop.context import open_run_store, prepare_run
+    from factory.loop.context import check_run_store, prepare_run
     from factory.loop.rounds import rounds_finished, run_rounds
     from factory.store.lock import RunLock
 
     config = run_config_from(args)
     with RunLock(args.run_dir):
-        open_run_store(args.run_dir, config).close()  # refuses another run's settings before any sandbox starts
+        check_run_store(args.run_dir, config)  # another run's settings are refused before any sandbox starts
         with open_sandbox_from(args) as sandbox, prepare_run(
             args.run_dir, config, sandbox, generation=generation_options(args)
         ) as ctx:

@@ -1,6 +1,6 @@
 """What every stage of a run works with, set up once per run by ``prepare_run``: the open store (its
-identity checked, seeds and evaluation blocklist recorded), the sandbox, the evaluation set, the model
-backends, the arm, and where messages go."""
+identity checked, seeds and evaluation blocklist recorded), the sandbox, the seed and evaluation sets,
+the model backends, the arm, and where messages go."""
 
 from __future__ import annotations
 
@@ -13,14 +13,11 @@ from pathlib import Path
 from factory.config import IDENTITY_FIELDS, RunConfig, run_identity
 from factory.errors import UserError
 from factory.loop.arms import PLAIN_RUN, Arm
-from factory.loop.corpus import load_eval_puzzles
 from factory.loop.prompts import STOP_SEQUENCES
+from factory.loop.run_sets import EvalSet, SeedSet, check_recorded_sets, load_run_sets
 from factory.models import ModelBackend, SamplingConfig, load_backend
-from factory.store import RunStore
+from factory.store import STORE_FILENAME, RunStore
 from puzzles.canonical import canonical_hash
-from puzzles.filters import EvalIndex
-from puzzles.records import NamedPuzzle
-from puzzles.seeds import load_seeds
 from sandbox.backend import Sandbox
 
 
@@ -30,29 +27,6 @@ def log_to_stderr(message: str) -> None:
 
 def nothing() -> None:
     pass
-
-
-@dataclass(frozen=True)
-class EvalSet:
-    """The puzzles a run evaluates on, and the index that keeps them out of its data."""
-
-    name: str
-    puzzles: list[NamedPuzzle]
-    index: EvalIndex
-
-
-def load_eval_set(config: RunConfig, training_seeds: Sequence[NamedPuzzle]) -> EvalSet:
-    """The run's evaluation set (``config.eval_p3``/``eval_split``/``eval_all_instances``, else the
-    held-out seeds) and its decontamination index over every puzzle of the set's source (all instances
-    of the P3 split; near-duplicates are checked only against those that no training seed already comes
-    near)."""
-    chosen = load_eval_puzzles(
-        Path(config.eval_p3) if config.eval_p3 else None, config.eval_split, config.eval_all_instances
-    )
-    index = EvalIndex.from_sources(
-        ((p.key, p.puzzle.source) for p in chosen.guarded), training=(s.puzzle.source for s in training_seeds)
-    )
-    return EvalSet(chosen.name, chosen.puzzles, index)
 
 
 def open_run_store(run_dir: Path, config: RunConfig) -> RunStore:
@@ -71,6 +45,13 @@ def open_run_store(run_dir: Path, config: RunConfig) -> RunStore:
         store.close()
         raise
     return store
+
+
+def check_run_store(run_dir: Path, config: RunConfig) -> None:
+    """Before anything starts: refuse a run directory whose store is unusable or holds another run's
+    settings. Creates nothing where no store exists yet."""
+    if (Path(run_dir) / STORE_FILENAME).exists():
+        open_run_store(Path(run_dir), config).close()
 
 
 class Models:
@@ -119,6 +100,7 @@ class RunContext:
     config: RunConfig
     store: RunStore
     sandbox: Sandbox
+    seeds: SeedSet
     eval: EvalSet
     models: Models
     arm: Arm = PLAIN_RUN
@@ -175,19 +157,20 @@ def prepare_run(
     before_step: Callable[[], None] = nothing,
     generation: Mapping[str, object] | None = None,
 ) -> RunContext:
-    """Once per run, before any round: load the seeds and the evaluation set, open the store (refusing
-    another run's settings), record the seeds and block the evaluation set's puzzles in it."""
-    seeds = load_seeds("train")
-    eval_set = load_eval_set(config, seeds)
+    """Once per run, before any round: load the seed and evaluation sets (a user's seeds are verified
+    in ``sandbox``), open the store (refusing another run's settings or a changed seed or evaluation
+    file), record the seeds and block the evaluation set's puzzles in it."""
+    seeds, eval_set = load_run_sets(config, sandbox)
     store = open_run_store(Path(run_dir), config)
     try:
+        check_recorded_sets(store, Path(run_dir), seeds, eval_set)
         store.block_hashes(eval_set.index.hashes(), f"evaluation set {eval_set.name}")
-        store.add_seed_puzzles((s, canonical_hash(s.puzzle.source)) for s in seeds)
+        store.add_seed_puzzles((s, canonical_hash(s.puzzle.source)) for s in seeds.puzzles)
     except BaseException:
         store.close()
         raise
     return RunContext(
-        Path(run_dir), config, store, sandbox, eval_set, Models(generation, before_step), arm, log,
+        Path(run_dir), config, store, sandbox, seeds, eval_set, Models(generation, before_step), arm, log,
         show_progress, before_step,
     )
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from factory.config import RunConfig
 from factory.errors import UserError
 from factory.loop.arms import VERIFIED_ARM, WEIGHTING_ARMS, arm_config, experiment_arm, parse_arms
-from factory.loop.context import log_to_stderr, open_run_store, prepare_run
+from factory.loop.context import check_run_store, log_to_stderr, prepare_run
 from factory.loop.rounds import ROUND_STAGES, RoundEvents, Stages, rounds_finished, run_rounds
 from factory.loop.summary import format_summary
 from factory.store import STORE_FILENAME
@@ -74,7 +74,7 @@ def check_arms(root: Path, config: RunConfig, arms: Sequence[str]) -> None:
     if (Path(root) / STORE_FILENAME).exists():
         raise UserError(f"{root} is a run directory; an experiment keeps its arms in subdirectories of a new one")
     for arm in arms:
-        open_run_store(Path(root) / arm, arm_config(config, arm)).close()
+        check_run_store(Path(root) / arm, arm_config(config, arm))
 
 
 def run_experiment(

@@ -150,7 +150,7 @@ def load_eval_set(
         return chosen
     firsts = tuple(first_instances(chosen.puzzles))
     return PuzzleSet(
-        chosen.name, chosen.kind, chosen.split, _hash(firsts, False), firsts, chosen.guarded, chosen.skipped
+        chosen.name, chosen.kind, chosen.split, content_hash(firsts, False), firsts, chosen.guarded, chosen.skipped
     )
 
 
@@ -186,7 +186,7 @@ def _load(
         items: list[Item] = [(f"{BUILTIN}: {s.key}", s) for s in load_seeds(label)]
     else:
         path = Path(source)
-        kind = _kind_of(path)
+        kind = kind_of(path)
         read_split = split if kind == P3 else None
         items = _read_jsonl(path, label) if kind == JSONL else _read_p3(path, split)
         if not items:
@@ -222,11 +222,12 @@ def _load(
         raise UserError(f"{name}: no usable puzzles: all {len(items)} left out ({counts})")
     puzzles = tuple(puzzle for _, puzzle in kept)
     return PuzzleSet(
-        name, kind, read_split, _hash(puzzles, checks.for_seeds), puzzles, puzzles, tuple(skipped)
+        name, kind, read_split, content_hash(puzzles, checks.for_seeds), puzzles, puzzles, tuple(skipped)
     )
 
 
-def _kind_of(path: Path) -> str:
+def kind_of(path: Path) -> str:
+    """JSONL or P3, from the file (a missing file or another format: UserError)."""
     if not path.exists():
         raise UserError(f"{path}: no such file")
     if path.suffix == ".jsonl" and path.is_file():
@@ -286,7 +287,8 @@ def _verify(
     )
 
 
-def _hash(puzzles: Iterable[NamedPuzzle], with_solutions: bool) -> str:
+def content_hash(puzzles: Iterable[NamedPuzzle], with_solutions: bool) -> str:
+    """SHA-256 hex over each puzzle's source (and its solutions' with ``with_solutions``), in order."""
     content = [
         [p.puzzle.source, *([s.source for s in p.solutions] if with_solutions else [])] for p in puzzles
     ]

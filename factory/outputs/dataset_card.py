@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from factory.outputs.paper_reference import p3_note, p3_rows
+from factory.outputs.status import puzzle_set_line
 from factory.store.records import PROPOSAL_STATUSES
 from sandbox.canaries import CanaryCounts
 
@@ -127,6 +128,7 @@ class CardFacts:
     controls: Mapping[str, object] | None = None  # ``factory.loop.experiment.over_seeds_only``, in an experiment
     kind: str = SFT  # SFT: verified pairs; PREFERENCE: (prompt, chosen, rejected) rows
     rejected_verdicts: Mapping[str, int] = field(default_factory=dict)  # preference rows by rejected verdict
+    puzzle_sets: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # RunStore.puzzle_sets
 
 
 def size_category(n: int) -> str:
@@ -181,6 +183,7 @@ def card_body(facts: CardFacts) -> str:
         _pairing(facts) if preference else "",
         _contents(facts),
         _settings(facts),
+        _puzzle_sets(facts),
         _rounds(facts),
         _evaluation(facts),
         _controls(facts),
@@ -294,6 +297,17 @@ def _settings(facts: CardFacts) -> str:
         "| --- | --- |",
     ]
     lines += [f"| `{key}` | {_cell(_value(value))} |" for key, value in sorted(facts.config.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _puzzle_sets(facts: CardFacts) -> str:
+    if not facts.puzzle_sets:
+        return ""
+    lines = ["## Seeds and evaluation set\n"]
+    for key, what in (("seed_set", "Seeds (the examples of round 1's prompts, and training data)"),
+                      ("eval_set", "Evaluation set (kept out of prompts and data)")):
+        if key in facts.puzzle_sets:
+            lines.append(f"- {what}: {_cell(puzzle_set_line(facts.puzzle_sets[key]))}")
     return "\n".join(lines) + "\n"
 
 

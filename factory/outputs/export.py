@@ -359,6 +359,7 @@ def _card_facts(
         pretty_name=pretty_name or f"Verified self-play P3 pairs ({run_dir.resolve().name})",
         run_dir=str(run_dir),
         config=store.config(),
+        puzzle_sets=store.puzzle_sets(),
         rounds=rounds,
         evals=evals,
         num_rows=tally.rows,

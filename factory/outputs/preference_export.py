@@ -118,6 +118,7 @@ def export_preferences(
             pretty_name=pretty_name or f"Self-play P3 preference pairs ({run_dir.resolve().name})",
             run_dir=str(run_dir),
             config=store.config(),
+            puzzle_sets=store.puzzle_sets(),
             rounds=rounds,
             evals=evals,
             num_rows=len(rows),

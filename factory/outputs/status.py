@@ -7,7 +7,8 @@ and probed with a non-blocking shared ``flock`` that is released at once.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from factory.errors import UserError
@@ -42,6 +43,7 @@ class RunStatus:
     generated_pairs: int
     seed_pairs: int
     last_activity: Activity | None
+    puzzle_sets: dict[str, dict] = field(default_factory=dict)  # seed_set, eval_set: source, hash, count
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -64,6 +66,7 @@ def read_status(run_dir: Path | str) -> RunStatus:
     try:
         with store.snapshot():
             config = store.config()
+            sets = store.puzzle_sets()
             evals = store.evals()
             stats = rounds_stats(store)
             generated = generated_pairs(store)
@@ -86,7 +89,15 @@ def read_status(run_dir: Path | str) -> RunStatus:
         rounds.insert(0, RoundStatus(0, str(config.get("model") if config else ""), evals[0].created_at,
                                      evals[0].created_at, None, {}, {},
                                      {e.k: e.pass_at_k for e in evals if e.round == 0 and e.dataset == dataset}))
-    return RunStatus(str(run_dir), running, holder, config, dataset, tuple(rounds), generated, seeds, activity)
+    return RunStatus(str(run_dir), running, holder, config, dataset, tuple(rounds), generated, seeds, activity, sets)
+
+
+def puzzle_set_line(record: Mapping[str, object]) -> str:
+    """``"tasks.jsonl: 12 puzzles, hash 3f2a...(12 hex), 1 skipped (does not verify)"``: how status, the
+    report and the dataset card name a run's seed or evaluation set."""
+    skipped = record.get("skipped") or {}
+    left_out = f", {sum(skipped.values())} skipped ({', '.join(sorted(skipped))})" if skipped else ""
+    return f"{record['source']}: {record['count']} puzzles, hash {str(record['hash'])[:12]}{left_out}"
 
 
 def format_status(status: RunStatus, now: float | None = None) -> str:
@@ -106,6 +117,9 @@ def format_status(status: RunStatus, now: float | None = None) -> str:
         c = status.config
         lines.append(f"model: {c.get('model') or 'the embedded default model'} ({c.get('backend')}), seed {c.get('seed')}, "
                      f"{c.get('puzzles')} puzzles x {c.get('attempts')} attempts per round")
+    for key, what in (("seed_set", "seeds"), ("eval_set", "evaluation set")):
+        if key in status.puzzle_sets:
+            lines.append(f"{what}: {puzzle_set_line(status.puzzle_sets[key])}")
     if status.last_activity:
         a = status.last_activity
         lines.append(f"last activity: {utc_text(a.at)} ({duration(now - a.at)} ago): {a.what}")

@@ -119,6 +119,20 @@ class RunStore(StoreFile):
         row = self._db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
         return json.loads(row[0]) if row else None
 
+    def record_puzzle_sets(self, records: Mapping[str, Mapping[str, object]]) -> dict[str, dict]:
+        """Store what each of the run's puzzle sets (``seed_set``, ``eval_set``: source, hash, count) was
+        when first recorded; return the stored records to compare."""
+        with self._write("recording the run's puzzle sets") as db:
+            for key, record in records.items():
+                db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
+                           (key, json.dumps(dict(record), sort_keys=True)))
+        return self.puzzle_sets()
+
+    def puzzle_sets(self) -> dict[str, dict]:
+        """The recorded ``seed_set`` and ``eval_set`` (absent in a store that predates them)."""
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key IN ('seed_set', 'eval_set')")
+        return {key: json.loads(value) for key, value in rows}
+
     # -- rounds and batch markers --------------------------------------------------------------------
 
     def start_round(self, round: int, model: str, settings: Mapping[str, object] | None = None) -> RoundInfo:

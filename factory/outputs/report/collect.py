@@ -140,6 +140,7 @@ class RunReport:
     evals: tuple[EvalRecord, ...]
     seed_puzzles: int
     seed_pairs: int
+    puzzle_sets: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # RunStore.puzzle_sets
 
     def pass_at_k(self) -> dict[tuple[str, int], dict[int, float]]:
         """(dataset, k) -> {round: pass@k}; a set with parts (``factory.loop.parts``) also has one
@@ -194,6 +195,7 @@ def collect_report(store: RunStore, run_dir: Path | str = "") -> RunReport:
             evals=tuple(store.evals()),
             seed_puzzles=len(seeds),
             seed_pairs=pair_counts(store).get(0, 0),
+            puzzle_sets=store.puzzle_sets(),
         )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from factory.outputs.paper_reference import p3_note, p3_rows
 from factory.outputs.report.collect import RoundReport, RunReport, step_order
 from factory.outputs.report.plots import PLOTS, number_text
+from factory.outputs.status import puzzle_set_line
 from factory.store import ACCEPTED, PROPOSAL_STATUSES
 from sandbox.verdicts import ALL_VERDICTS
 
@@ -265,8 +266,12 @@ def _config_table(report: RunReport) -> str:
     if not report.config:
         return '<section id="config"><h2>Settings</h2><p class="sub">The store holds no run configuration.</p></section>'
     rows = [[key, "(default)" if value is None else value] for key, value in sorted(report.config.items())]
+    sets = "".join(
+        f'<p class="sub">{what}: {html.escape(puzzle_set_line(report.puzzle_sets[key]))}</p>'
+        for key, what in (("seed_set", "seeds"), ("eval_set", "evaluation set")) if key in report.puzzle_sets
+    )
     return (
-        '<section id="config"><h2>Settings</h2><details open><summary>the run configuration</summary>'
+        '<section id="config"><h2>Settings</h2>' + sets + '<details open><summary>the run configuration</summary>'
         + _table(["setting", "value"], rows, left=2)
         + "</details></section>"
     )

@@ -35,7 +35,7 @@ def test_paper_sets_the_papers_protocol_and_a_flag_given_as_well_wins():
     fewer = eval_settings(eval_config_from(parse("--paper", "--samples", "10", "--temperature", "0.5")))
     assert (fewer.samples, fewer.ks, fewer.temperature, fewer.max_new_tokens) == (10, (1, 2, 4, 8), 0.5, 150)
     plain = eval_config_from(parse())
-    assert (plain.eval_samples, plain.eval_ks, plain.temperature, plain.max_new_tokens) == (10, (1, 10), 0.7, 160)
+    assert (plain.eval_samples, plain.eval_ks, plain.temperature, plain.max_new_tokens) == (5, (1, 5), 0.7, 160)
     assert plain.eval_all_instances is False and eval_config_from(parse("--all-instances")).eval_all_instances
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from factory.config import RunConfig
-from factory.loop.context import load_eval_set
 from factory.loop.filter import filter_proposals, probe
+from factory.loop.run_sets import load_eval_set
 from puzzles.canonical import canonical_hash
 from puzzles.seeds import load_seeds
 from sandbox.backend import open_sandbox
