@@ -60,7 +60,7 @@ from factory.loop.corpus import training_texts
 from factory.loop.run import RoundEvents, SelfPlayRun, log_to_stderr, open_run_store, run_rounds
 from factory.loop.select import choose_pairs
 from factory.loop.summary import format_summary
-from factory.models.steps import TRAINING_FILENAME, optimizer_steps
+from factory.models.steps import TrainingFacts, optimizer_steps, read_training_facts
 from factory.store import (
     ACCEPTED,
     PROPOSE_STAGE,
@@ -236,24 +236,18 @@ class ArmRun(SelfPlayRun):
                 f"round {round} of {self.arm}: the {VERIFIED_ARM} arm ({self.reference}) has not trained "
                 "that round yet, and its steps set this arm's"
             )
-        facts = training_facts(checkpoint.path)
-        return int(facts["total_steps"]) if facts else optimizer_steps(checkpoint.examples, c.epochs)
+        facts = read_training_facts(checkpoint.path)
+        return int(facts.total_steps) if facts else optimizer_steps(checkpoint.examples, c.epochs)
 
 
-def training_facts(checkpoint: str | Path) -> dict | None:
-    """A fine-tuned checkpoint's ``training.json`` (examples, steps, ...), None when it has none."""
-    path = Path(checkpoint) / TRAINING_FILENAME
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _training_of(checkpoint: str, facts: dict) -> dict:
+def _training_of(checkpoint: str, facts: TrainingFacts) -> dict:
     """What a round's checkpoint trained on: sft texts, preference rows (dpo and spin) or both
     (sft+dpo: its sft pass is the ``round-N-sft`` checkpoint beside it), and the steps of every pass."""
-    if facts.get("objective") != "dpo":
-        return {"texts": facts["examples"], "steps": facts["steps"]}
-    sft = training_facts(Path(checkpoint).with_name(Path(checkpoint).name + "-sft")) if "sft_steps" in facts else None
-    return {"texts": sft["examples"] if sft else 0, "preference_rows": facts["examples"],
-            "steps": facts["steps"] + facts.get("sft_steps", 0)}
+    if facts.objective != "dpo":
+        return {"texts": facts.examples, "steps": facts.steps}
+    sft = read_training_facts(Path(checkpoint).with_name(Path(checkpoint).name + "-sft")) if facts.sft_steps else None
+    return {"texts": sft.examples if sft else 0, "preference_rows": facts.examples,
+            "steps": facts.steps + (facts.sft_steps or 0)}
 
 
 def copy_evals(records: Iterable[EvalRecord], target: RunStore, dataset: str) -> dict[int, float]:
@@ -441,7 +435,7 @@ def comparison(root: Path | str) -> dict:
             train = {}
             for r in finished:
                 checkpoint = store.checkpoint(r)
-                facts = training_facts(checkpoint.path) if checkpoint else None
+                facts = read_training_facts(checkpoint.path) if checkpoint else None
                 if facts:
                     train[str(r)] = _training_of(checkpoint.path, facts)
         arms[arm] = {

@@ -39,7 +39,7 @@ from factory.loop.select import select_pairs
 from factory.loop.summary import format_summary, round_summary
 from factory.loop.weights import weighted_pairs
 from factory.models import ModelBackend, SamplingConfig, load_backend
-from factory.models.steps import TRAINING_FILENAME, information_gain, optimizer_steps
+from factory.models.steps import optimizer_steps, read_training_facts
 from factory.store import PROPOSE_STAGE, SOLVE_STAGE, AttemptRow, RunStore
 from puzzles.canonical import canonical_hash
 from puzzles.completion import complete_function
@@ -406,10 +406,10 @@ class SelfPlayRun:
                 self.log(f"round {round}: fine-tuning {base} on {len(texts)} texts")
                 probes = self.information_probes(round, c)
                 seconds += fine_tune(base, texts, sft_out, steps=sft_steps, probes=probes, **options).seconds
-            facts = json.loads((sft_out / TRAINING_FILENAME).read_text())
-            sft_done = facts["steps"]
-            probed = {"probe_loss": facts["probe_loss"]} if facts.get("probe_loss") else {}
-            if (gain := information_gain(facts)) is not None:
+            facts = read_training_facts(sft_out)
+            sft_done = facts.steps
+            probed = {"probe_loss": facts.probe_loss} if facts.probe_loss else {}
+            if (gain := facts.information_gain) is not None:
                 self.log(f"round {round}: information gain {gain:+.3f} (base loss on its pairs minus on seeds)")
             if sft_out == out_dir:
                 self._record_training(round, out_dir, base, examples, seconds)
