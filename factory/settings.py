@@ -3,12 +3,12 @@
 A settings record is a frozen dataclass whose fields are made with ``setting``: each field's metadata
 holds its ``help`` (the CLI's --help, the comments of an example file) and optionally ``choices``,
 ``minimum`` (an integer's least value), ``flag`` (the CLI spelling when it is not ``--`` + the name
-with dashes), ``metavar`` and ``example`` (shown in an example file for a setting whose default is
+with dashes), ``repeat`` (a tuple given as a repeatable option), ``metavar`` and ``example`` (shown in an example file for a setting whose default is
 None). The record checks its values in ``__post_init__`` and raises a ``SettingError`` naming the
 field; ``check_declared`` checks the rules the metadata states (``choices``, ``minimum``).
 
 ``add_options`` derives argparse options from a record's fields (booleans as ``--name/--no-name``,
-``tuple[int, ...]`` as comma-separated integers) and remembers which were given on the command line
+``tuple[int, ...]`` as comma-separated integers unless ``repeat``) and remembers which were given on the command line
 (``given_on_command_line``), so that a settings file fills in only the others. ``table_values`` reads a
 TOML table into typed values: an unknown key, a wrong type or an empty path is one line naming the
 file, the section and the key (with a close match when there is one).
@@ -106,6 +106,15 @@ class _Store(argparse.Action):
         _note_given(namespace, self.dest)
 
 
+class _Repeat(argparse.Action):
+    """A repeatable option: its values in the order given, as a tuple."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = self.dest in given_on_command_line(namespace)
+        setattr(namespace, self.dest, (*(getattr(namespace, self.dest) if given else ()), values))
+        _note_given(namespace, self.dest)
+
+
 class _Switch(argparse.BooleanOptionalAction):
     def __call__(self, parser, namespace, values, option_string=None):
         super().__call__(parser, namespace, values, option_string)
@@ -122,14 +131,18 @@ def add_options(parser: argparse.ArgumentParser, cls: type, names: Iterable[str]
             continue
         kind = value_type(hints[f.name])
         help = f.metadata["help"].replace("%", "%%")
-        if f.default is not None:
+        if f.default not in (None, ()):
             shown = ",".join(map(str, f.default)) if kind is tuple else f.default
             help += f" (default: {shown})"
         if kind is bool:
             parser.add_argument(flag_of(f), dest=f.name, action=_Switch, default=f.default, help=help)
             continue
         choices = f.metadata.get("choices")
-        if kind is tuple:
+        action: type[argparse.Action] = _Store
+        if kind is tuple and f.metadata.get("repeat"):
+            (item,) = {a for a in typing.get_args(hints[f.name]) if a is not Ellipsis}
+            action, convert, metavar = _Repeat, item, f.name.upper()
+        elif kind is tuple:
             convert, metavar = int_list, "K,K"
         elif "minimum" in f.metadata:
             convert, metavar = int_at_least(f.metadata["minimum"]), "N"
@@ -137,7 +150,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, names: Iterable[str]
             convert = kind
             metavar = None if choices else {int: "N", float: "X"}.get(kind, f.name.upper())
         parser.add_argument(
-            flag_of(f), dest=f.name, action=_Store, type=convert, default=f.default, choices=choices,
+            flag_of(f), dest=f.name, action=action, type=convert, default=f.default, choices=choices,
             metavar=f.metadata.get("metavar", metavar), help=help,
         )
 
