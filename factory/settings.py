@@ -178,12 +178,12 @@ def record_from(cls: type, values: Mapping[str, object], where: Callable[[str], 
         raise UserError(f"{before}{e}{after}") from None
 
 
-def record_from_args(cls: type, args: argparse.Namespace, flags: Mapping[str, str] | None = None):
+def record_from_args(cls: type, args: argparse.Namespace):
     """The record ``cls`` of the options ``add_options`` added for it (a field without one keeps its
-    default); a refused value names its flag (``flags`` where a command spells one differently), or
-    the file and section it was read from (``with_file_values``)."""
+    default); a refused value names its flag, or the file and section it was read from
+    (``with_file_values``)."""
     values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
-    flags = {**flags_of(cls, values), **(flags or {})}
+    flags = flags_of(cls, values)
     source, from_file = getattr(args, FROM_FILE, ("", frozenset()))
 
     def where(name: str) -> tuple[str, str]:
