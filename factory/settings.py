@@ -212,15 +212,14 @@ def load_toml(path: Path, missing: str) -> dict:
     (``missing``: what to do when there is none)."""
     tomllib = _toml_module()
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            return tomllib.load(file)
     except FileNotFoundError:
         raise UserError(f"no config file at {path}: {missing}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read the config file {path}: {e}") from None
-    try:
-        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: not valid TOML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read the config file {path}: {e}") from None
 
 
 def _toml_module():
