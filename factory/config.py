@@ -1,20 +1,20 @@
-"""The settings of a self-play run: defaults, help, validation and identity, stated once.
+"""The settings of a self-play run (``RunConfig``) and of where it runs (``SandboxSettings``): defaults,
+help, validation and identity, stated once.
 
 ``RunConfig`` is read by the round code, built by the CLI from its flags and by the daemon from its
-config file's [run] table; both derive their options from its fields: each field's metadata holds its
-``help`` (the CLI's --help, the comments of `factory init`'s example file), and optionally ``choices``,
-``flag`` (the CLI spelling when it is not ``--`` + the name with dashes) and ``example`` (shown in the
-example file for a setting whose default is None). Every rule a value must satisfy is checked in
-``__post_init__``, which raises a ``SettingError`` naming the field.
+config file's [run] table; both derive their options from its fields (``factory.settings``: each field's
+metadata holds its ``help`` and optionally ``choices``, ``flag`` and ``example``). Every rule a value
+must satisfy is checked in ``__post_init__``, which raises a ``SettingError`` naming the field.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, fields
 
 from factory.errors import SettingError
+from factory.settings import check_declared, setting
+from sandbox.backend import KINDS as SANDBOX_KINDS  # docker, process, auto, ray
 
 # Settings that define a run: changing them half-way would mix two experiments in one store.
 IDENTITY_FIELDS = (
@@ -30,12 +30,6 @@ BACKENDS = ("transformers", "vllm", "openai")
 EVAL_SPLITS = ("train", "test")
 OBJECTIVES = ("sft", "dpo", "spin", "sft+dpo")
 WEIGHTINGS = ("none", "learnability", "novelty", "both")
-
-
-def setting(default: Any, help: str, **extra: Any) -> Any:
-    """A RunConfig field: its default, what it means (``help``), and optional ``choices``, ``flag``,
-    ``example`` (see the module docstring)."""
-    return field(default=default, metadata={"help": help, **extra})
 
 
 @dataclass(frozen=True)
@@ -172,6 +166,40 @@ class RunConfig:
         if "eval_ks" in values:
             values["eval_ks"] = tuple(values["eval_ks"])
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """Where untrusted code runs, and where generation runs: flags of every command that opens a sandbox
+    (``--generation-replicas`` of those that generate), keys of the daemon's [run] table."""
+
+    sandbox: str = setting(
+        "docker",
+        "where untrusted code runs: docker (hardened containers), process (local processes, NO isolation), "
+        "auto (docker when an engine is reachable, else process; says which) or ray (the docker sandbox on "
+        "every node of a Ray cluster)",
+        choices=SANDBOX_KINDS,
+    )
+    workers: int | None = setting(
+        None, "parallel sandbox workers (default: one per CPU; with sandbox ray, per node)", minimum=1, example=4
+    )
+    ray_address: str | None = setting(
+        None,
+        "the Ray cluster of sandbox ray and of generation replicas (default: $RAY_ADDRESS, else a local Ray "
+        "instance)",
+        metavar="ADDRESS", example="10.0.0.1:6379",
+    )
+    generation_replicas: int = setting(
+        0,
+        "generate with N copies of the model as Ray actors on the cluster of ray_address; the same samples "
+        "for any N >= 1 (not those of 0); 0: no Ray",
+        minimum=0,
+    )
+
+    def __post_init__(self) -> None:
+        check_declared(self)
+        if self.ray_address is not None and not self.ray_address.strip():
+            raise SettingError("ray_address", "ray_address must not be empty (leave it out for $RAY_ADDRESS)")
 
 
 def run_identity(data: Mapping[str, object]) -> dict[str, object]:

@@ -22,8 +22,9 @@ class UserError(Exception):
 
 
 class SettingError(UserError):
-    """A run setting (a ``RunConfig`` field, named by ``setting``) has an impossible value. The message
-    names the setting; a front end (CLI flag, config key) may add where the value came from."""
+    """A setting (a field of a settings record such as ``RunConfig``, named by ``setting``) has an
+    impossible value. The message names the setting; a front end (CLI flag, config key) may add where
+    the value came from."""
 
     def __init__(self, setting: str, message: str):
         super().__init__(message)

@@ -15,6 +15,10 @@ CRASHED = "crashed"  # the sandbox lost the job (worker or container died)
 
 ALL_VERDICTS = (VERIFIED, WRONG, ERROR, TIMEOUT, MEMORY, OUTPUT, INVALID, CRASHED)
 
+# Seconds each of g and f may run when the caller sets no limit (`factory verify`'s --timeout); a round's
+# limit is its own setting (factory.config.RunConfig.timeout_s).
+DEFAULT_TIMEOUT_S = 5.0
+
 
 @dataclass(frozen=True)
 class Job:
@@ -32,7 +36,7 @@ class Job:
     g_source: str | None = None
     g_name: str | None = None
     answer_json: str | None = None
-    timeout_s: float = 5.0
+    timeout_s: float = DEFAULT_TIMEOUT_S
 
     def to_wire(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}

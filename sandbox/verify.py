@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from puzzles.parse import parse_puzzle, parse_solution
 from puzzles.records import InvalidProgram, Puzzle, Solution
 from sandbox.backend import Sandbox
-from sandbox.verdicts import ERROR, INVALID, VERIFIED, WRONG, Job, Result
+from sandbox.verdicts import DEFAULT_TIMEOUT_S, ERROR, INVALID, VERIFIED, WRONG, Job, Result
 from sandbox.worker import F_RAISED, F_RETURNED
 
 # What one probe of a puzzle showed (``probe_outcome``).
@@ -68,7 +68,7 @@ def probe_outcome(result: Result) -> str:
 def verify_pairs(
     pairs: Sequence[SourcePair],
     sandbox: Sandbox,
-    timeout_s: float = 5.0,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
     on_result: Callable[[int, Result], None] | None = None,
     trusted_puzzles: bool = False,
 ) -> list[Result]:

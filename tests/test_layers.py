@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS = (
     ("puzzles",),
     ("sandbox",),
-    ("factory.errors", "factory.config"),
+    ("factory.errors", "factory.settings", "factory.config"),
     ("factory.store",),
     ("factory.models",),
     ("factory.loop", "factory.verify_files"),

@@ -13,10 +13,11 @@ import json
 import sys
 from pathlib import Path
 
-from factory.cli.rounds import add_settings, config_from, int_list, setting_flag
+from factory.cli.rounds import add_settings, config_from, setting_flag
 from factory.cli.sandbox import add_sandbox_options, generation_options, log, open_sandbox_from
 from factory.config import EVAL_SPLITS, RunConfig
 from factory.loop.paper import PAPER_KS, PAPER_MAX_NEW_TOKENS, PAPER_SAMPLES, PAPER_TEMPERATURE
+from factory.settings import int_list
 
 MODEL_SETTINGS = ("model", "backend", "base_url")
 SAMPLING_SETTINGS = ("temperature", "max_new_tokens")

@@ -1,90 +1,68 @@
 """`factory round` and `factory run`: thin handlers over factory.loop (`factory eval`: factory.cli.evaluate).
 
-The run settings' options are generated from ``dataclasses.fields(RunConfig)``: one option per field,
-spelt ``--`` + the name with dashes (``flag`` in the field's metadata where it differs: ``--timeout``
-for ``timeout_s``), booleans as ``--name/--no-name``, ``eval_ks`` as comma-separated integers, with
-the field's default, ``choices`` and help. Validation is RunConfig's alone; its errors name the field,
-and the CLI adds the flag that sets it.
+The run settings' options are derived from RunConfig's fields (``factory.settings.add_options``): one
+option per field, spelt ``--`` + the name with dashes (``flag`` in the field's metadata where it
+differs: ``--timeout`` for ``timeout_s``), booleans as ``--name/--no-name``, ``eval_ks`` as
+comma-separated integers, with the field's default, ``choices`` and help; the sandbox options likewise
+from SandboxSettings. ``--config FILE`` reads the [run] table of a daemon config file (run_dir, the
+sandbox keys and RunConfig's); flags given as well win. Validation is the records' alone; their errors
+name the field, and the CLI adds the flag that set it, or the file.
 """
 
 from __future__ import annotations
 
 import argparse
-import types
-import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import Field, fields
 from pathlib import Path
 
-from factory.cli.sandbox import add_sandbox_options, generation_options, open_sandbox_from
+from factory.cli.sandbox import (
+    add_sandbox_options,
+    generation_options,
+    open_sandbox_from,
+    sandbox_settings_from,
+)
 from factory.config import RunConfig
-from factory.errors import SettingError, UserError
+from factory.errors import UserError
+from factory.settings import add_options, flag_of, load_toml, record_from, record_from_args, with_file_values
 
 SETTINGS: dict[str, Field] = {f.name: f for f in fields(RunConfig)}
-_HINTS = typing.get_type_hints(RunConfig)
-
-
-def value_type(name: str) -> type:
-    """``int``, ``float``, ``str``, ``bool`` or ``tuple`` (a ``tuple[int, ...]``): the type of the
-    values of setting ``name``, None left out."""
-    hint = _HINTS[name]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    return typing.get_origin(hint) or hint
-
-
-def int_list(text: str) -> tuple[int, ...]:
-    """``"1,5,10"`` -> ``(1, 5, 10)``."""
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,5, got {text!r}") from None
 
 
 def setting_flag(name: str) -> str:
-    return SETTINGS[name].metadata.get("flag", "--" + name.replace("_", "-"))
+    return flag_of(SETTINGS[name])
 
 
 def add_settings(parser: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
     """One option per RunConfig field (all, or ``names``), derived from the field."""
-    wanted = set(SETTINGS) if names is None else set(names)
-    for name, f in SETTINGS.items():
-        if name not in wanted:
-            continue
-        kind = value_type(name)
-        help = f.metadata["help"].replace("%", "%%")
-        if f.default is not None:
-            shown = ",".join(map(str, f.default)) if kind is tuple else f.default
-            help += f" (default: {shown})"
-        flag = setting_flag(name)
-        if kind is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=f.default, help=help)
-        elif kind is tuple:
-            parser.add_argument(flag, dest=name, type=int_list, default=f.default, metavar="K,K", help=help)
-        else:
-            parser.add_argument(
-                flag, dest=name, type=kind, default=f.default, choices=f.metadata.get("choices"),
-                metavar=None if f.metadata.get("choices") else {int: "N", float: "X"}.get(kind, name.upper()),
-                help=help,
-            )
+    add_options(parser, RunConfig, names)
 
 
 def config_from(values: dict, flags: Mapping[str, str]) -> RunConfig:
     """``RunConfig(**values)``; a refused value is a UserError naming the setting and its flag."""
-    try:
-        return RunConfig(**values)
-    except SettingError as e:
-        flag = flags.get(e.setting)
-        raise UserError(f"{e} (flag {flag})" if flag else str(e)) from None
+    return record_from(RunConfig, values, lambda name: ("", f" (flag {flags[name]})" if name in flags else ""))
 
 
 def run_config_from(args: argparse.Namespace) -> RunConfig:
-    values = {name: getattr(args, name) for name in SETTINGS}
-    flags = {name: setting_flag(name) for name in SETTINGS}
-    for name in SETTINGS:  # a refused boolean: the flag that turns it the other way
-        if value_type(name) is bool:
-            flags[name] = "--no-" + flags[name][2:] if values[name] else flags[name]
-    return config_from(values, flags)
+    return record_from_args(RunConfig, args)
+
+
+def with_config_file(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with the settings of ``--config FILE``'s [run] table where no flag gave them, checked
+    (every refused setting, and a missing run directory, before anything starts)."""
+    from factory.daemon.config import read_tables, split_run_table
+
+    if args.config is not None:
+        tables = read_tables(load_toml(args.config, f"write one with `factory init {args.config}`"), args.config)
+        run_dir, placement, run = split_run_table(tables["run"])
+        args = with_file_values(args, {**placement, **run}, f"{args.config}: [run]")
+        if args.run_dir is None:
+            args.run_dir = run_dir
+    if args.run_dir is None:
+        raise UserError("--run-dir DIR is required (or run_dir in the [run] table of --config FILE)")
+    run_config_from(args)
+    sandbox_settings_from(args)
+    return args
 
 
 def run_until(args: argparse.Namespace, until_finished: int | None) -> int:
@@ -107,18 +85,24 @@ def run_until(args: argparse.Namespace, until_finished: int | None) -> int:
 
 
 def cmd_round(args: argparse.Namespace) -> int:
-    return run_until(args, None)
+    return run_until(with_config_file(args), None)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.rounds < 1:
         raise UserError("--rounds must be at least 1")
-    return run_until(args, args.rounds)
+    return run_until(with_config_file(args), args.rounds)
 
 
 def add_round_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--run-dir", type=Path, required=True, help="the run's store, checkpoints and summaries"
+        "--run-dir", type=Path, default=None,
+        help="the run's store, checkpoints and summaries (required, unless the --config file names its run_dir)",
+    )
+    parser.add_argument(
+        "--config", type=Path, default=None, metavar="FILE",
+        help="read the settings of the [run] table of a daemon config file (`factory init` writes one): "
+        "run_dir, the sandbox's and the run's; flags given as well win",
     )
     add_settings(parser)
     add_sandbox_options(parser)

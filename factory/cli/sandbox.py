@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
+from factory.config import SandboxSettings
 from factory.errors import SANDBOX_EXIT
-from sandbox.backend import KINDS, Sandbox
+from factory.settings import add_options, record_from_args
+from sandbox.backend import Sandbox
 from sandbox.engine import SandboxUnavailable
 
 
@@ -21,60 +22,22 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: an integer of at least ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum} (got {value})")
-        return value
-
-    return parse
-
-
 def add_sandbox_options(parser: argparse.ArgumentParser, generation: bool = True) -> None:
-    """``--sandbox``, ``--workers``, ``--ray-address`` and (commands that generate) ``--generation-replicas``."""
-    parser.add_argument(
-        "--sandbox",
-        choices=KINDS,
-        default="docker",
-        help="where untrusted code runs: docker (hardened containers; the default), process (local "
-        "processes, NO isolation), auto (docker when an engine is reachable, else process; says which) or "
-        "ray (the docker sandbox on every node of a Ray cluster)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int_at_least(1),
-        default=None,
-        help="parallel sandbox workers (default: CPU count); with --sandbox ray, per node",
-    )
-    parser.add_argument(
-        "--ray-address",
-        default=None,
-        metavar="ADDRESS",
-        help="the Ray cluster of --sandbox ray and --generation-replicas (default: $RAY_ADDRESS, else a "
-        "local Ray instance)",
-    )
-    if generation:
-        parser.add_argument(
-            "--generation-replicas",
-            type=int_at_least(0),
-            default=0,
-            metavar="N",
-            help="generate with N copies of the model as Ray actors on the cluster of --ray-address; the same "
-            "samples for any N >= 1 (not those of 0); 0 (the default): no Ray",
-        )
+    """SandboxSettings' options: ``--sandbox``, ``--workers``, ``--ray-address`` and (commands that
+    generate) ``--generation-replicas``."""
+    add_options(parser, SandboxSettings, None if generation else ("sandbox", "workers", "ray_address"))
+
+
+def sandbox_settings_from(args: argparse.Namespace) -> SandboxSettings:
+    return record_from_args(SandboxSettings, args)
 
 
 def generation_options(args: argparse.Namespace) -> dict[str, object]:
     """``load_backend``'s options for where generation runs (``--generation-replicas``)."""
     from factory.models import replica_options
 
-    return replica_options(getattr(args, "generation_replicas", 0), args.ray_address)
+    placement = sandbox_settings_from(args)
+    return replica_options(placement.generation_replicas, placement.ray_address)
 
 
 def open_sandbox_from(args: argparse.Namespace) -> Sandbox:
@@ -82,8 +45,9 @@ def open_sandbox_from(args: argparse.Namespace) -> Sandbox:
     announced by ``open_sandbox`` itself (why, then the no-isolation warning), docker here."""
     from sandbox.backend import open_sandbox
 
-    sandbox = open_sandbox(args.sandbox, workers=args.workers, log=log, ray_address=args.ray_address)
-    if args.sandbox == "auto" and sandbox.kind == "docker":
+    placement = sandbox_settings_from(args)
+    sandbox = open_sandbox(placement.sandbox, workers=placement.workers, log=log, ray_address=placement.ray_address)
+    if placement.sandbox == "auto" and sandbox.kind == "docker":
         log(f"sandbox: auto chose docker ({sandbox.note}, {sandbox.workers} workers)")
     elif sandbox.kind == "ray":  # how many nodes took part is not obvious from the command line
         log(f"sandbox: ray, {sandbox.note}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from factory.cli.sandbox import add_sandbox_options, open_sandbox_from
 from factory.errors import UserError
+from sandbox.verdicts import DEFAULT_TIMEOUT_S
 
 
 def positive_float(text: str) -> float:
@@ -55,6 +56,7 @@ def add_verify_commands(subparsers) -> None:
     p.add_argument("--show-failures", type=int, default=50, help="with --p3: list at most this many failures")
     add_sandbox_options(p, generation=False)
     p.add_argument(
-        "--timeout", type=positive_float, default=5.0, help="seconds each of g and f may run (default: 5)"
+        "--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S,
+        help=f"seconds each of g and f may run (default: {DEFAULT_TIMEOUT_S:g})",
     )
     p.set_defaults(handler=cmd_verify)

@@ -193,7 +193,7 @@ class Daemon:
         self._own_log = log is None
         self.state = state or DaemonState()
         self.stop = StopFlag(config.stop.hours)
-        self.kind = config.sandbox  # pinned to the kind actually opened: "auto" never changes mid-run
+        self.kind = config.placement.sandbox  # pinned to the kind actually opened: "auto" never changes mid-run
         self.sandbox = None
         self.metrics: MetricsServer | None = None
         self.stop_reason: str | None = None
@@ -216,7 +216,7 @@ class Daemon:
     def _run(self) -> None:
         c = self.config
         self.log("daemon.start", host=socket.gethostname(), config=str(c.source) if c.source else None,
-                 run_dir=str(c.run_dir), sandbox=c.sandbox, stop=c.stop.describe(),
+                 run_dir=str(c.run_dir), sandbox=c.placement.sandbox, stop=c.stop.describe(),
                  metrics_port=c.daemon.metrics_port or None)
         lock = RunLock(c.run_dir)
         try:
@@ -336,8 +336,9 @@ class Daemon:
         from sandbox.backend import open_sandbox
 
         try:
-            sandbox = open_sandbox(self.kind, workers=self.config.workers, log=self._sandbox_log,
-                                   ray_address=self.config.ray_address)
+            placement = self.config.placement
+            sandbox = open_sandbox(self.kind, workers=placement.workers, log=self._sandbox_log,
+                                   ray_address=placement.ray_address)
         except SandboxUnavailable:
             raise
         except Exception as e:

@@ -14,7 +14,6 @@ pass@1 from 0.157 to 0.021). With a weighting the rows are resampled by their pu
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from factory.loop.context import RunContext
 from factory.loop.preferences import DPO, SPIN
 from factory.loop.seeds import seed_of
 from factory.loop.training_data import information_probes, preference_data, sft_texts
-from factory.models.steps import TRAINING_FILENAME, information_gain, optimizer_steps
+from factory.models.steps import optimizer_steps, read_training_facts
 from factory.store import RunStore
 
 TRAIN_STAGE = "train"
@@ -60,12 +59,6 @@ def preference_steps(objective: str, rows: int, epochs: float, steps: int | None
     return own if objective in (DPO, SPIN) or steps is None else min(own, steps // 2)
 
 
-def training_facts(checkpoint: str | Path) -> dict | None:
-    """A fine-tuned checkpoint's ``training.json`` (examples, steps, ...), None when it has none."""
-    path = Path(checkpoint) / TRAINING_FILENAME
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def fixed_steps(ctx: RunContext, round: int, c: RunConfig, texts: list[str]) -> int | None:
     """The steps of ``round``'s sft training: None in a plain run (the epochs decide); in an
     experiment, the verified arm's recipe's (``optimizer_steps`` over its texts), read by the other
@@ -81,8 +74,8 @@ def fixed_steps(ctx: RunContext, round: int, c: RunConfig, texts: list[str]) -> 
             f"round {round} of {ctx.arm.name}: the verified arm ({ctx.arm.reference}) has not trained "
             "that round yet, and its steps set this arm's"
         )
-    facts = training_facts(checkpoint.path)
-    return int(facts["total_steps"]) if facts else optimizer_steps(checkpoint.examples, c.epochs)
+    facts = read_training_facts(checkpoint.path)
+    return int(facts.total_steps) if facts else optimizer_steps(checkpoint.examples, c.epochs)
 
 
 def training_plan(ctx: RunContext, round: int, c: RunConfig, steps: int | None = None) -> TrainingPlan:
@@ -134,10 +127,10 @@ def train(ctx: RunContext, round: int, c: RunConfig, plan: TrainingPlan | None =
                 ctx.log(f"round {round}: fine-tuning {base} on {len(plan.texts)} texts")
                 probes = information_probes(ctx.store, round, c.seed)
                 seconds += fine_tune(base, plan.texts, step.out_dir, steps=step.steps, probes=probes, **options).seconds
-            sft = training_facts(step.out_dir) or {}
-            if (gain := information_gain(sft)) is not None:
+            sft = read_training_facts(step.out_dir)
+            if (gain := sft.information_gain) is not None:
                 ctx.log(f"round {round}: information gain {gain:+.3f} (base loss on its pairs minus on seeds)")
-            facts = {"sft_steps": sft["steps"], **({"probe_loss": sft["probe_loss"]} if sft.get("probe_loss") else {})}
+            facts = {"sft_steps": sft.steps, **({"probe_loss": sft.probe_loss} if sft.probe_loss else {})}
             if step.out_dir != out_dir:  # the dpo pass goes on from and against this checkpoint
                 base = reference = str(step.out_dir)
         else:

@@ -17,7 +17,7 @@ from factory.loop.confidence import (
     puzzle_counts,
     rounded,
 )
-from factory.loop.training import training_facts
+from factory.models.steps import TrainingFacts, read_training_facts
 from factory.store import STORE_FILENAME, EvalRecord, RunStore
 
 EXPERIMENT_FILENAME = "experiment.json"
@@ -34,14 +34,14 @@ def is_experiment(root: Path | str) -> bool:
     return not (root / STORE_FILENAME).exists() and bool(arm_dirs(root))
 
 
-def _training_of(checkpoint: str, facts: dict) -> dict:
+def _training_of(checkpoint: str, facts: TrainingFacts) -> dict:
     """What a round's checkpoint trained on: sft texts, preference rows (dpo and spin) or both
     (sft+dpo: its sft pass is the ``round-N-sft`` checkpoint beside it), and the steps of every pass."""
-    if facts.get("objective") != "dpo":
-        return {"texts": facts["examples"], "steps": facts["steps"]}
-    sft = training_facts(Path(checkpoint).with_name(Path(checkpoint).name + "-sft")) if "sft_steps" in facts else None
-    return {"texts": sft["examples"] if sft else 0, "preference_rows": facts["examples"],
-            "steps": facts["steps"] + facts.get("sft_steps", 0)}
+    if facts.objective != "dpo":
+        return {"texts": facts.examples, "steps": facts.steps}
+    sft = read_training_facts(Path(checkpoint).with_name(Path(checkpoint).name + "-sft")) if facts.sft_steps else None
+    return {"texts": sft.examples if sft else 0, "preference_rows": facts.examples,
+            "steps": facts.steps + (facts.sft_steps or 0)}
 
 
 def _eval_of(store: RunStore, round: int) -> dict[int, EvalRecord]:
@@ -77,7 +77,7 @@ def comparison(root: Path | str) -> dict:
             train = {}
             for r in finished:
                 checkpoint = store.checkpoint(r)
-                facts = training_facts(checkpoint.path) if checkpoint else None
+                facts = read_training_facts(checkpoint.path) if checkpoint else None
                 if facts:
                     train[str(r)] = _training_of(checkpoint.path, facts)
         arms[arm] = {

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from factory.config import RunConfig
 from factory.errors import StoreError, UserError
 from factory.loop.weights import NONE, puzzle_weights
 from factory.outputs.dataset_card import (
@@ -336,7 +337,7 @@ def write_export(
 
 
 
-def run_timeout(run_dir: Path | str, default: float = 2.0) -> float:
+def run_timeout(run_dir: Path | str, default: float = RunConfig.timeout_s) -> float:
     """The sandbox time limit the run verified its pairs with (``timeout_s`` of its settings)."""
     with open_run(run_dir) as store:
         config = store.config() or {}

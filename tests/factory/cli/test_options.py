@@ -103,3 +103,28 @@ def test_a_usage_error_is_one_line(capsys):
         "factory: round: argument --eval-ks: expected comma-separated integers such as 1,5, got '1,x' "
         "(see `factory round --help`)\n"
     )
+
+
+def test_export_options_are_export_settings_fields():
+    from factory.outputs.export_settings import ExportSettings
+    from factory.settings import record_from_args
+
+    args = parse("export", "r", "--out", "o", "--exclude-near", "seeds-test", "--exclude-near", "x", "--force",
+                 "--exclude-near-p3", "p.json", "--near-threshold", "0.5", "--no-reverify", "--max-per-puzzle", "2")
+    assert record_from_args(ExportSettings, args) == ExportSettings(
+        force=True, exclude_near=("seeds-test", "x"), exclude_near_p3=(Path("p.json"),), near_threshold=0.5,
+        reverify=False, max_per_puzzle=2,
+    )
+    assert record_from_args(ExportSettings, parse("export", "r", "--out", "o")) == ExportSettings()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--private"], "factory: private only applies with push_to_hub USER/NAME (flag --no-private)\n"),
+    (["--near-threshold", "1.5"], "factory: near_threshold must be in (0, 1] (got 1.5) (flag --near-threshold)\n"),
+    (["--format", "preference", "--max-per-puzzle", "3"],
+     "factory: max_per_puzzle only applies with format sft (flag --max-per-puzzle)\n"),
+])
+def test_a_refused_export_setting_names_its_flag(tmp_path, capsys, argv, message):
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "out"), *argv]) == 2
+    assert capsys.readouterr().err == message
+    assert not (tmp_path / "out").exists()

@@ -9,7 +9,7 @@ import pytest
 import tomllib
 
 from factory.cli.main import main as daemon_main
-from factory.config import RunConfig
+from factory.config import RunConfig, SandboxSettings
 from factory.daemon.config import (
     DaemonConfig,
     DaemonSettings,
@@ -32,9 +32,9 @@ def test_the_example_config_loads_to_the_defaults_and_mentions_every_key(tmp_pat
     text = example_config()
     config = parse_config(tomllib.loads(text), tmp_path / "factory.toml")
     assert config.run == RunConfig()  # defaults come from RunConfig, never restated
-    assert config.run_dir == tmp_path / "run" and config.sandbox == "docker" and config.workers is None
+    assert config.run_dir == tmp_path / "run" and config.placement == SandboxSettings()
     assert config.stop == StopConditions() and config.daemon == DaemonSettings()
-    for name in [f.name for f in fields(RunConfig)] + ["run_dir", "sandbox", "workers"]:
+    for name in [f.name for f in fields(RunConfig) + fields(SandboxSettings)] + ["run_dir"]:
         assert f"\n# {name} = " in text or f"\n{name} = " in text, name
     for cls in (StopConditions, DaemonSettings):
         for f in fields(cls):
@@ -81,7 +81,7 @@ backoff_max_seconds = 60
 """,
         tmp_path,
     )
-    assert config.run_dir == Path("/data/run-7") and config.sandbox == "process" and config.workers == 3
+    assert config.run_dir == Path("/data/run-7") and config.placement == SandboxSettings(sandbox="process", workers=3)
     assert config.run == RunConfig(model="/models/m", puzzles=32, temperature=1.0, eval_ks=(1, 5), eval_samples=5,
                                    train=False, learning_rate=3e-4)
     assert isinstance(config.run.temperature, float)

@@ -69,7 +69,7 @@ def scripted_run(server: ScriptedModelServer) -> dict:
 
 def write_config(directory: Path, run: dict, *, sandbox: str = "process", workers: int = 2, stop: dict | None = None,
                  daemon: dict | None = None) -> Path:
-    from factory.daemon.config import toml_value
+    from factory.settings import toml_value
 
     directory.mkdir(parents=True, exist_ok=True)
     lines = ["[run]", 'run_dir = "run"', f'sandbox = "{sandbox}"', f"workers = {workers}"]

@@ -43,9 +43,9 @@ from factory.loop.prompts import training_example
 from factory.loop.propose import propose
 from factory.loop.rounds import ROUND_STAGES, start_round
 from factory.loop.solve import solve
-from factory.loop.training import fixed_steps, preference_steps, train, training_facts, training_plan
+from factory.loop.training import fixed_steps, preference_steps, train, training_plan
 from factory.loop.training_data import sft_texts
-from factory.models.steps import TRAINING_FILENAME, optimizer_steps
+from factory.models.steps import TRAINING_FILENAME, optimizer_steps, read_training_facts
 from factory.models.train import fine_tune
 from factory.outputs.comparison import (
     _training_of,
@@ -209,7 +209,7 @@ def test_fixed_steps_train_that_many_steps_whatever_the_data(synthetic_tiny_mode
         for name, texts in (("small", small), ("large", large))
     ]
     assert [r.steps for r in reports] == [6, 6]
-    assert [training_facts(tmp_path / name)["steps"] for name in ("small", "large")] == [6, 6]
+    assert [read_training_facts(tmp_path / name).steps for name in ("small", "large")] == [6, 6]
     natural = fine_tune(synthetic_tiny_model, large, tmp_path / "natural", epochs=1.0, seed=1)
     assert natural.steps == optimizer_steps(40, 1.0) == 5
 
@@ -260,7 +260,7 @@ def test_the_comparison_says_what_each_objective_trained_on(tmp_path):
     dpo = checkpoint("dpo", objective="dpo", examples=11, steps=2)
     checkpoint("round-1-sft", objective="sft", examples=654, steps=80)
     both = checkpoint("round-1", objective="dpo", examples=4, steps=2, sft_steps=80)
-    read = {path: json.loads((Path(path) / TRAINING_FILENAME).read_text()) for path in (sft, dpo, both)}
+    read = {path: read_training_facts(path) for path in (sft, dpo, both)}
     assert _training_of(sft, read[sft]) == {"texts": 650, "steps": 82}
     assert _training_of(dpo, read[dpo]) == {"texts": 0, "preference_rows": 11, "steps": 2}
     assert _training_of(both, read[both]) == {"texts": 654, "preference_rows": 4, "steps": 82}
@@ -369,12 +369,12 @@ def test_an_experiment_killed_in_its_second_arm_resumes_through_the_cli(
                   "SELECT round, k, n, pass_at_k, details_json FROM evals WHERE round = 0 ORDER BY k"):
         assert rows(verified, query) == rows(seeds, query)  # round 1's generation and the base eval: copied once
     assert rows(seeds, "SELECT COUNT(*) FROM proposals")[0][0] == 4
-    facts = {arm: training_facts(root / arm / "checkpoints" / "round-1") for arm in (VERIFIED_ARM, SEEDS_ONLY_ARM)}
-    assert facts[VERIFIED_ARM]["steps"] == facts[SEEDS_ONLY_ARM]["steps"] == optimizer_steps(
-        facts[VERIFIED_ARM]["examples"], 0.5
+    facts = {arm: read_training_facts(root / arm / "checkpoints" / "round-1") for arm in (VERIFIED_ARM, SEEDS_ONLY_ARM)}
+    assert facts[VERIFIED_ARM].steps == facts[SEEDS_ONLY_ARM].steps == optimizer_steps(
+        facts[VERIFIED_ARM].examples, 0.5
     )
     seed_texts = rows(seeds, "SELECT COUNT(*) FROM pairs WHERE round = 0")[0][0]
-    assert facts[SEEDS_ONLY_ARM]["examples"] == seed_texts + seed_texts // 3
+    assert facts[SEEDS_ONLY_ARM].examples == seed_texts + seed_texts // 3
     for arm in (VERIFIED_ARM, SEEDS_ONLY_ARM):
         summary = json.loads((root / arm / "rounds" / "round-1.json").read_text())
         for k, value in summary["eval"]["pass_at_k"].items():

@@ -18,8 +18,8 @@ from factory.loop.training import train, training_plan
 from factory.models.steps import (
     TRAINING_FILENAME,
     checkpoint_information_gain,
-    information_gain,
     optimizer_steps,
+    read_training_facts,
 )
 from factory.outputs.report.collect import collect_report
 from factory.store import RunStore
@@ -76,7 +76,7 @@ def test_a_round_trains_by_its_objective(one_round, synthetic_tiny_model, one_to
         # the base model's loss on the round's new pairs against the seeds, measured before training
         probe = sft_facts["probe_loss"]
         assert probe["round"] > 0 and probe["seeds"] > 0
-        assert information_gain(sft_facts) == probe["round"] - probe["seeds"]
+        assert read_training_facts(sft).information_gain == probe["round"] - probe["seeds"]
         # carried into the round's checkpoint, where the summary and the report read it
         assert facts["probe_loss"] == probe
         gain = probe["round"] - probe["seeds"]

@@ -62,7 +62,7 @@ def test_cli_format_preference_and_sft_only_flags(run_dir, tmp_path, capsys):
     code = main(["export", str(run_dir), "--out", str(tmp_path / "x"), "--format", "preference",
                  "--include-seeds", "--no-reverify"])
     assert code == 2
-    assert "--include-seeds only apply with --format sft" in capsys.readouterr().err
+    assert "include_seeds only applies with format sft" in capsys.readouterr().err
 
 
 def test_the_weight_column_is_the_puzzle_weight_under_the_run_weighting(run, rows, tmp_path):
