@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import hashlib
 import io
 import keyword
 import textwrap
 import tokenize
+from dataclasses import dataclass
 
 from puzzles.parse import (
     ALLOWED_IMPORTS,
@@ -76,8 +78,33 @@ def canonical_source(source: str) -> str:
 
 def canonical_hash(source: str) -> str:
     """SHA-256 hex digest of :func:`canonical_source`."""
-    text = canonical_source(source)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return _digest(canonical_source(source))
+
+
+def _digest(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CanonicalForm:
+    """A puzzle's canonical source, computed once, and what is derived from it: the hash (exact
+    duplicates) and the token shingles (near-duplicates), as ``canonical_hash`` and
+    ``near_duplicate_tokens`` give them."""
+
+    source: str
+
+    @functools.cached_property
+    def hash(self) -> str:
+        return _digest(self.source)
+
+    @functools.cached_property
+    def tokens(self) -> frozenset[str]:
+        return _shingles(self.source)
+
+
+def canonical_form(source: str) -> CanonicalForm:
+    """The canonical form of ``source`` (one parse). Raises InvalidProgram like ``canonical_source``."""
+    return CanonicalForm(canonical_source(source))
 
 
 def near_duplicate_tokens(source: str) -> frozenset[str]:
@@ -92,6 +119,10 @@ def near_duplicate_tokens(source: str) -> frozenset[str]:
         text = canonical_source(source)
     except InvalidProgram:
         text = source[:MAX_SOURCE_CHARS]
+    return _shingles(text)
+
+
+def _shingles(text: str) -> frozenset[str]:
     tokens = _normalised_tokens(text)
     if not tokens:
         return frozenset()

@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD, canonical_hash, near_duplicate_tokens
+from puzzles.canonical import (
+    NEAR_DUPLICATE_THRESHOLD,
+    CanonicalForm,
+    canonical_form,
+    canonical_hash,
+    near_duplicate_tokens,
+)
 from puzzles.records import InvalidProgram
 from puzzles.similarity import ShingleIndex
 
@@ -82,13 +88,16 @@ class EvalIndex:
     def contamination(self, source: str) -> str | None:
         """Why ``source`` must not be used (same canonical form as, or near, an eval puzzle), or None."""
         try:
-            digest = canonical_hash(source)
-            tokens = near_duplicate_tokens(source)
+            form = canonical_form(source)
         except InvalidProgram as e:
             return f"cannot be compared with the evaluation puzzles: {e}"
-        if digest in self.by_hash:
-            return f"same canonical form as evaluation puzzle {self.by_hash[digest]}"
-        match = self._near_index.first_match(tokens, self.threshold)
+        return self.contamination_of(form)
+
+    def contamination_of(self, form: CanonicalForm) -> str | None:
+        """``contamination`` of a puzzle whose canonical form is computed already."""
+        if form.hash in self.by_hash:
+            return f"same canonical form as evaluation puzzle {self.by_hash[form.hash]}"
+        match = self._near_index.first_match(form.tokens, self.threshold)
         if match is not None:
             index, score = match
             return f"near-duplicate of evaluation puzzle {self._near[index].key} (similarity {score:.2f})"

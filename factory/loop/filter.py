@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 
 from factory.store.records import ACCEPTED, CONTAMINATED, DUPLICATE, INVALID, TRIVIAL, ProposalRow
-from puzzles.canonical import canonical_hash
+from puzzles.canonical import canonical_form
 from puzzles.filters import EvalIndex, probe_answers
 from puzzles.parse import parse_puzzle
 from puzzles.records import InvalidProgram, Puzzle
@@ -41,7 +41,8 @@ def filter_proposals(
     for idx, raw in zip(indices, raws, strict=True):
         try:
             puzzle = parse_puzzle(raw)
-            digest = canonical_hash(puzzle.source)
+            form = canonical_form(puzzle.source)  # its hash and shingles serve every check below
+            digest = form.hash
         except InvalidProgram as e:
             rows[idx] = ProposalRow(idx, raw, INVALID, str(e), prompt_seed=idx)
             continue
@@ -49,7 +50,7 @@ def filter_proposals(
             rows[idx] = ProposalRow(idx, raw, TRIVIAL, "a bool answer is found by trying True and False", idx)
         elif digest in batch_hashes or digest in known_hashes:
             rows[idx] = ProposalRow(idx, raw, DUPLICATE, "same canonical form as an earlier puzzle", idx)
-        elif (why := eval_index.contamination(puzzle.source)) is not None:
+        elif (why := eval_index.contamination_of(form)) is not None:
             rows[idx] = ProposalRow(idx, raw, CONTAMINATED, why, idx)
         else:
             batch_hashes.add(digest)

@@ -18,13 +18,12 @@ weighting (``factory.loop.weights``); ``weighted_rows`` resamples rows by it for
 
 from __future__ import annotations
 
-import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 from factory.config import RunConfig
-from factory.loop.prompts import ExampleIndex, solve_prompt
+from factory.loop.prompts import ExampleIndex, round_solve_prompt
 from factory.loop.weights import NONE, copies, puzzle_weights
 from factory.store import GENERATED, RunStore, StoredAttempt, StoredPuzzle
 from sandbox.verdicts import CRASHED, ERROR, MEMORY, TIMEOUT, VERIFIED, WRONG
@@ -54,15 +53,6 @@ class PreferenceRow:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def round_solve_prompt(
-    examples: ExampleIndex, puzzle_source: str, puzzle_hash: str, run_seed: int, round: int, k: int
-) -> tuple[str, str]:
-    """The solve prompt of a puzzle in ``round`` and its prefix (``examples``: the pairs stored up to
-    the round before), the same whenever it is built."""
-    rng = random.Random(f"{run_seed}:{round}:solve:{puzzle_hash}")
-    return solve_prompt(examples.nearest(puzzle_source, k), puzzle_source, rng, k)
 
 
 def completion_after(prefix: str, source: str) -> str:

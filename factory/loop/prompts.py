@@ -20,6 +20,7 @@ comments are dropped, docstrings and code are kept.
 from __future__ import annotations
 
 import ast
+import functools
 import random
 from collections.abc import Callable, Sequence
 
@@ -50,6 +51,11 @@ STOP_SEQUENCES: tuple[str, ...] = (
 # prompts
 
 
+# A round's prompts show the same examples over and over: each is parsed and renamed once per process.
+RENDERED_EXAMPLES = 8192
+
+
+@functools.lru_cache(maxsize=RENDERED_EXAMPLES)
 def _identity(source: str) -> str | None:
     """A name- and formatting-independent key for a single-function source; None if it has none."""
     try:
@@ -126,6 +132,7 @@ def with_puzzle_signature(puzzle_source: str, solution_source: str, name: str) -
     return ast.unparse(renamed)
 
 
+@functools.lru_cache(maxsize=RENDERED_EXAMPLES)
 def _solve_block(position: int, puzzle_source: str, solution_source: str) -> str:
     f = rename_function(puzzle_source, f"f{position}")
     g = with_puzzle_signature(puzzle_source, solution_source, f"g{position}")
@@ -203,3 +210,12 @@ class ExampleIndex:
         """The ``k + 1`` nearest pairs, nearest first: one spare, as solve_prompt skips the target itself."""
         tokens = near_duplicate_tokens(puzzle_source)
         return [self.pairs[i] for i in self.index.nearest(tokens, k + 1, max_scored=EXAMPLE_CANDIDATES)]
+
+
+def round_solve_prompt(
+    examples: ExampleIndex, puzzle_source: str, puzzle_hash: str, run_seed: int, round: int, k: int
+) -> tuple[str, str]:
+    """The solve prompt of a puzzle in ``round`` and its prefix (``examples``: the pairs stored up to
+    the round before), the same whenever it is built."""
+    rng = random.Random(f"{run_seed}:{round}:solve:{puzzle_hash}")
+    return solve_prompt(examples.nearest(puzzle_source, k), puzzle_source, rng, k)

@@ -11,8 +11,7 @@ import time
 from factory.config import RunConfig
 from factory.errors import VerifierError
 from factory.loop.context import RunContext, batch_progress, sampling_for
-from factory.loop.preferences import round_solve_prompt
-from factory.loop.prompts import ExampleIndex
+from factory.loop.prompts import ExampleIndex, round_solve_prompt
 from factory.loop.seeds import seed_of
 from factory.store import SOLVE_STAGE, AttemptRow, RunStore
 from factory.store.copy import copy_stage
