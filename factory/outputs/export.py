@@ -355,23 +355,23 @@ def _card_facts(
     pretty_name: str | None,
     reverified: Reverified | None = None,
 ) -> CardFacts:
-    rounds, evals = store_facts(store, tally.generated_by_round)
-    return CardFacts(
+    return run_card_facts(
+        store, run_dir, tally.generated_by_round,
         pretty_name=pretty_name or f"Verified self-play P3 pairs ({run_dir.resolve().name})",
-        run_dir=str(run_dir),
-        config=store.config(),
-        puzzle_sets=store.puzzle_sets(),
-        rounds=rounds,
-        evals=evals,
-        num_rows=tally.rows,
-        num_puzzles=tally.puzzles,
-        rows_by_origin=dict(tally.by_origin),
-        filters=filters.describe(),
-        dropped=dropped,
-        license=license,
-        models=sorted(tally.models),
+        num_rows=tally.rows, num_puzzles=tally.puzzles, rows_by_origin=dict(tally.by_origin),
+        filters=filters.describe(), dropped=dropped, license=license, models=sorted(tally.models),
         reverified=reverified.describe() if reverified is not None else None,
-        controls=controls(run_dir),
+    )
+
+
+def run_card_facts(store: RunStore, run_dir: Path, rows_by_round: Counter[int], **rows: object) -> CardFacts:
+    """A card's facts: what the run's store says (settings, puzzle sets, rounds with the ``rows_by_round``
+    an export keeps, evaluations, the controls beside an experiment's arm), and ``rows``: what the
+    export kept (``CardFacts``' other fields)."""
+    rounds, evals = store_facts(store, rows_by_round)
+    return CardFacts(
+        run_dir=str(run_dir), config=store.config(), puzzle_sets=store.puzzle_sets(), rounds=rounds, evals=evals,
+        controls=controls(run_dir), **rows,  # type: ignore[arg-type]
     )
 
 

@@ -16,15 +16,13 @@ from factory.errors import UserError
 from factory.loop.preferences import PreferenceRow, preference_rows
 from factory.outputs.dataset_card import (
     PREFERENCE,
-    CardFacts,
 )
 from factory.outputs.export import (
     ExportResult,
     Reverified,
     Reverify,
-    controls,
     open_run,
-    store_facts,
+    run_card_facts,
     write_export,
 )
 from factory.outputs.export_filters import format_rounds
@@ -113,24 +111,13 @@ def export_preferences(
             before = len(rows)
             rows, reverified = reverify_preferences(rows, reverify)
             dropped["reverify"] = before - len(rows)
-        rounds, evals = store_facts(store, Counter(r.round for r in rows))
-        facts = CardFacts(
+        facts = run_card_facts(
+            store, run_dir, Counter(r.round for r in rows),
             pretty_name=pretty_name or f"Self-play P3 preference pairs ({run_dir.resolve().name})",
-            run_dir=str(run_dir),
-            config=store.config(),
-            puzzle_sets=store.puzzle_sets(),
-            rounds=rounds,
-            evals=evals,
-            num_rows=len(rows),
-            num_puzzles=len({r.puzzle_hash for r in rows}),
-            rows_by_origin={"generated": len(rows)},
-            filters=filters.describe(),
-            dropped=dropped,
-            license=license,
+            num_rows=len(rows), num_puzzles=len({r.puzzle_hash for r in rows}), rows_by_origin={"generated": len(rows)},
+            filters=filters.describe(), dropped=dropped, license=license,
             models=sorted({r.model for r in rows if r.model}),
             reverified=reverified.describe() if reverified is not None else None,
-            controls=controls(run_dir),
-            kind=PREFERENCE,
-            rejected_verdicts=dict(Counter(r.rejected_verdict for r in rows)),
+            kind=PREFERENCE, rejected_verdicts=dict(Counter(r.rejected_verdict for r in rows)),
         )
     return write_export(out_dir, rows, preference_features(), facts, dropped, reverified)

@@ -69,7 +69,7 @@ def test_eval_builds_the_same_settings_a_round_evaluates_with():
                                eval_limit=3, eval_split="train", timeout_s=1.5, eval_p3="x/puzzles.json")
     assert eval_settings(config).ks == (1, 4) and eval_settings(config).examples == 2
     defaults = eval_config_from(parse("eval"))
-    assert (defaults.eval_samples, defaults.eval_ks, defaults.solve_examples, defaults.timeout_s) == (10, (1, 10), 1, 2.0)
+    assert (defaults.eval_samples, defaults.eval_ks, defaults.solve_examples, defaults.timeout_s) == (5, (1, 5), 1, 2.0)
     assert eval_config_from(parse("eval", "--backend", "openai", "--model", "served")).train is False
 
 

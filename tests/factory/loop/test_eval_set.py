@@ -14,9 +14,10 @@ import pytest
 
 from factory.config import RunConfig, run_identity
 from factory.errors import UserError
+from factory.loop.context import open_run_store
 from factory.loop.corpus import eval_set, load_eval_puzzles
 from factory.loop.paper import PAPER_DATASET, PAPER_PROBLEMS
-from factory.loop.run_sets import load_eval_set, open_run_store
+from factory.loop.run_sets import load_eval_set
 from factory.store import RunStore
 from factory.verify_files import reference_pairs, run_verification
 from puzzles.canonical import canonical_hash
