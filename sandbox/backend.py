@@ -1,57 +1,21 @@
-"""Choosing and opening a sandbox: Docker containers, or local processes where Docker is missing."""
+"""Choosing and opening a sandbox: Docker containers, or local processes where Docker is missing, or the
+Docker pools of a Ray cluster. Every kind is a ``Sandbox`` (``sandbox.interface``)."""
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from sandbox.engine import SandboxUnavailable, docker_client, leftover_containers, remove_containers
-from sandbox.image import build_image, has_image, image_tag
-from sandbox.links import DockerLink, ProcessLink, WorkerLimits
-from sandbox.pool import WorkerPool
-from sandbox.verdicts import Job, Result
+from sandbox.engine import SandboxUnavailable
+from sandbox.interface import Sandbox
+from sandbox.links import WorkerLimits
+from sandbox.local import default_workers, open_docker_sandbox, open_process_sandbox
 
 KINDS = ("docker", "process", "auto", "ray")
-PROCESS_WARNING = (
-    "WARNING: the process sandbox is NOT an isolation boundary: untrusted code runs as your user, "
-    "with your files and network. Use the docker sandbox for anything you did not write."
-)
 
 
 def log_to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-class Sandbox:
-    """A pool of workers of one kind. Use as a context manager: closing removes every container."""
-
-    def __init__(self, kind: str, pool: WorkerPool, note: str = ""):
-        self.kind = kind
-        self.pool = pool
-        self.note = note  # why this kind was chosen, for summaries
-
-    @property
-    def workers(self) -> int:
-        return self.pool.size
-
-    def run(
-        self, jobs: Sequence[Job], on_result: Callable[[int, Result], None] | None = None
-    ) -> list[Result]:
-        return self.pool.run(jobs, on_result)
-
-    def close(self) -> None:
-        self.pool.close()
-
-    def __enter__(self) -> Sandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
 
 
 def open_sandbox(
@@ -80,25 +44,4 @@ def open_sandbox(
             if kind == "docker":
                 raise
             log(f"sandbox: Docker unavailable ({e}); falling back to local processes")
-    log(PROCESS_WARNING)
-    return Sandbox("process", WorkerPool(lambda: ProcessLink(limits), workers, log), note="local processes")
-
-
-def open_docker_sandbox(
-    workers: int, limits: WorkerLimits, build_missing_image: bool, log: Callable[[str], None]
-) -> Sandbox:
-    client = docker_client()
-    swept = remove_containers(leftover_containers(client))
-    if swept:
-        log(f"sandbox: removed {swept} container(s) left by an earlier run")
-    image = image_tag()
-    if not has_image(client, image):
-        if not build_missing_image:
-            raise SandboxUnavailable(f"the sandbox image {image} is missing: run `factory sandbox build`")
-        log(f"sandbox: image {image} missing; building it now")
-        build_image(client, log=log)
-
-    def start_link() -> DockerLink:
-        return DockerLink(docker_client(), image, limits)
-
-    return Sandbox("docker", WorkerPool(start_link, workers, log), note=f"Docker image {image}")
+    return open_process_sandbox(workers, limits, log)

@@ -30,7 +30,6 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sandbox.backend import Sandbox, default_workers, open_docker_sandbox
 from sandbox.engine import (
     OWNER_LABEL,
     SandboxUnavailable,
@@ -39,7 +38,9 @@ from sandbox.engine import (
     remove_containers,
     sandbox_containers,
 )
+from sandbox.interface import Sandbox
 from sandbox.links import WorkerLimits
+from sandbox.local import default_workers, open_docker_sandbox
 from sandbox.ray_chunks import error_line, run_chunks
 from sandbox.verdicts import Job, Result
 

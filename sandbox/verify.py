@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from puzzles.parse import parse_puzzle, parse_solution
 from puzzles.records import InvalidProgram, Puzzle, Solution
-from sandbox.backend import Sandbox
+from sandbox.interface import Sandbox
 from sandbox.verdicts import DEFAULT_TIMEOUT_S, ERROR, INVALID, VERIFIED, WRONG, Job, Result
 from sandbox.worker import F_RAISED, F_RETURNED
 

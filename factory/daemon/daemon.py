@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TextIO
 
 from factory.daemon.config import DaemonConfig
-from factory.daemon.metrics import DaemonState, MetricsServer, collect
+from factory.daemon.metrics import DaemonState, MetricsServer, metrics_registry
 from factory.errors import UserError
 from factory.loop.context import RunContext, prepare_run
 from factory.loop.rounds import RoundEvents, run_rounds
@@ -234,7 +234,7 @@ class Daemon:
             restore = self._install_handlers()
             try:
                 if c.daemon.metrics_port:
-                    self.metrics = MetricsServer(lambda: collect(c.run_dir, self.state), c.daemon.metrics_port,
+                    self.metrics = MetricsServer(metrics_registry(c.run_dir, self.state), c.daemon.metrics_port,
                                                  log=lambda m: self.log("metrics.error", level="warning", error=m))
                     self.log("metrics.serving", url=self.metrics.url)
                 self.stop_reason = self._work()

@@ -1,76 +1,57 @@
-"""Prometheus metrics of a run and of the daemon working on it, served on 127.0.0.1 by stdlib http.server.
+"""Prometheus metrics of a run and of the daemon working on it, through prometheus-client, served on
+127.0.0.1.
 
-Every scrape reads the run's store afresh (its own read-only snapshot, in the server's thread) and the
-daemon's live state (``DaemonState``), and renders the Prometheus text format (version 0.0.4). Counts
+The endpoint's registry holds one collector (``ScrapeCollector``) that reads at scrape time: each scrape
+reads the run's store afresh (its own read-only snapshot, in the server's thread) and the daemon's live
+state (``DaemonState``); the library renders the text format (0.0.4, or OpenMetrics when asked). Counts
 that only grow in the store (pairs, attempts, tokens, stage seconds) are counters: they survive daemon
 restarts because the store does.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from factory.errors import UserError
 
 if TYPE_CHECKING:
     from factory.store.stats import IncrementalStats
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METRICS_HOST = "127.0.0.1"  # never on a public interface: the numbers describe a private run
 DAEMON_PHASES = ("starting", "running", "waiting_for_sandbox", "stopping", "stopped")
 
 
-@dataclass(frozen=True)
-class MetricFamily:
-    """One metric: name, type (gauge or counter), help text and samples ``(labels, value)``."""
-
-    name: str
-    type: str
-    help: str
-    samples: tuple[tuple[tuple[tuple[str, str], ...], float], ...] = ()
-
-    @classmethod
-    def of(cls, name: str, type: str, help: str, value: float | None = None,
-           labelled: Iterable[tuple[dict[str, object], float]] = ()) -> MetricFamily:
-        samples = [((), float(value))] if value is not None else []
-        samples += [(tuple((k, str(v)) for k, v in labels.items()), float(v)) for labels, v in labelled]
-        return cls(name, type, help, tuple(samples))
+def gauge(name: str, help: str, value: float | None = None,
+          labelled: Iterable[tuple[dict[str, object], float]] = ()) -> GaugeMetricFamily:
+    """A gauge of one ``value``, or of one sample per ``(labels, value)``."""
+    return _filled(GaugeMetricFamily, name, help, value, labelled)
 
 
-def render(families: Sequence[MetricFamily]) -> str:
-    """The Prometheus text exposition format, one HELP and TYPE line per family."""
-    lines: list[str] = []
-    for family in families:
-        lines.append(f"# HELP {family.name} {_escape_help(family.help)}")
-        lines.append(f"# TYPE {family.name} {family.type}")
-        for labels, value in family.samples:
-            label_text = ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels)
-            lines.append(f"{family.name}{{{label_text}}} {_number(value)}" if labels else f"{family.name} {_number(value)}")
-    return "\n".join(lines) + "\n"
+def counter(name: str, help: str, value: float | None = None,
+            labelled: Iterable[tuple[dict[str, object], float]] = ()) -> CounterMetricFamily:
+    """A counter (``name`` ends in ``_total``) of one ``value``, or of one sample per ``(labels, value)``."""
+    return _filled(CounterMetricFamily, name, help, value, labelled)
 
 
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _escape_label(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return str(int(value)) if value == int(value) and abs(value) < 1e15 else repr(value)
+def _filled(kind, name: str, help: str, value: float | None, labelled: Iterable[tuple[dict[str, object], float]]):
+    labelled = list(labelled)
+    if value is not None or not labelled:
+        return kind(name, help, value=value)
+    family = kind(name, help, labels=list(labelled[0][0]))
+    for labels, sample in labelled:
+        family.add_metric([str(v) for v in labels.values()], sample)
+    return family
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -85,7 +66,7 @@ class DaemonState:
     started_at: float = field(default_factory=time.time)
     phase: str = "starting"
     round: int | None = None
-    sandbox: object | None = None  # the open sandbox.backend.Sandbox, for pool health
+    sandbox: object | None = None  # the open sandbox.interface.Sandbox, for pool health
     sandbox_kind: str | None = None
     replaced_earlier: int = 0  # containers replaced by pools already closed (earlier outages)
     outages: int = 0  # times the sandbox engine went away
@@ -106,7 +87,7 @@ class DaemonState:
                 self.replaced_earlier += _pool(self.sandbox).replaced if _pool(self.sandbox) else 0
             self.sandbox = None
 
-    def families(self) -> list[MetricFamily]:
+    def families(self) -> list[Metric]:
         with self.lock:
             pool = _pool(self.sandbox)
             workers = pool.size if pool else 0
@@ -115,23 +96,21 @@ class DaemonState:
             phase, round_, kind = self.phase, self.round, self.sandbox_kind
             outages, backoff, started, pid = self.outages, self.backoff_seconds, self.started_at, self.pid
         return [
-            MetricFamily.of("factory_daemon_up", "gauge", "1 while the daemon process runs.", 1),
-            MetricFamily.of("factory_daemon_pid", "gauge", "Process id of the daemon.", pid),
-            MetricFamily.of("factory_daemon_start_time_seconds", "gauge", "When the daemon started (Unix time).", started),
-            MetricFamily.of("factory_daemon_state", "gauge", "1 for the daemon's current phase.",
-                            labelled=[({"state": p}, 1.0 if p == phase else 0.0) for p in DAEMON_PHASES]),
-            MetricFamily.of("factory_daemon_round", "gauge", "The round the daemon works on (0: base evaluation).",
-                            round_ if round_ is not None else -1),
-            MetricFamily.of("factory_sandbox_backoff_seconds", "gauge",
-                            "Current wait between tries while the sandbox engine is away (0: not waiting).", backoff),
-            MetricFamily.of("factory_sandbox_outages_total", "counter",
-                            "Times the sandbox engine went away during this daemon.", outages),
-            MetricFamily.of("factory_sandbox_workers", "gauge", "Sandbox workers in the pool.", workers),
-            MetricFamily.of("factory_sandbox_live_workers", "gauge", "Sandbox workers started and alive now.", live),
-            MetricFamily.of("factory_sandbox_replaced_workers_total", "counter",
-                            "Sandbox workers (containers) replaced after a job broke them.", replaced),
-            MetricFamily.of("factory_sandbox_info", "gauge", "The sandbox kind in use.",
-                            labelled=[({"kind": kind}, 1.0)] if kind else []),
+            gauge("factory_daemon_up", "1 while the daemon process runs.", 1),
+            gauge("factory_daemon_pid", "Process id of the daemon.", pid),
+            gauge("factory_daemon_start_time_seconds", "When the daemon started (Unix time).", started),
+            gauge("factory_daemon_state", "1 for the daemon's current phase.",
+                  labelled=[({"state": p}, 1.0 if p == phase else 0.0) for p in DAEMON_PHASES]),
+            gauge("factory_daemon_round", "The round the daemon works on (0: base evaluation).",
+                  round_ if round_ is not None else -1),
+            gauge("factory_sandbox_backoff_seconds",
+                  "Current wait between tries while the sandbox engine is away (0: not waiting).", backoff),
+            counter("factory_sandbox_outages_total", "Times the sandbox engine went away during this daemon.", outages),
+            gauge("factory_sandbox_workers", "Sandbox workers in the pool.", workers),
+            gauge("factory_sandbox_live_workers", "Sandbox workers started and alive now.", live),
+            counter("factory_sandbox_replaced_workers_total",
+                    "Sandbox workers (containers) replaced after a job broke them.", replaced),
+            gauge("factory_sandbox_info", "The sandbox kind in use.", labelled=[({"kind": kind}, 1.0)] if kind else []),
         ]
 
 
@@ -147,7 +126,7 @@ _SCRAPE_STATS: dict[str, IncrementalStats] = {}  # resolved run dir -> its count
 _SCRAPE_STATS_LOCK = threading.Lock()
 
 
-def run_families(run_dir: Path | str) -> list[MetricFamily]:
+def run_families(run_dir: Path | str) -> list[Metric]:
     """Metrics of the run in ``run_dir``'s store; none when there is no store yet. Each scrape recounts
     only the rounds that changed since the last one (``IncrementalStats``)."""
     from factory.errors import StoreError
@@ -172,89 +151,96 @@ def run_families(run_dir: Path | str) -> list[MetricFamily]:
     finally:
         store.close()
     totals = add_up(stats)
+    canaries = totals.canaries
     families = [
-        MetricFamily.of("factory_rounds_started", "gauge", "Self-play rounds started in this run.", totals.rounds),
-        MetricFamily.of("factory_rounds_finished", "gauge", "Self-play rounds finished in this run.",
-                        sum(1 for s in stats if s.finished)),
-        MetricFamily.of("factory_pairs_verified_total", "counter",
-                        "Verified (puzzle, solution) pairs the run generated and kept (seeds excluded).", totals.pairs),
-        MetricFamily.of("factory_seed_pairs", "gauge", "Reference pairs of the seed puzzles.", seeds),
-        MetricFamily.of("factory_proposals_total", "counter", "Proposed puzzles by filter outcome.",
-                        labelled=[({"status": k}, v) for k, v in sorted(totals.proposals.items())]),
-        MetricFamily.of("factory_attempts_total", "counter", "Sampled solutions by sandbox verdict.",
-                        labelled=[({"verdict": k}, v) for k, v in sorted(totals.verdicts.items())]),
-        MetricFamily.of("factory_generated_tokens_total", "counter", "Tokens generated by propose, solve and eval.", totals.tokens),
-        MetricFamily.of("factory_canaries_total", "counter",
-                        "Verifier canary pairs run with the solve batches, by kind and outcome (a flip stops the round).",
-                        labelled=[({"kind": "cheat", "outcome": "passed"}, totals.canaries.cheats_passed),
-                                  ({"kind": "cheat", "outcome": "refused"}, totals.canaries.cheats - totals.canaries.cheats_passed),
-                                  ({"kind": "good", "outcome": "failed"}, totals.canaries.good_failed),
-                                  ({"kind": "good", "outcome": "verified"}, totals.canaries.good - totals.canaries.good_failed)]),
-        MetricFamily.of("factory_stage_seconds_total", "counter", "Seconds spent per stage, over stored batches.",
-                        labelled=[({"stage": k}, round(v, 6)) for k, v in sorted(totals.timings.items())]),
-        MetricFamily.of("factory_tokens_per_second", "gauge", "Generated tokens per second of generation.",
-                        totals.tokens_per_second or 0.0),
-        MetricFamily.of("factory_pairs_per_second", "gauge",
-                        "Kept verified pairs per second of round work (propose, solve, train; eval excluded).",
-                        totals.pairs_per_second or 0.0),
-        MetricFamily.of("factory_pass_at_k", "gauge", "pass@k on the evaluation set by round (0: the base model).",
-                        labelled=[({"round": e.round, "dataset": e.dataset, "k": e.k}, e.pass_at_k) for e in evals]),
-        MetricFamily.of("factory_information_gain", "gauge",
-                        "Base model's mean loss per token on a round's new verified pairs minus on seed pairs.",
-                        labelled=[({"round": r}, gain) for r, c in sorted(checkpoints.items())
-                                  if c is not None and (gain := checkpoint_information_gain(c.path)) is not None]),
+        gauge("factory_rounds_started", "Self-play rounds started in this run.", totals.rounds),
+        gauge("factory_rounds_finished", "Self-play rounds finished in this run.", sum(1 for s in stats if s.finished)),
+        counter("factory_pairs_verified_total",
+                "Verified (puzzle, solution) pairs the run generated and kept (seeds excluded).", totals.pairs),
+        gauge("factory_seed_pairs", "Reference pairs of the seed puzzles.", seeds),
+        counter("factory_proposals_total", "Proposed puzzles by filter outcome.",
+                labelled=[({"status": k}, v) for k, v in sorted(totals.proposals.items())]),
+        counter("factory_attempts_total", "Sampled solutions by sandbox verdict.",
+                labelled=[({"verdict": k}, v) for k, v in sorted(totals.verdicts.items())]),
+        counter("factory_generated_tokens_total", "Tokens generated by propose, solve and eval.", totals.tokens),
+        counter("factory_canaries_total",
+                "Verifier canary pairs run with the solve batches, by kind and outcome (a flip stops the round).",
+                labelled=[({"kind": "cheat", "outcome": "passed"}, canaries.cheats_passed),
+                          ({"kind": "cheat", "outcome": "refused"}, canaries.cheats - canaries.cheats_passed),
+                          ({"kind": "good", "outcome": "failed"}, canaries.good_failed),
+                          ({"kind": "good", "outcome": "verified"}, canaries.good - canaries.good_failed)]),
+        counter("factory_stage_seconds_total", "Seconds spent per stage, over stored batches.",
+                labelled=[({"stage": k}, round(v, 6)) for k, v in sorted(totals.timings.items())]),
+        gauge("factory_tokens_per_second", "Generated tokens per second of generation.", totals.tokens_per_second or 0.0),
+        gauge("factory_pairs_per_second",
+              "Kept verified pairs per second of round work (propose, solve, train; eval excluded).",
+              totals.pairs_per_second or 0.0),
+        gauge("factory_pass_at_k", "pass@k on the evaluation set by round (0: the base model).",
+              labelled=[({"round": e.round, "dataset": e.dataset, "k": e.k}, e.pass_at_k) for e in evals]),
+        gauge("factory_information_gain",
+              "Base model's mean loss per token on a round's new verified pairs minus on seed pairs.",
+              labelled=[({"round": r}, gain) for r, c in sorted(checkpoints.items())
+                        if c is not None and (gain := checkpoint_information_gain(c.path)) is not None]),
     ]
     if activity is not None:
-        families.append(MetricFamily.of("factory_last_activity_timestamp_seconds", "gauge",
-                                        "When the store last recorded progress (Unix time).", activity.at))
+        families.append(gauge("factory_last_activity_timestamp_seconds",
+                              "When the store last recorded progress (Unix time).", activity.at))
     return families
 
 
-def collect(run_dir: Path | str, state: DaemonState | None) -> str:
-    families = list(state.families()) if state is not None else []
-    return render(families + run_families(run_dir))
+class ScrapeCollector:
+    """Everything ``/metrics`` shows, read when it is scraped: the daemon's live state (none without a
+    daemon) and the run's store."""
+
+    def __init__(self, run_dir: Path | str, state: DaemonState | None = None):
+        self.run_dir = run_dir
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        if self.state is not None:
+            yield from self.state.families()
+        yield from run_families(self.run_dir)
+
+
+def metrics_registry(run_dir: Path | str, state: DaemonState | None = None) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(ScrapeCollector(run_dir, state))
+    return registry
 
 
 # ---------------------------------------------------------------------------------------------------
 # the endpoint
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 class MetricsServer:
-    """``GET /metrics`` on 127.0.0.1:``port`` in a background thread (``port=0`` picks a free one)."""
+    """``GET /metrics`` of ``registry`` on 127.0.0.1:``port`` in a background thread (``port=0`` picks a
+    free one). A scrape that fails answers 500 and is logged; the server lives on."""
 
-    def __init__(self, collect: Callable[[], str], port: int, log: Callable[[str], None] | None = None):
-        self._collect = collect
-        self._log = log or (lambda message: None)
-        owner = self
+    def __init__(self, registry: CollectorRegistry, port: int, log: Callable[[str], None] | None = None):
+        serve_metrics = make_wsgi_app(registry)
+        log = log or (lambda message: None)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if self.path.split("?", 1)[0] != "/metrics":
-                    return self._reply(404, "only /metrics is served here\n", "text/plain; charset=utf-8")
-                try:
-                    body = owner._collect()
-                except Exception as e:  # noqa: BLE001 - a scrape must never take the daemon down
-                    owner._log(f"metrics scrape failed: {type(e).__name__}: {e}")
-                    return self._reply(500, f"collecting metrics failed: {e}\n", "text/plain; charset=utf-8")
-                return self._reply(200, body, CONTENT_TYPE)
-
-            def _reply(self, status: int, text: str, content_type: str) -> None:
-                data = text.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
+        def app(environ: dict, start_response: Callable) -> list[bytes]:
+            if environ["PATH_INFO"] != "/metrics":
+                start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+                return [b"only /metrics is served here\n"]
+            try:
+                return serve_metrics(environ, start_response)
+            except Exception as e:  # noqa: BLE001 - a scrape must never take the daemon down
+                log(f"metrics scrape failed: {type(e).__name__}: {e}")
+                start_response("500 Internal Server Error", [("Content-Type", "text/plain; charset=utf-8")])
+                return [f"collecting metrics failed: {e}\n".encode()]
 
         try:
-            self._server = ThreadingHTTPServer((METRICS_HOST, port), Handler)
+            self._server = make_server(METRICS_HOST, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
         except OSError as e:
             raise UserError(f"cannot serve metrics on {METRICS_HOST}:{port} ({e.strerror or e}): "
                             "choose another [daemon] metrics_port, or 0 for none") from None
-        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
         self._thread.start()
 

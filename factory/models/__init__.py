@@ -5,6 +5,7 @@ from __future__ import annotations
 from factory.config import BACKENDS
 from factory.errors import ModelError
 from factory.models.base import Completion, ModelBackend, SamplingConfig
+from factory.models.in_process import load_in_process
 
 # load_backend's options for generation replicas -> RayGeneration's arguments
 RAY_OPTIONS = {"ray_address": "ray_address", "replica_cpus": "num_cpus", "replica_gpus": "num_gpus",
@@ -40,26 +41,6 @@ def load_backend(kind: str, model: str | None, **options) -> ModelBackend:
         from factory.models.ray_backend import RayGeneration
 
         return RayGeneration(kind, model, replicas, options=options, **ray_options)
-    if kind == "transformers":
-        from factory.models.transformers_backend import TransformersBackend
-
-        fast = options.pop("fast", True)
-        if fast:
-            from factory.models import fast_cpu
-
-            if fast_cpu.supports(model, device=options.get("device"), dtype=options.get("dtype")):
-                return fast_cpu.FastCPUBackend(model, **options)
-        return TransformersBackend(model, **options)
-    if kind == "vllm":
-        from factory.models.vllm_backend import VLLMBackend, require_vllm
-
-        require_vllm()
-        return VLLMBackend(model, **options)
-    if kind == "openai":
-        from factory.models.openai_backend import OpenAIBackend
-
-        return OpenAIBackend(model, **options)
-    raise ModelError(f"unknown model backend {kind!r}; choose one of {', '.join(BACKENDS)}")
-
+    return load_in_process(kind, model, **options)
 
 __all__ = ["BACKENDS", "Completion", "ModelBackend", "ModelError", "SamplingConfig", "load_backend", "replica_options"]

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from factory.models.train import deterministic, save_atomically, train_steps
+from factory.models.torch_setup import deterministic
+from factory.models.train import save_atomically, train_steps
 
 FORMAT_VERSION = 1  # bump when the build code changes in a way that changes the model
 EOS_TOKEN = "<|endoftext|>"

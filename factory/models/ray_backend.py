@@ -1,7 +1,7 @@
 """Generation across a Ray cluster: N replicas of a local backend as Ray actors, one ``ModelBackend``.
 
 ``RayGeneration`` holds ``replicas`` actors, each with its own copy of the model, loaded on its node by
-``load_backend`` with the inner kind ("transformers": the fast CPU path where it applies, else plain
+``load_in_process`` (``factory.models.in_process``) with the inner kind ("transformers": the fast CPU path where it applies, else plain
 transformers; "vllm"). A ``generate`` call is cut into chunks of ``chunk_prompts`` prompts (a fixed
 size: it never depends on how many replicas there are), and chunk ``i`` is sampled with the seed
 ``chunk_seed(sampling.seed, i)``. A chunk's completions therefore depend only on its prompts and its
@@ -65,12 +65,12 @@ class GenerationReplica:
         import ray
         import torch
 
-        from factory.models import load_backend
+        from factory.models.in_process import load_in_process
 
         torch.set_num_threads(threads)  # the same on every replica: CPU results then match exactly
         info = {"node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname()}
         try:
-            self.backend = load_backend(kind, model, **options)
+            self.backend = load_in_process(kind, model, **options)
         except ModelError as e:
             return {**info, "error": str(e)}
         return info

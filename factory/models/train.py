@@ -18,8 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,26 +37,6 @@ class TrainReport:
     steps: int
     final_loss: float  # mean training loss over the last few steps
     seconds: float
-
-
-@contextmanager
-def deterministic(seed: int, threads: int | None = None) -> Iterator[None]:
-    """Seed torch, fix the CPU thread count and ask for deterministic kernels for the duration of the
-    block (same seed, same machine -> same weights); the previous thread count and mode come back after."""
-    threads_before = torch.get_num_threads()
-    mode_before = torch.are_deterministic_algorithms_enabled()
-    warn_only_before = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.manual_seed(seed)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    if torch.cuda.is_available():
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(mode_before, warn_only=warn_only_before)
-        torch.set_num_threads(threads_before)
 
 
 def cosine_lr(step: int, total_steps: int, peak: float, warmup_steps: int, floor: float = 0.1) -> float:
@@ -175,17 +154,6 @@ def save_atomically(out_dir: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def lora_targets(model: torch.nn.Module) -> list[str]:
-    """The attention projections LoRA adapts in ``model``'s architecture."""
-    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    for targets in (["c_attn"], ["q_proj", "v_proj"], ["query_key_value"], ["qkv_proj"]):
-        if all(t in names for t in targets):
-            return targets
-    raise ValueError(
-        f"cannot find attention projections for LoRA in {type(model).__name__}; use lora=False for this model"
-    )
 
 
 _SOLUTION_START = re.compile(r"\n\ndef g\d+\(")

@@ -116,7 +116,7 @@ def _load(path: str):
 
 def _with_lora(model):
     from factory.errors import ModelError
-    from factory.models.train import lora_targets
+    from factory.models.torch_setup import lora_targets
 
     try:
         from peft import LoraConfig, get_peft_model
@@ -165,7 +165,7 @@ def train(spec: TrainSpec, progress: Callable[[str], None] = _print_progress) ->
     from transformers.trainer_callback import PrinterCallback
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-    from factory.models.train import deterministic
+    from factory.models.torch_setup import deterministic
 
     class TimeBudget(TrainerCallback):
         """Stops once ``max_seconds`` have passed; says how far it is every ``LOG_EVERY`` steps."""

@@ -21,7 +21,7 @@ import ast
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from factory.config import RunConfig
@@ -36,6 +36,7 @@ from factory.outputs.dataset_card import (
     render_card,
 )
 from factory.outputs.export_filters import ChunkSelector, ExportFilters
+from factory.outputs.export_row import COLUMNS, PairRow, features
 from factory.outputs.parquet_split import SplitWriter, check_out_dir, write_dataset
 from factory.store import GENERATED, RunStore, rounds_stats
 from factory.store.export_reads import pair_chunks, solve_rates_of
@@ -43,78 +44,13 @@ from sandbox.backend import Sandbox
 from sandbox.verdicts import VERIFIED
 from sandbox.verify import SourcePair, verify_pairs
 
-# Column names and types, in order. Nullable columns hold None where COLUMN_DOCS says so.
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("puzzle", "string"),
-    ("solution", "string"),
-    ("puzzle_name", "string"),
-    ("solution_name", "string"),
-    ("answer_arg", "string"),
-    ("answer_type", "string"),
-    ("round", "int64"),
-    ("model", "string"),
-    ("puzzle_model", "string"),
-    ("puzzle_hash", "string"),
-    ("solution_hash", "string"),
-    ("verify_seconds", "float64"),
-    ("solve_rate", "float64"),
-    ("solution_length", "int64"),
-    ("origin", "string"),
-    ("seed_key", "string"),
-    ("prompt_seed", "int64"),
-    ("puzzle_round", "int64"),
-    ("pair_id", "int64"),
-    ("puzzle_id", "int64"),
-    ("attempt_id", "int64"),
-    ("weight", "float64"),
-)
-
-
 # Pairs read, filtered, re-verified and written at a time: an export's memory grows with this, not
 # with the store.
 CHUNK_ROWS = 2000
 
 
-def features():
-    """The dataset's ``datasets.Features`` (imported lazily: ``datasets`` is slow to import)."""
-    from datasets import Features, Value
-
-    return Features({name: Value(dtype) for name, dtype in COLUMNS})
-
-
 # ---------------------------------------------------------------------------------------------------
 # records
-
-
-@dataclass(frozen=True)
-class PairRow:
-    """One verified pair with its provenance: one row of the exported dataset."""
-
-    puzzle: str
-    solution: str
-    puzzle_name: str
-    solution_name: str
-    answer_arg: str
-    answer_type: str
-    round: int
-    model: str | None
-    puzzle_model: str | None
-    puzzle_hash: str
-    solution_hash: str
-    verify_seconds: float | None
-    solve_rate: float | None
-    solution_length: int
-    origin: str
-    seed_key: str | None
-    prompt_seed: int | None
-    puzzle_round: int
-    pair_id: int
-    puzzle_id: int
-    attempt_id: int | None
-    weight: float  # under the run's weighting (``factory.loop.weights``); 1.0 with none
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,13 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from factory.errors import UserError
+from factory.outputs.export_row import PairRow
 from factory.store import GENERATED, SEED, RunStore
 from factory.store.export_reads import duplicate_pair_keys, puzzle_pairs
 from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD
 from puzzles.filters import EvalIndex
-
-if TYPE_CHECKING:
-    from factory.outputs.export import PairRow
 
 SEEDS_TEST = "seeds-test"
 NEAR_SET_NAMES = (SEEDS_TEST,)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from factory.errors import UserError
 from factory.outputs.dataset_card import CARD_FILENAME, DATA_FILE, SPLIT
-from factory.outputs.export import COLUMNS, features
+from factory.outputs.export_row import COLUMNS, features
 from factory.outputs.preference_export import PREFERENCE_COLUMNS, preference_features
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")

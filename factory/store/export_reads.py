@@ -14,7 +14,7 @@ __all__ = ["duplicate_pair_keys", "pair_chunks", "puzzle_pairs", "rows_in", "sol
 
 _IN_BATCH = 500  # ids per IN (...) list, well under SQLite's variable limit
 
-# Named as the export's row fields (``factory.outputs.export.PairRow``) where they are one of them.
+# Named as the export's row fields (``factory.outputs.export_row.PairRow``) where they are one of them.
 _CHUNK_COLUMNS = (
     "q.id AS pair_id, q.puzzle_id, q.attempt_id, q.round, q.solution_source AS solution, q.solution_hash, "
     "q.length AS solution_length, p.canonical_hash AS puzzle_hash, p.source AS puzzle, p.name AS puzzle_name, "

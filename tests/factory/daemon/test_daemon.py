@@ -278,7 +278,7 @@ def test_metrics_follow_the_store_as_rounds_finish(tmp_path, scripted_model):
     with RunStore.open(tmp_path / "run", create=False) as store:
         stored = {e.k: e.pass_at_k for e in store.evals(0)}
     assert base["factory_rounds_finished"] == 0
-    assert base['factory_pass_at_k{round="0",dataset="seeds-test",k="1"}'] == pytest.approx(stored[1])
+    assert base['factory_pass_at_k{dataset="seeds-test",k="1",round="0"}'] == pytest.approx(stored[1])
     assert after["factory_rounds_finished"] == 1 and after["factory_pairs_verified_total"] > 0
     assert after['factory_attempts_total{verdict="verified"}'] > 0 and after['factory_attempts_total{verdict="error"}'] > 0
     assert after['factory_daemon_state{state="running"}'] == 1 and after["factory_sandbox_workers"] == 2

@@ -1,17 +1,20 @@
-"""Prometheus metrics: the text format, values that agree with the store, pool health from a real
-sandbox, and the endpoint itself over real HTTP on 127.0.0.1."""
+"""Prometheus metrics: the published names, types and labels, values that agree with the store, pool
+health from a real sandbox, and the endpoint itself over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 
-from factory.daemon.metrics import DaemonState, MetricFamily, MetricsServer, collect, render, run_families
+from factory.daemon.metrics import DaemonState, MetricsServer, metrics_registry, run_families
 from factory.errors import UserError
 from factory.outputs.status import format_status, read_status
 from factory.store import PROPOSAL_STATUSES
@@ -35,6 +38,18 @@ def samples(text: str) -> dict[str, float]:
     return values
 
 
+class CollectorOf:
+    def __init__(self, collect: Callable[[], Iterable[Metric]]):
+        self.collect = collect
+
+
+def text(families: Iterable[Metric]) -> str:
+    """``families`` in the text format, as the endpoint renders them."""
+    registry = CollectorRegistry()
+    registry.register(CollectorOf(lambda: families))
+    return generate_latest(registry).decode()
+
+
 def get(url: str) -> tuple[int, str, str]:
     try:
         with urllib.request.urlopen(url, timeout=10) as reply:
@@ -43,27 +58,51 @@ def get(url: str) -> tuple[int, str, str]:
         return e.code, e.headers["Content-Type"], e.read().decode()
 
 
-def test_the_text_format_escapes_labels_and_writes_help_and_type_once():
-    text = render([
-        MetricFamily.of("factory_x_total", "counter", 'Things\\n "counted".\nSecond line.', 3),
-        MetricFamily.of("factory_y", "gauge", "Labelled.", labelled=[({"path": 'a"b\\c\nd'}, 0.25), ({"k": 1}, math.nan)]),
-        MetricFamily.of("factory_empty", "gauge", "No samples yet."),
-    ])
-    assert text == (
-        '# HELP factory_x_total Things\\\\n "counted".\\nSecond line.\n'
-        "# TYPE factory_x_total counter\n"
-        "factory_x_total 3\n"
-        "# HELP factory_y Labelled.\n"
-        "# TYPE factory_y gauge\n"
-        'factory_y{path="a\\"b\\\\c\\nd"} 0.25\n'
-        'factory_y{k="1"} NaN\n'
-        "# HELP factory_empty No samples yet.\n"
-        "# TYPE factory_empty gauge\n"
-    )
+# Every metric /metrics publishes: name, type and label names (dashboards and alerts depend on them).
+# factory_information_gain has no sample in the played run (nothing trained), so no label shows.
+PUBLISHED = """
+factory_daemon_up gauge
+factory_daemon_pid gauge
+factory_daemon_start_time_seconds gauge
+factory_daemon_state gauge state
+factory_daemon_round gauge
+factory_sandbox_backoff_seconds gauge
+factory_sandbox_outages_total counter
+factory_sandbox_workers gauge
+factory_sandbox_live_workers gauge
+factory_sandbox_replaced_workers_total counter
+factory_sandbox_info gauge kind
+factory_rounds_started gauge
+factory_rounds_finished gauge
+factory_pairs_verified_total counter
+factory_seed_pairs gauge
+factory_proposals_total counter status
+factory_attempts_total counter verdict
+factory_generated_tokens_total counter
+factory_canaries_total counter kind outcome
+factory_stage_seconds_total counter stage
+factory_tokens_per_second gauge
+factory_pairs_per_second gauge
+factory_pass_at_k gauge dataset k round
+factory_information_gain gauge
+factory_last_activity_timestamp_seconds gauge
+"""
+
+
+def test_the_endpoint_publishes_every_metric_by_its_name_type_and_labels(run):
+    state = DaemonState()
+    state.update(sandbox_kind="process")
+    published = {
+        (family.name + ("_total" if family.type == "counter" else ""), family.type,
+         tuple(sorted({label for sample in family.samples for label in sample.labels})))
+        for family in text_string_to_metric_families(generate_latest(metrics_registry(run.run_dir, state)).decode())
+    }
+    expected = {(name, kind, tuple(labels)) for name, kind, *labels in map(str.split, PUBLISHED.strip().splitlines())}
+    assert published == expected
 
 
 def test_run_metrics_are_the_raw_rows_of_the_store(run, rows, tmp_path):
-    values = samples(render(run_families(run.run_dir)))
+    values = samples(text(run_families(run.run_dir)))
     played = [r["round"] for r in rows.rounds if r["round"] > 0]
     assert values["factory_rounds_started"] == len(played) == 3
     assert values["factory_rounds_finished"] == sum(1 for r in rows.rounds if r["finished_at"]) == 2
@@ -88,7 +127,7 @@ def test_run_metrics_are_the_raw_rows_of_the_store(run, rows, tmp_path):
     assert values["factory_tokens_per_second"] == pytest.approx(tokens / generate)
     assert values["factory_pairs_per_second"] == pytest.approx(rows.generated_pairs() / work)
     for e in rows.evals:
-        assert values[f'factory_pass_at_k{{round="{e["round"]}",dataset="{e["dataset"]}",k="{e["k"]}"}}'] == e["pass_at_k"]
+        assert values[f'factory_pass_at_k{{dataset="{e["dataset"]}",k="{e["k"]}",round="{e["round"]}"}}'] == e["pass_at_k"]
     assert sum(1 for k in values if k.startswith("factory_pass_at_k")) == len(rows.evals)
     assert values["factory_last_activity_timestamp_seconds"] == latest_timestamp(rows)
     assert run_families(tmp_path / "nothing-here") == []
@@ -136,20 +175,20 @@ def test_pool_health_counts_workers_and_replaced_ones(tmp_path):
         os.killpg(link.process.pid, signal.SIGKILL)  # the worker dies between runs: it is replaced
         link.process.wait(timeout=10)
         assert [r.status for r in sandbox.run([job, job])] == ["verified", "verified"]
-        values = samples(render(state.families()))
+        values = samples(text(state.families()))
         assert values["factory_sandbox_workers"] == 2 and values["factory_sandbox_live_workers"] >= 1
         assert values["factory_sandbox_replaced_workers_total"] == 1
         assert values['factory_daemon_state{state="running"}'] == 1 and values["factory_daemon_round"] == 2
         assert values['factory_sandbox_info{kind="process"}'] == 1
         state.retire_sandbox()  # closed after an outage: its replacements still count
-    values = samples(render(state.families()))
+    values = samples(text(state.families()))
     assert values["factory_sandbox_replaced_workers_total"] == 1 and values["factory_sandbox_workers"] == 0
 
 
 def test_the_endpoint_serves_metrics_on_localhost_only(run):
     state = DaemonState()
     state.update(phase="waiting_for_sandbox", backoff_seconds=8.0, outages=1)
-    with MetricsServer(lambda: collect(run.run_dir, state), port=0) as server:
+    with MetricsServer(metrics_registry(run.run_dir, state), port=0) as server:
         assert server.url == f"http://127.0.0.1:{server.port}/metrics"
         status, content_type, body = get(server.url)
         assert status == 200 and content_type == "text/plain; version=0.0.4; charset=utf-8"
@@ -159,7 +198,7 @@ def test_the_endpoint_serves_metrics_on_localhost_only(run):
         assert values["factory_sandbox_backoff_seconds"] == 8 and values["factory_sandbox_outages_total"] == 1
         assert get(f"http://127.0.0.1:{server.port}/other")[0] == 404
         with pytest.raises(UserError, match=f"cannot serve metrics on 127.0.0.1:{server.port}"):
-            MetricsServer(lambda: "", port=server.port)  # the port is taken
+            MetricsServer(CollectorRegistry(), port=server.port)  # the port is taken
     with pytest.raises(OSError):
         get(server.url)
 
@@ -167,15 +206,18 @@ def test_the_endpoint_serves_metrics_on_localhost_only(run):
 def test_a_failing_scrape_answers_500_and_the_server_lives_on():
     calls = []
 
-    def collect_once_broken() -> str:
+    def collect_once_broken() -> list[Metric]:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("store locked")
-        return "factory_up 1\n"
+        return [GaugeMetricFamily("factory_up", "Up.", 1)]
 
+    registry = CollectorRegistry()
+    registry.register(CollectorOf(collect_once_broken))
     messages = []
-    with MetricsServer(collect_once_broken, port=0, log=messages.append) as server:
+    with MetricsServer(registry, port=0, log=messages.append) as server:
         status, _, body = get(server.url)
         assert status == 500 and "store locked" in body
-        assert get(server.url)[:3:2] == (200, "factory_up 1\n")
+        status, _, body = get(server.url)
+        assert status == 200 and samples(body) == {"factory_up": 1}
     assert messages == ["metrics scrape failed: RuntimeError: store locked"]

@@ -85,4 +85,4 @@ def test_a_round_trains_by_its_objective(one_round, synthetic_tiny_model, one_to
             assert round_summary(store, 1, path, "seeds-test", {}, 0.0)["information_gain"] == round_to(gain)
             assert collect_report(store).rounds[0].information_gain == gain
         metric = next(f for f in run_families(run_dir) if f.name == "factory_information_gain")
-        assert metric.samples == (((("round", "1"),), gain),)
+        assert [(s.labels, s.value) for s in metric.samples] == [({"round": "1"}, gain)]

@@ -16,8 +16,9 @@ import yaml
 from factory.cli.main import main
 from factory.errors import UserError
 from factory.outputs.dataset_card import DATA_FILE
-from factory.outputs.export import COLUMNS, export_dataset, features, pair_rows
+from factory.outputs.export import export_dataset, pair_rows
 from factory.outputs.export_filters import ExportFilters, format_rounds, near_set, near_set_p3, parse_rounds
+from factory.outputs.export_row import COLUMNS, features
 from factory.outputs.hub import HubTarget, hub_target, push_to_hub
 from factory.store import RunStore
 from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD, near_duplicate_tokens, similarity

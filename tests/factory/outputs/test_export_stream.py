@@ -11,8 +11,9 @@ import pytest
 from factory.errors import UserError
 from factory.outputs import export
 from factory.outputs.dataset_card import DATA_FILE
-from factory.outputs.export import Reverify, export_dataset, features, pair_rows
+from factory.outputs.export import Reverify, export_dataset, pair_rows
 from factory.outputs.export_filters import ChunkSelector, ExportFilters, near_set
+from factory.outputs.export_row import COLUMNS, features
 from factory.outputs.parquet_split import SplitWriter
 from factory.store import RunStore
 from factory.store.export_reads import pair_chunks
@@ -103,7 +104,7 @@ def test_nothing_left_leaves_no_directory(run_dir, tmp_path, monkeypatch):
 
 
 def test_split_writer_leaves_nothing_when_it_fails_midway(tmp_path):
-    row = {name: None for name, _ in export.COLUMNS}
+    row = {name: None for name, _ in COLUMNS}
     out = tmp_path / "out"
     with pytest.raises(RuntimeError), SplitWriter(out, features()) as writer:
         writer.write([row, row])
@@ -114,7 +115,7 @@ def test_split_writer_leaves_nothing_when_it_fails_midway(tmp_path):
 def test_split_writer_output_loads_with_datasets(tmp_path):
     from datasets import load_dataset
 
-    rows = [{**{name: None for name, _ in export.COLUMNS}, "puzzle": f"p{i}", "round": i} for i in range(7)]
+    rows = [{**{name: None for name, _ in COLUMNS}, "puzzle": f"p{i}", "round": i} for i in range(7)]
     with SplitWriter(tmp_path / "out", features()) as writer:
         for i in range(0, 7, 3):
             writer.write(rows[i : i + 3])
