@@ -97,7 +97,8 @@ def puzzle_set_line(record: Mapping[str, object]) -> str:
     report and the dataset card name a run's seed or evaluation set."""
     skipped = record.get("skipped") or {}
     left_out = f", {sum(skipped.values())} skipped ({', '.join(sorted(skipped))})" if skipped else ""
-    return f"{record['source']}: {record['count']} puzzles, hash {str(record['hash'])[:12]}{left_out}"
+    count = int(record["count"])  # type: ignore[call-overload]
+    return f"{record['source']}: {count} puzzle{'' if count == 1 else 's'}, hash {str(record['hash'])[:12]}{left_out}"
 
 
 def format_status(status: RunStatus, now: float | None = None) -> str:
