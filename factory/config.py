@@ -93,7 +93,7 @@ class RunConfig:
     eval_ks: tuple[int, ...] = setting((1, 5), "the k values of pass@k (each at most eval_samples)")
     eval_set: str | None = setting(
         None, "evaluate on this set instead of the held-out seeds: a JSONL file of {\"f\": ...} lines, or P3's "
-        "puzzles.json (read with eval_split)", flag="--eval", example="/path/to/eval.jsonl",
+        "puzzles.json (read with eval_split)", flag="--eval", example="/path/to/puzzles.json",
     )
     eval_p3: str | None = setting(
         None, "P3's puzzles.json: evaluate on it instead of the held-out seeds", example="/path/to/puzzles.json"
@@ -138,8 +138,8 @@ class RunConfig:
         check("eval_split", self.eval_split in EVAL_SPLITS, 'must be "train" or "test"')
         check("objective", self.objective in OBJECTIVES, f"must be one of {', '.join(OBJECTIVES)}")
         check("weighting", self.weighting in WEIGHTINGS, f"must be one of {', '.join(WEIGHTINGS)}")
-        if self.eval_set is not None and self.eval_p3 is not None:
-            raise SettingError("eval_set", "give eval_set or its alias eval_p3, not both")
+        if self.eval_set is not None and self.eval_p3 is not None and self.eval_set != self.eval_p3:
+            raise SettingError("eval_set", "give eval_set or its alias eval_p3, not two different files")
         if self.seeds_split != "train":
             raise SettingError("seeds_split", "seeds come from the train split: the test split is for evaluation only")
         if self.backend == "openai" and self.model is None:
