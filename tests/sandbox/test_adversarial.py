@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from sandbox.engine import OWNER_LABEL, docker_client, owner_id, sandbox_containers
-from sandbox.verdicts import ERROR, INVALID, MEMORY, OUTPUT, TIMEOUT, VERIFIED, WRONG
+from sandbox.verdicts import ERROR, INVALID, MEMORY, OUTPUT, TIMEOUT, VERIFIED, WRONG, Job
 from sandbox.verify import SourcePair, verify_pairs
 
 pytestmark = pytest.mark.docker
@@ -417,7 +417,7 @@ HOLES = {
         F_SIX,
         g(
             "import os, signal\nfor pid in os.listdir('/proc'):\n    try:\n"
-            "        if b'--zygote-fd=' in open('/proc/%s/cmdline' % pid, 'rb').read():\n"
+            "        if int(pid) != os.getpid() and b'--zygote-fd=' in open('/proc/%s/cmdline' % pid, 'rb').read():\n"
             "            os.kill(int(pid), signal.SIGKILL)\n    except (OSError, ValueError):\n        pass\nreturn 6"
         ),
         VERIFIED,  # a new zygote runs f: the job costs nothing but a restart
@@ -426,7 +426,7 @@ HOLES = {
         F_SIX,
         g(
             "import os, signal\nfor pid in os.listdir('/proc'):\n    try:\n"
-            "        if b'--zygote-fd=' in open('/proc/%s/cmdline' % pid, 'rb').read():\n"
+            "        if int(pid) != os.getpid() and b'--zygote-fd=' in open('/proc/%s/cmdline' % pid, 'rb').read():\n"
             "            os.kill(int(pid), signal.SIGSTOP)\n    except (OSError, ValueError):\n        pass\nreturn 6"
         ),
         VERIFIED,  # the worker resumes it before f
@@ -615,3 +615,77 @@ def test_f_shares_no_per_process_secret_with_g(each_backend):
         job(3, "def f(x: int):\n    return x == 6\n", g("return 6"), "int"),
     ]
     assert [r.status for r in each_backend.run(jobs)] == [WRONG, WRONG, WRONG, VERIFIED]
+
+
+# ---------------------------------------------------------------- no job's process holds another job's data
+
+# A puzzle no g can solve in time but by knowing the answer: a factor of a 40-digit semiprime.
+SEMIPRIME, FACTOR = 2644364958700808672169542738359489765103, 39724522804359957299
+F_FACTOR = f"def f(x: int):\n    return 1 < x < {SEMIPRIME} and {SEMIPRIME} % x == 0\n"
+G_FACTOR = f"def g():\n    return {FACTOR}\n"
+# Returns the first digit run in ``blobs`` that solves the puzzle (an answer of another job), else 1.
+PICK_FACTOR = f"""
+import re
+for blob in blobs:
+    for m in re.finditer(rb'[0-9]{{15,}}', blob):
+        c = int(m.group())
+        if 1 < c < {SEMIPRIME} and {SEMIPRIME} % c == 0:
+            return c
+return 1
+"""
+# g walks its frames up to the worker's loop and peeks into its stdin buffer: the jobs queued behind.
+G_READS_THE_QUEUE = g(
+    """
+import sys
+blobs = []
+frame = sys._getframe()
+while frame is not None:
+    for value in list(frame.f_locals.values()):
+        try:
+            blobs.append(bytes(value.peek(1 << 20)))
+        except BaseException:
+            pass
+    frame = frame.f_back
+"""
+    + PICK_FACTOR
+)
+# Reads every anonymous mapping of its own process through ctypes: freed copies of earlier jobs.
+SCAN_OWN_MEMORY = """
+import ctypes
+blobs = []
+for line in open('/proc/self/maps'):
+    fields = line.split()
+    if fields[1][0] != 'r' or (len(fields) > 5 and fields[5] != '[heap]'):
+        continue
+    low, high = (int(x, 16) for x in fields[0].split('-'))
+    if high - low < 256 * 2**20:
+        blobs.append(ctypes.string_at(low, high - low))
+"""
+G_SCANS_ITS_MEMORY = g(SCAN_OWN_MEMORY + PICK_FACTOR)
+F_SCANS_ITS_MEMORY = "def f(x: int):\n" + textwrap.indent(
+    (SCAN_OWN_MEMORY + PICK_FACTOR).replace("return c", "return True").replace("return 1", "return False"),
+    "    ",
+)
+
+
+def factor_job(i: int, g_source: str, f_source: str = F_FACTOR) -> Job:
+    return Job(id=i, f_source=f_source, f_name="f", answer_type="int", g_source=g_source, g_name="g", timeout_s=10)
+
+
+def test_g_cannot_read_the_jobs_queued_behind_it(each_backend):
+    """Many attempts at one puzzle share a batch: one real solution queued behind a fake one must
+    not let the fake verify (sent as raw jobs: the sandbox holds whatever the host's hygiene lets by)."""
+    # while the first job sleeps, the host queues the next three at the worker
+    sleeper = factor_job(0, g(f"import time\ntime.sleep(0.5)\nreturn {FACTOR}"))
+    jobs = [sleeper, factor_job(1, G_READS_THE_QUEUE), factor_job(2, G_FACTOR), factor_job(3, G_FACTOR)]
+    assert [r.status for r in each_backend.run(jobs)] == [VERIFIED, WRONG, VERIFIED, VERIFIED]
+
+
+def test_g_cannot_find_an_earlier_jobs_answer_in_its_memory(each_backend):
+    jobs = [factor_job(0, G_FACTOR), factor_job(1, G_SCANS_ITS_MEMORY), factor_job(2, G_FACTOR)]
+    assert [r.status for r in each_backend.run(jobs)] == [VERIFIED, WRONG, VERIFIED]
+
+
+def test_f_cannot_find_an_earlier_jobs_answer_in_its_memory(each_backend):
+    jobs = [factor_job(0, G_FACTOR), factor_job(1, g("return 1"), F_SCANS_ITS_MEMORY), factor_job(2, G_FACTOR)]
+    assert [r.status for r in each_backend.run(jobs)] == [VERIFIED, WRONG, VERIFIED]
