@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+import string
 import sys
 import threading
 import warnings
@@ -38,9 +39,15 @@ MAX_PATTERN_NODES = 100  # sub-patterns of one match case: CPython compiles them
 ALLOWED_IMPORTS = frozenset(
     {
         "math", "itertools", "collections", "heapq", "re", "random", "string", "functools",
-        "operator", "bisect", "fractions", "statistics", "typing",
+        "operator", "bisect", "fractions", "statistics",
     }
 )  # fmt: skip
+# From ``typing`` a puzzle imports annotation names only (``from typing import List``): its helpers
+# return classes the allow-list refuses by name (``get_origin(Type)`` is ``type``; the module itself
+# holds ``ABCMeta``). tests/puzzles/test_hygiene_allowlist.py walks what these names reach.
+TYPING_ANNOTATION_NAMES = frozenset(
+    {"Any", "Callable", "Dict", "FrozenSet", "List", "Optional", "Set", "Tuple", "Union"}
+)
 
 # Builtins a puzzle may name: pure functions, plain types and the common exceptions. Not here, among
 # others: type/object/super/property (class making), getattr/hasattr/vars/dir (attributes by name),
@@ -142,10 +149,21 @@ STRING_EVALUATING_NAMES = frozenset(
     }
 )  # fmt: skip
 
-FORBIDDEN_ATTRIBUTES = MODULE_ESCAPE_ATTRIBUTES | INTROSPECTION_ATTRIBUTES | STRING_EVALUATING_NAMES
+# ABCs (``Callable`` forwards its attributes to ``collections.abc.Callable``) register virtual
+# subclasses process-wide: an ``isinstance`` that says yes to anything.
+SIDE_EFFECT_ATTRIBUTES = frozenset({"register"})
+# Methods allowed only as ``x.copy()``: unbound and given a class for ``self``, Counter.copy and
+# UserList.copy return ``self.__class__(self)``, which is ``type`` itself.
+ZERO_ARGUMENT_METHODS = frozenset({"copy"})
+
+FORBIDDEN_ATTRIBUTES = (
+    MODULE_ESCAPE_ATTRIBUTES | INTROSPECTION_ATTRIBUTES | STRING_EVALUATING_NAMES | SIDE_EFFECT_ATTRIBUTES
+)
 _FORMAT_METHODS = frozenset({"format", "format_map", "vformat"})
 
-_DUNDER_IN_STRING = re.compile(r"__[A-Za-z]\w*__")
+_DUNDER_STRING = re.compile(r"__[A-Za-z]\w*__")  # a literal that is a dunder name (fullmatch)
+_PLAIN_FORMAT_FIELD = re.compile(r"\d*|[A-Za-z_]\w*")  # '{}', '{0}', '{name}': no '.attr', no '[key]'
+_FORMATTER = string.Formatter()
 _TYPING_NAMES = ("typing",)
 
 
@@ -290,18 +308,22 @@ def check_puzzle_hygiene(function: ast.FunctionDef, *, allow_eval: bool = False)
     itself (no submodule part).
     """
     allowed_eval: set[int] = set()  # ids of Name nodes that are the callee of an allowed eval(x)
+    allowed_calls: set[int] = set()  # ids of Attribute nodes called as 'literal'.format(...) or x.copy()
+    local = _locals_of(function)  # a refused builtin's name bound here is f's local everywhere in f
     for node in ast.walk(function):  # breadth-first: a Call comes before its callee Name
         if type(node) not in ALLOWED_NODES:
             _refuse_node(node)
         if isinstance(node, ast.Call):
             if allow_eval and _is_single_argument_eval(node):
                 allowed_eval.add(id(node.func))
+            if _is_plain_format_call(node) or _is_zero_argument_method_call(node):
+                allowed_calls.add(id(node.func))
         elif isinstance(node, ast.Name):
-            _check_identifier(node.id, id(node) in allowed_eval)
+            _check_identifier(node.id, id(node) in allowed_eval or node.id in local)
         elif isinstance(node, ast.Attribute):
-            _check_attribute(node.attr)
+            _check_attribute(node.attr, id(node) in allowed_calls)
         elif isinstance(node, ast.arg):
-            _check_identifier(node.arg)
+            _check_identifier(node.arg, node.arg in local)
         elif isinstance(node, ast.FunctionDef):
             if node.name.startswith("__"):
                 raise InvalidProgram(f"defining '{node.name}' is not allowed (dunder names are off limits)")
@@ -313,9 +335,8 @@ def check_puzzle_hygiene(function: ast.FunctionDef, *, allow_eval: bool = False)
         elif isinstance(node, ast.ImportFrom):
             _check_import_from(node)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            match = _DUNDER_IN_STRING.search(node.value)
-            if match:
-                raise InvalidProgram(f"string literal mentions dunder name '{match.group()}'")
+            if _DUNDER_STRING.fullmatch(node.value):
+                raise InvalidProgram(f"string literal is the dunder name '{node.value}'")
         elif isinstance(node, ast.FormattedValue):
             spec = node.format_spec
             if spec is not None and any(isinstance(part, ast.FormattedValue) for part in ast.walk(spec)):
@@ -482,6 +503,51 @@ def _same_literal(a: object, b: object) -> bool:
     return a == b
 
 
+def _locals_of(function: ast.FunctionDef) -> frozenset[str]:
+    """Names that ``function`` binds in its own scope by assignment or as an argument. Python makes
+    such a name local to the whole function: every read of it in the function, or in a function
+    nested in it, is that local, never a builtin (no ``global``: it is refused)."""
+    names = {a.arg for a in function.args.args}
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(
+            node, (ast.FunctionDef, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+        ):
+            continue  # its own scope
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        pending.extend(ast.iter_child_nodes(node))
+    return frozenset(names)
+
+
+def _is_plain_format_call(node: ast.Call) -> bool:
+    """``'{:b}'.format(x)`` on a literal whose fields name arguments only (no '.attr', no '[key]', no
+    field nested in a spec): the format fields read no attribute named at run time."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and func.attr == "format"):
+        return False
+    if not (isinstance(func.value, ast.Constant) and isinstance(func.value.value, str)):
+        return False
+    try:
+        fields = list(_FORMATTER.parse(func.value.value))
+    except ValueError:
+        return False
+    return all(
+        name is None or (_PLAIN_FORMAT_FIELD.fullmatch(name) and "{" not in (spec or ""))
+        for _, name, spec, _ in fields
+    )
+
+
+def _is_zero_argument_method_call(node: ast.Call) -> bool:
+    func = node.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr in ZERO_ARGUMENT_METHODS
+        and not (node.args or node.keywords)
+    )
+
+
 def _is_single_argument_eval(node: ast.Call) -> bool:
     return (
         isinstance(node.func, ast.Name)
@@ -514,11 +580,15 @@ def _check_identifier(name: str, allowed_eval: bool = False) -> None:
         raise InvalidProgram(f"name '{name}' is not allowed (dunder names are off limits)")
 
 
-def _check_attribute(attr: str) -> None:
+def _check_attribute(attr: str, allowed_call: bool = False) -> None:
     if attr.startswith("__"):
         raise InvalidProgram(f"attribute '.{attr}' is not allowed (dunder names are off limits)")
     if attr.startswith("_"):
         raise InvalidProgram(f"attribute '.{attr}' is not allowed (private attributes are off limits)")
+    if allowed_call:
+        return
+    if attr in ZERO_ARGUMENT_METHODS:
+        raise InvalidProgram(f"attribute '.{attr}' is allowed only called with no arguments, as x.{attr}()")
     if attr in _FORMAT_METHODS:
         raise InvalidProgram(
             f"attribute '.{attr}' is not allowed in a puzzle (format fields such as '{{0.name}}' read "
@@ -531,6 +601,10 @@ def _check_attribute(attr: str) -> None:
 def _check_module(name: str) -> None:
     if name in ALLOWED_IMPORTS:
         return
+    if name in _TYPING_NAMES:
+        raise InvalidProgram(
+            "import of module 'typing' is not allowed (import its annotation names: from typing import List)"
+        )
     if name.partition(".")[0] in ALLOWED_IMPORTS:
         raise InvalidProgram(f"import of module '{name}' is not allowed (submodules are off limits)")
     allowed = ", ".join(sorted(ALLOWED_IMPORTS))
@@ -540,6 +614,15 @@ def _check_module(name: str) -> None:
 def _check_import_from(node: ast.ImportFrom) -> None:
     if node.level:
         raise InvalidProgram("relative imports are not allowed in a puzzle")
+    if node.module in _TYPING_NAMES:
+        for alias in node.names:
+            if alias.name not in TYPING_ANNOTATION_NAMES:
+                allowed = ", ".join(sorted(TYPING_ANNOTATION_NAMES))
+                raise InvalidProgram(
+                    f"importing '{alias.name}' from 'typing' is not allowed (allowed: {allowed})"
+                )
+            _check_identifier(alias.asname or alias.name)
+        return
     _check_module(node.module or "")
     for alias in node.names:
         if alias.name == "*":
