@@ -33,6 +33,9 @@ MAX_INT_DIGITS = 50_000  # longest integer literal accepted; P3 has one of 8,844
 MAX_AST_NODES = 50_000  # syntax nodes in one source; P3's largest program has about 2,800
 MAX_ARGUMENTS = 100  # arguments of one function or lambda; P3 has at most 7
 MAX_PATTERN_NODES = 100  # sub-patterns of one match case: CPython compiles them in quadratic memory
+# Bytes of constants the compiler may fold, all intermediates together: it keeps each one, so a chain
+# 'a' * 4096 + 'a' * 4096 + ... of 900 terms (10 KB of source) needs 1.6 GB. P3's largest needs 5 KB.
+MAX_FOLDED_BYTES = 16 * 1024 * 1024
 
 # Puzzle hygiene is an allow-list: only these syntax nodes, these builtins, these modules (whole, no
 # submodules). Everything else is refused, so a construct added to Python later is refused too.
@@ -217,7 +220,7 @@ def parse_source(text: str, what: str = "source") -> ast.Module:
         with int_digit_allowance(), warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)  # model junk like "1abc" must not spam stderr
             tree = ast.parse(text)
-            too_big = _size_problem(tree)
+            too_big = _size_problem(tree) or _folding_problem(tree)
             if too_big is None:
                 # Errors that only the compiler finds (a repeated argument name, a bad nonlocal).
                 compile(tree, f"<{what}>", "exec")
@@ -263,6 +266,69 @@ def _size_problem(tree: ast.Module) -> str | None:
                         f"has a case pattern of more than {MAX_PATTERN_NODES} parts at line "
                         f"{node.pattern.lineno}"
                     )
+    return None
+
+
+# CPython's constant folder (3.10 to 3.13) refuses a product of more than 4,096 characters or 256
+# items and an int product, power or shift of more than 128 bits; sums and slices it folds whatever
+# their size.
+_FOLDED_PRODUCT_BYTES = 4 * 4096
+_FOLDED_INT_BYTES = 16
+
+
+def _folding_problem(tree: ast.Module) -> str | None:
+    """Why compiling ``tree`` would fold more than MAX_FOLDED_BYTES of constants, or None.
+
+    An upper bound from the syntax alone: each expression made only of constants gets a kind (a
+    sequence or a number) and a size in bytes, its children's first (reversed breadth-first order).
+    """
+    folded: dict[int, tuple[bool, int]] = {}  # id(node) -> (is a sequence, bytes)
+    total = 0
+    for node in reversed(list(ast.walk(tree))):
+        estimate = _folded_estimate(node, folded)
+        if estimate is None:
+            continue
+        folded[id(node)] = estimate
+        if not isinstance(node, ast.Constant):
+            total += estimate[1]
+            if total > MAX_FOLDED_BYTES:
+                return f"folds more than {MAX_FOLDED_BYTES:,} bytes of constants when compiled"
+    return None
+
+
+def _folded_estimate(node: ast.AST, folded: dict[int, tuple[bool, int]]) -> tuple[bool, int] | None:
+    """(is a sequence, bytes) of the constant ``node`` folds to, or None when it folds to none."""
+    if isinstance(node, ast.Constant):
+        value = node.value
+        if isinstance(value, (str, bytes)):
+            return True, 4 * len(value)
+        return False, (value.bit_length() // 8 + 1) if isinstance(value, int) else 16
+    if isinstance(node, ast.Tuple):
+        items = [folded.get(id(item)) for item in node.elts]
+        if None in items:
+            return None
+        return True, sum(size for _, size in items) + 8 * len(items)  # type: ignore[misc]
+    if isinstance(node, ast.UnaryOp):
+        return folded.get(id(node.operand))
+    if isinstance(node, ast.Slice):
+        bounds = [part for part in (node.lower, node.upper, node.step) if part is not None]
+        return None if any(id(part) not in folded for part in bounds) else (False, _FOLDED_INT_BYTES)
+    if isinstance(node, ast.Subscript):  # at most the sequence it slices
+        if id(node.slice) not in folded:
+            return None
+        return folded.get(id(node.value))
+    if isinstance(node, ast.BinOp):
+        left, right = folded.get(id(node.left)), folded.get(id(node.right))
+        if left is None or right is None:
+            return None
+        sequence = left[0] or right[0]
+        if isinstance(node.op, (ast.Mult, ast.Pow, ast.LShift)):
+            return sequence, _FOLDED_PRODUCT_BYTES if sequence else _FOLDED_INT_BYTES
+        if left[0] and right[0]:
+            return True, left[1] + right[1]
+        if isinstance(node.op, ast.Mod) and left[0]:
+            return None  # '%' formatting is never folded
+        return sequence, max(left[1], right[1]) + 1
     return None
 
 

@@ -27,6 +27,7 @@ from puzzles.parse import (
     FORBIDDEN_NAMES,
     MAX_ARGUMENTS,
     MAX_AST_NODES,
+    MAX_FOLDED_BYTES,
     MAX_PATTERN_NODES,
     TYPING_ANNOTATION_NAMES,
     ZERO_ARGUMENT_METHODS,
@@ -541,3 +542,20 @@ def test_no_exposed_callable_returns_what_the_allow_list_refuses():
             if why:
                 found[f"{path}{args!r}"] = why
     assert found == {}
+
+
+def test_constant_folding_that_would_need_gigabytes_is_refused_before_compiling():
+    """CPython keeps every intermediate of a folded chain: 900 terms of 'a' * 4096 took the host to
+    1.6 GB before this check. Refused from the syntax alone, for puzzles and solutions alike."""
+    chain = " + ".join(["'a' * 4096"] * 900)
+    assert reason(f"def f(x: str):\n    return x == {chain}") == (
+        f"puzzle folds more than {MAX_FOLDED_BYTES:,} bytes of constants when compiled"
+    )
+    with pytest.raises(InvalidProgram, match="solution folds more than"):
+        parse_solution(f"def g():\n    return {chain}")
+    tuples = " + ".join(["('a' * 4096,) * 256"] * 900)
+    assert "folds more than" in reason(f"def f(x: int):\n    return x == len({tuples})")
+    small = " + ".join(["'a' * 4096"] * 20) + " + 'b'[0:1] + ('c', -1)[0] + '%s' % 5"
+    assert parse_puzzle(f"def f(x: str):\n    return x == {small}").name == "f"
+    ints = "def f(x: int):\n    return x == " + "9" * 8000 + " + 1" * 900
+    assert parse_puzzle(ints).name == "f"

@@ -431,6 +431,27 @@ HOLES = {
         ),
         VERIFIED,  # the worker resumes it before f
     ),
+    # hygiene by value: an allowed helper must not hand a puzzle what the allow-list refuses by name
+    "a puzzle gets type from typing.get_origin": (
+        "def f(x: int):\n    from typing import get_origin, Type\n    d = '_' * 2\n"
+        "    Everything = get_origin(Type)('E', (), {d + 'eq' + d: lambda a, b: True})\n"
+        "    return Everything() == x * 7919 + 1\n",
+        g("return 0"),
+        INVALID,
+    ),
+    "a puzzle gets type from Counter.copy(int)": (
+        "def f(x: int):\n    from collections import Counter\n    d = '_' * 2\n"
+        "    Everything = Counter.copy(int)('E', (), {d + 'eq' + d: lambda a, b: True})\n"
+        "    return Everything() == x * 7919 + 1\n",
+        g("return 0"),
+        INVALID,
+    ),
+    # the host's compiler keeps every folded intermediate: 1.6 GB for this one before the bound
+    "constant-folding chain in g": (
+        F_SIX,
+        g("return len(" + " + ".join(["'a' * 4096"] * 900) + ")"),
+        INVALID,
+    ),
     "4 million one-element lists": (
         F_ANY_LISTS,
         g("import os\nos.write(3, b'A[' + b','.join([b'[0]'] * 4_000_000) + b']')\nos._exit(0)"),
@@ -689,3 +710,13 @@ def test_g_cannot_find_an_earlier_jobs_answer_in_its_memory(each_backend):
 def test_f_cannot_find_an_earlier_jobs_answer_in_its_memory(each_backend):
     jobs = [factor_job(0, G_FACTOR), factor_job(1, g("return 1"), F_SCANS_ITS_MEMORY), factor_job(2, G_FACTOR)]
     assert [r.status for r in each_backend.run(jobs)] == [VERIFIED, WRONG, VERIFIED]
+
+
+def test_an_answer_of_astral_characters_crosses_compactly(each_backend):
+    """16 MB of UTF-8 (4 million astral characters) reaches f as 16 MB, not 12 bytes of escapes per
+    character: under the answer cap, so it verifies (it came back 'answer larger than' before)."""
+    chars = 4 * 2**20 - 16
+    pair = SourcePair(f"def f(x: str):\n    return len(x) == {chars}\n", g(f"return chr(0x1F600) * {chars}"))
+    hostile, after = verify_pairs([pair, LEGIT], each_backend, timeout_s=10)
+    assert hostile.status == VERIFIED, hostile
+    assert after.status == VERIFIED, after
