@@ -61,10 +61,23 @@ import time
 import types
 import typing
 
+# ---------------------------------------------------------------- the wire contract with the host
+# The host's side: sandbox/verdicts.py (verdict names) and sandbox/links.py (limits, reply size);
+# tests/sandbox/test_contract.py asserts that both sides agree. Spelled here as literals: the worker
+# runs under ``python -I`` from one file and imports nothing of the project.
+VERIFIED, WRONG, ERROR, TIMEOUT, MEMORY, OUTPUT, CRASHED = (
+    "verified", "wrong", "error", "timeout", "memory", "output", "crashed"
+)  # fmt: skip
+DEFAULT_MEMORY_MB = 512  # per job process (RLIMIT_AS)
+DEFAULT_OUTPUT_BYTES = 64 * 1024  # stdout and stderr of one job process together
+DEFAULT_ANSWER_BYTES = 16 * 1024 * 1024  # g's answer as UTF-8 JSON
+MAX_SOURCE_CHARS = 1_000_000  # one source; the host refuses far less before any job is sent
+MAX_DETAIL_CHARS = 500  # a reply's detail; with the rest of the reply far below the host's line cap
+MAX_INT_DIGITS = 100_000  # int <-> str conversions beyond this are refused (quadratic cost)
+
 PRELUDE = {
     name: getattr(typing, name) for name in ("List", "Dict", "Set", "Tuple", "Optional", "Any", "Callable")
 }
-MAX_INT_DIGITS = 100_000  # int <-> str conversions beyond this are refused (quadratic cost)
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -338,9 +351,6 @@ def guarded_eval(expression: object, *rest: object) -> object:
     return eval(compile(tree, "<answer>", "eval"), {"__builtins__": SAFE_EVAL_BUILTINS}, scope)
 
 
-MAX_SOURCE_CHARS = 1_000_000
-
-
 def compile_source(source: object, name: str) -> types.CodeType:
     """Compile a job's source in the worker, before forking, so that a child only executes it:
     compiling is a large share of a short job's cost, and every child would pay it again. Compiling
@@ -508,7 +518,7 @@ def run_in_zygote(role: str, payload: bytes, limits: Limits, timeout: float) -> 
             os.close(fd)
         sweep_descendants()
         return ChildOutcome(
-            None, "error", f"{role}'s process could not be started ({e})", time.monotonic() - start
+            None, ERROR, f"{role}'s process could not be started ({e})", time.monotonic() - start
         )
     finally:
         os.close(job_fd)
@@ -539,7 +549,7 @@ def watch_child(
         while not exited:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                status, detail = "timeout", f"no result within {timeout:g} s"
+                status, detail = TIMEOUT, f"no result within {timeout:g} s"
                 break
             for fd, _ in poller.poll(remaining * 1000):
                 if fd == pidfd:
@@ -556,10 +566,10 @@ def watch_child(
                 else:
                     result += chunk
             if out_total > limits.output_bytes:
-                status, detail = "output", f"printed more than {limits.output_bytes} bytes"
+                status, detail = OUTPUT, f"printed more than {limits.output_bytes} bytes"
                 break
             if len(result) > limits.answer_bytes:
-                status, detail = "wrong", f"answer larger than {limits.answer_bytes} bytes"
+                status, detail = WRONG, f"answer larger than {limits.answer_bytes} bytes"
                 break
         if not exited:
             kill_job_processes([pid], pidfd)
@@ -588,30 +598,30 @@ def watch_child(
     # Checked when the result is accepted, not only while polling: a job that stops the worker
     # (SIGSTOP) and has a helper resume it later gains neither time nor output.
     if status is None and seconds > timeout:
-        status, detail = "timeout", f"no result within {timeout:g} s (took {seconds:.2f} s)"
+        status, detail = TIMEOUT, f"no result within {timeout:g} s (took {seconds:.2f} s)"
     if status is None and out_total > limits.output_bytes:
-        status, detail = "output", f"printed more than {limits.output_bytes} bytes"
+        status, detail = OUTPUT, f"printed more than {limits.output_bytes} bytes"
     if status is None and len(result) > limits.answer_bytes:
-        status, detail = "wrong", f"answer larger than {limits.answer_bytes} bytes"
+        status, detail = WRONG, f"answer larger than {limits.answer_bytes} bytes"
     if status is None:
         if result[:1] in (ANSWER, EXCEPTION, NOT_PLAIN, TRUE, NOT_TRUE, OUT_OF_MEMORY):
             return ChildOutcome(bytes(result), None, "", seconds)
         if not waited:
             exit_status = wait()
         if result:
-            status, detail = "error", "the result channel carried garbage (written by the job itself)"
+            status, detail = ERROR, "the result channel carried garbage (written by the job itself)"
         elif exit_status is None:
-            status, detail = "error", "the process was lost (its parent, the zygote, died)"
+            status, detail = ERROR, "the process was lost (its parent, the zygote, died)"
         elif os.WIFSIGNALED(exit_status):
             sig = os.WTERMSIG(exit_status)
             if sig == signal.SIGKILL and killed_by_oom():
-                status, detail = "memory", "killed by the out-of-memory killer"
+                status, detail = MEMORY, "killed by the out-of-memory killer"
             elif sig == signal.SIGXCPU:
-                status, detail = "timeout", "CPU time limit exceeded"
+                status, detail = TIMEOUT, "CPU time limit exceeded"
             else:
-                status, detail = "error", f"process killed by {signal.Signals(sig).name}"
+                status, detail = ERROR, f"process killed by {signal.Signals(sig).name}"
         else:
-            status = "error"
+            status = ERROR
             detail = f"process exited with code {os.WEXITSTATUS(exit_status)} without a result"
         if out_tail:
             detail += "; output ends: " + out_tail.decode("utf-8", "replace")[-120:]
@@ -990,7 +1000,12 @@ def run_job(job: dict, limits: Limits) -> dict:
     total = 0.0
 
     def verdict(status: str, detail: str = "") -> dict:
-        return {"id": job.get("id"), "status": status, "seconds": round(total, 6), "detail": detail[:500]}
+        return {
+            "id": job.get("id"),
+            "status": status,
+            "seconds": round(total, 6),
+            "detail": detail[:MAX_DETAIL_CHARS],
+        }
 
     g_seconds = 0.0
     if "answer_json" in job:
@@ -1006,17 +1021,17 @@ def run_job(job: dict, limits: Limits) -> dict:
             return verdict(g.status, g.detail)
         kind, answer_bytes = g.message[:1], g.message[1:]
         if kind == OUT_OF_MEMORY:
-            return verdict("memory", "g ran out of memory (MemoryError)")
+            return verdict(MEMORY, "g ran out of memory (MemoryError)")
         if kind == EXCEPTION:
-            return verdict("error", "g raised " + decode_message(g.message))
+            return verdict(ERROR, "g raised " + decode_message(g.message))
         if kind == NOT_PLAIN:
-            return verdict("wrong", "answer is not plain data: " + decode_message(g.message))
+            return verdict(WRONG, "answer is not plain data: " + decode_message(g.message))
         if kind != ANSWER:
-            return verdict("error", "g sent a malformed answer")
+            return verdict(ERROR, "g sent a malformed answer")
         try:
             answer_text = answer_bytes.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
-            return verdict("error", "g sent a malformed answer (not UTF-8)")
+            return verdict(ERROR, "g sent a malformed answer (not UTF-8)")
     # Parsing and type-checking the answer is trusted work that g caused: it counts as g's time.
     checking = time.monotonic()
     try:
@@ -1024,19 +1039,19 @@ def run_job(job: dict, limits: Limits) -> dict:
         why = type_mismatch(answer, job["answer_type"])
     except AnswerTooBig as e:
         total += time.monotonic() - checking
-        return verdict("wrong", str(e))
+        return verdict(WRONG, str(e))
     except MemoryError:
         total += time.monotonic() - checking
-        return verdict("memory", "the answer is too large to check")
+        return verdict(MEMORY, "the answer is too large to check")
     except (ValueError, RecursionError):
         total += time.monotonic() - checking
-        return verdict("error", "g sent a malformed answer")
+        return verdict(ERROR, "g sent a malformed answer")
     checked = time.monotonic() - checking
     total += checked
     if g_seconds + checked > timeout:
-        return verdict("timeout", f"g and checking its answer took more than {timeout:g} s")
+        return verdict(TIMEOUT, f"g and checking its answer took more than {timeout:g} s")
     if why:
-        return verdict("wrong", "answer has the wrong type: " + why)
+        return verdict(WRONG, "answer has the wrong type: " + why)
     del answer, answer_text  # f's process parses the answer's bytes again: it shares nothing with this one
     f_payload = job_payload(job["f_name"], job["f_source"], seed_of(job["f_source"]), answer_bytes)
     del answer_bytes
@@ -1047,16 +1062,16 @@ def run_job(job: dict, limits: Limits) -> dict:
         return verdict(f.status, "while running f: " + f.detail)
     kind = f.message[:1]
     if f.message == TRUE:  # exactly one byte: anything appended means f wrote to the channel itself
-        return verdict("verified")
+        return verdict(VERIFIED)
     if kind == NOT_TRUE:
         return verdict(
-            "wrong", F_RETURNED + ("False" if f.message[1:] == b"bool" else decode_message(f.message))
+            WRONG, F_RETURNED + ("False" if f.message[1:] == b"bool" else decode_message(f.message))
         )
     if kind == OUT_OF_MEMORY:
-        return verdict("memory", "f ran out of memory (MemoryError)")
+        return verdict(MEMORY, "f ran out of memory (MemoryError)")
     if kind == EXCEPTION:
-        return verdict("error", F_RAISED + decode_message(f.message))
-    return verdict("error", "f sent a malformed result")
+        return verdict(ERROR, F_RAISED + decode_message(f.message))
+    return verdict(ERROR, "f sent a malformed result")
 
 
 class CannotRestore(Exception):
@@ -1174,7 +1189,11 @@ def set_prctl(option: int, value: int) -> None:
 def parse_args(argv: list[str]) -> tuple[Limits, int | None]:
     """``--memory-mb=N --output-bytes=N --answer-bytes=N --scratch=DIR... --job-uid=N`` (no argparse:
     every module imported here makes each fork slower)."""
-    options = {"memory-mb": "512", "output-bytes": str(64 * 1024), "answer-bytes": str(16 * 1024 * 1024)}
+    options = {
+        "memory-mb": str(DEFAULT_MEMORY_MB),
+        "output-bytes": str(DEFAULT_OUTPUT_BYTES),
+        "answer-bytes": str(DEFAULT_ANSWER_BYTES),
+    }
     scratch: list[str] = []
     job_uid = None
     for arg in argv:
@@ -1205,7 +1224,9 @@ def main(argv: list[str]) -> int:
     global JOB_UID, OOM_KILLS_SEEN
     limits, JOB_UID = parse_args(argv)
     sys.set_int_max_str_digits(MAX_INT_DIGITS)
-    zygote = {k: v for k, _, v in (a.removeprefix("--").partition("=") for a in argv) if k.startswith("zygote")}
+    zygote = {
+        k: v for k, _, v in (a.removeprefix("--").partition("=") for a in argv) if k.startswith("zygote")
+    }
     if zygote:
         return zygote_main(int(zygote["zygote-fd"]), zygote["zygote-role"], limits)
     OOM_KILLS_SEEN = oom_kills()
@@ -1214,7 +1235,8 @@ def main(argv: list[str]) -> int:
     # Both zygotes start before the worker reads any job: no job's data is ever in their memory.
     for role_zygote in ZYGOTES.values():
         role_zygote.start(
-            [a for a in argv if not a.startswith("--scratch=")] + [f"--scratch={d}" for d in limits.scratch_dirs]
+            [a for a in argv if not a.startswith("--scratch=")]
+            + [f"--scratch={d}" for d in limits.scratch_dirs]
         )
     workdir = os.path.join(limits.scratch_dirs[0], WORKDIR_NAME)
     if JOB_UID is not None:
@@ -1242,7 +1264,7 @@ def main(argv: list[str]) -> int:
         except Exception as e:  # noqa: BLE001 - a bad job must not take the worker down
             reply = {
                 "id": None,
-                "status": "crashed",
+                "status": CRASHED,
                 "seconds": 0.0,
                 "detail": f"worker: {describe_exception(e)}",
             }
