@@ -41,7 +41,6 @@ import collections  # noqa: F401
 import ctypes
 import functools  # noqa: F401
 import gc
-import hashlib
 import heapq  # noqa: F401
 import itertools  # noqa: F401
 import json
@@ -382,9 +381,10 @@ def job_payload(name: str, source: str, seed: int, answer: bytes = b"") -> bytes
 
 
 def seed_of(*texts: str) -> int:
-    """A seed drawn from the pair's (or puzzle's) text alone: the same in every run and worker."""
-    digest = hashlib.sha256("\0".join(texts).encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "little")
+    """A seed drawn from the pair's (or puzzle's) text alone: the same in every run and worker
+    (``random`` seeds from a string's SHA-512; hashlib would map OpenSSL into every zygote, and a
+    larger process forks slower)."""
+    return random.Random("\0".join(texts)).getrandbits(64)
 
 
 def read_job(job_fd: int) -> tuple[dict, str, bytes]:
@@ -673,7 +673,7 @@ class Zygote:
                 worker = os.path.abspath(__file__)
                 zygote_args = [worker, f"--zygote-fd={fd}", f"--zygote-role={self.role}", *argv]
                 if self.role == "g":  # -I would ignore PYTHONHASHSEED: the same isolation, by hand
-                    os.execve(sys.executable, [sys.executable, "-s", "-S", "-P", *zygote_args], G_ENVIRONMENT)
+                    os.execve(sys.executable, [sys.executable, "-s", "-S", *zygote_args], G_ENVIRONMENT)
                 os.execv(sys.executable, [sys.executable, "-I", "-S", *zygote_args])
             finally:
                 os._exit(127)
@@ -778,6 +778,8 @@ G_ENVIRONMENT = {"PYTHONHASHSEED": "0"}
 
 def zygote_main(fd: int, role: str, limits: Limits) -> int:
     """The zygote's loop (see Zygote): runs no untrusted code and reads no job's text itself."""
+    here = os.path.dirname(os.path.abspath(__file__))  # what -I (-P) does: no import from beside this file
+    sys.path[:] = [entry for entry in sys.path if entry != here]
     sock = socket.socket(fileno=fd)
     set_prctl(PR_SET_DUMPABLE, 0)  # exec made it dumpable again
     warm_up()
