@@ -740,7 +740,7 @@ class Zygote:
                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [out_w, res_w, job_fd]))],
                 socket.MSG_NOSIGNAL,
             )
-            reply, fds, _, _ = socket.recv_fds(self.sock, 5, 1)
+            reply, fds = self.receive_pid(time.monotonic() + timeout)
             if len(fds) != 1:
                 for fd in fds:
                     os.close(fd)
@@ -754,6 +754,23 @@ class Zygote:
         except (OSError, ZygoteLost) as e:
             self.stop()
             raise ZygoteLost(str(e)) from e
+
+    def receive_pid(self, deadline: float) -> tuple[bytes, list[int]]:
+        """The zygote's reply to a spawn, resuming it while it is stopped: any process of the jobs'
+        uid can stop it (on the process backend, a job of another worker too)."""
+        timeout = self.sock.gettimeout()
+        self.sock.settimeout(0.05)
+        try:
+            while True:
+                try:
+                    reply, fds, _, _ = socket.recv_fds(self.sock, 5, 1)
+                    return reply, fds
+                except TimeoutError:
+                    if time.monotonic() > deadline:
+                        raise ZygoteLost("the zygote did not answer") from None
+                    os.kill(self.pid, signal.SIGCONT)
+        finally:
+            self.sock.settimeout(timeout)
 
     def exit_status(self) -> int | None:
         """The wait status of the child last spawned (it has exited or been killed)."""
