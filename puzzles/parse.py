@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+import string
 import sys
 import threading
 import warnings
@@ -32,15 +33,24 @@ MAX_INT_DIGITS = 50_000  # longest integer literal accepted; P3 has one of 8,844
 MAX_AST_NODES = 50_000  # syntax nodes in one source; P3's largest program has about 2,800
 MAX_ARGUMENTS = 100  # arguments of one function or lambda; P3 has at most 7
 MAX_PATTERN_NODES = 100  # sub-patterns of one match case: CPython compiles them in quadratic memory
+# Bytes of constants the compiler may fold, all intermediates together: it keeps each one, so a chain
+# 'a' * 4096 + 'a' * 4096 + ... of 900 terms (10 KB of source) needs 1.6 GB. P3's largest needs 5 KB.
+MAX_FOLDED_BYTES = 16 * 1024 * 1024
 
 # Puzzle hygiene is an allow-list: only these syntax nodes, these builtins, these modules (whole, no
 # submodules). Everything else is refused, so a construct added to Python later is refused too.
 ALLOWED_IMPORTS = frozenset(
     {
         "math", "itertools", "collections", "heapq", "re", "random", "string", "functools",
-        "operator", "bisect", "fractions", "statistics", "typing",
+        "operator", "bisect", "fractions", "statistics",
     }
 )  # fmt: skip
+# From ``typing`` a puzzle imports annotation names only (``from typing import List``): its helpers
+# return classes the allow-list refuses by name (``get_origin(Type)`` is ``type``; the module itself
+# holds ``ABCMeta``). tests/puzzles/test_hygiene_allowlist.py walks what these names reach.
+TYPING_ANNOTATION_NAMES = frozenset(
+    {"Any", "Callable", "Dict", "FrozenSet", "List", "Optional", "Set", "Tuple", "Union"}
+)
 
 # Builtins a puzzle may name: pure functions, plain types and the common exceptions. Not here, among
 # others: type/object/super/property (class making), getattr/hasattr/vars/dir (attributes by name),
@@ -142,10 +152,21 @@ STRING_EVALUATING_NAMES = frozenset(
     }
 )  # fmt: skip
 
-FORBIDDEN_ATTRIBUTES = MODULE_ESCAPE_ATTRIBUTES | INTROSPECTION_ATTRIBUTES | STRING_EVALUATING_NAMES
+# ABCs (``Callable`` forwards its attributes to ``collections.abc.Callable``) register virtual
+# subclasses process-wide: an ``isinstance`` that says yes to anything.
+SIDE_EFFECT_ATTRIBUTES = frozenset({"register"})
+# Methods allowed only as ``x.copy()``: unbound and given a class for ``self``, Counter.copy and
+# UserList.copy return ``self.__class__(self)``, which is ``type`` itself.
+ZERO_ARGUMENT_METHODS = frozenset({"copy"})
+
+FORBIDDEN_ATTRIBUTES = (
+    MODULE_ESCAPE_ATTRIBUTES | INTROSPECTION_ATTRIBUTES | STRING_EVALUATING_NAMES | SIDE_EFFECT_ATTRIBUTES
+)
 _FORMAT_METHODS = frozenset({"format", "format_map", "vformat"})
 
-_DUNDER_IN_STRING = re.compile(r"__[A-Za-z]\w*__")
+_DUNDER_STRING = re.compile(r"__[A-Za-z]\w*__")  # a literal that is a dunder name (fullmatch)
+_PLAIN_FORMAT_FIELD = re.compile(r"\d*|[A-Za-z_]\w*")  # '{}', '{0}', '{name}': no '.attr', no '[key]'
+_FORMATTER = string.Formatter()
 _TYPING_NAMES = ("typing",)
 
 
@@ -199,7 +220,7 @@ def parse_source(text: str, what: str = "source") -> ast.Module:
         with int_digit_allowance(), warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)  # model junk like "1abc" must not spam stderr
             tree = ast.parse(text)
-            too_big = _size_problem(tree)
+            too_big = _size_problem(tree) or _folding_problem(tree)
             if too_big is None:
                 # Errors that only the compiler finds (a repeated argument name, a bad nonlocal).
                 compile(tree, f"<{what}>", "exec")
@@ -248,6 +269,69 @@ def _size_problem(tree: ast.Module) -> str | None:
     return None
 
 
+# CPython's constant folder (3.10 to 3.13) refuses a product of more than 4,096 characters or 256
+# items and an int product, power or shift of more than 128 bits; sums and slices it folds whatever
+# their size.
+_FOLDED_PRODUCT_BYTES = 4 * 4096
+_FOLDED_INT_BYTES = 16
+
+
+def _folding_problem(tree: ast.Module) -> str | None:
+    """Why compiling ``tree`` would fold more than MAX_FOLDED_BYTES of constants, or None.
+
+    An upper bound from the syntax alone: each expression made only of constants gets a kind (a
+    sequence or a number) and a size in bytes, its children's first (reversed breadth-first order).
+    """
+    folded: dict[int, tuple[bool, int]] = {}  # id(node) -> (is a sequence, bytes)
+    total = 0
+    for node in reversed(list(ast.walk(tree))):
+        estimate = _folded_estimate(node, folded)
+        if estimate is None:
+            continue
+        folded[id(node)] = estimate
+        if not isinstance(node, ast.Constant):
+            total += estimate[1]
+            if total > MAX_FOLDED_BYTES:
+                return f"folds more than {MAX_FOLDED_BYTES:,} bytes of constants when compiled"
+    return None
+
+
+def _folded_estimate(node: ast.AST, folded: dict[int, tuple[bool, int]]) -> tuple[bool, int] | None:
+    """(is a sequence, bytes) of the constant ``node`` folds to, or None when it folds to none."""
+    if isinstance(node, ast.Constant):
+        value = node.value
+        if isinstance(value, (str, bytes)):
+            return True, 4 * len(value)
+        return False, (value.bit_length() // 8 + 1) if isinstance(value, int) else 16
+    if isinstance(node, ast.Tuple):
+        items = [folded.get(id(item)) for item in node.elts]
+        if None in items:
+            return None
+        return True, sum(size for _, size in items) + 8 * len(items)  # type: ignore[misc]
+    if isinstance(node, ast.UnaryOp):
+        return folded.get(id(node.operand))
+    if isinstance(node, ast.Slice):
+        bounds = [part for part in (node.lower, node.upper, node.step) if part is not None]
+        return None if any(id(part) not in folded for part in bounds) else (False, _FOLDED_INT_BYTES)
+    if isinstance(node, ast.Subscript):  # at most the sequence it slices
+        if id(node.slice) not in folded:
+            return None
+        return folded.get(id(node.value))
+    if isinstance(node, ast.BinOp):
+        left, right = folded.get(id(node.left)), folded.get(id(node.right))
+        if left is None or right is None:
+            return None
+        sequence = left[0] or right[0]
+        if isinstance(node.op, (ast.Mult, ast.Pow, ast.LShift)):
+            return sequence, _FOLDED_PRODUCT_BYTES if sequence else _FOLDED_INT_BYTES
+        if left[0] and right[0]:
+            return True, left[1] + right[1]
+        if isinstance(node.op, ast.Mod) and left[0]:
+            return None  # '%' formatting is never folded
+        return sequence, max(left[1], right[1]) + 1
+    return None
+
+
 # ---------------------------------------------------------------------------------------------------
 # Puzzles and solutions
 
@@ -290,18 +374,22 @@ def check_puzzle_hygiene(function: ast.FunctionDef, *, allow_eval: bool = False)
     itself (no submodule part).
     """
     allowed_eval: set[int] = set()  # ids of Name nodes that are the callee of an allowed eval(x)
+    allowed_calls: set[int] = set()  # ids of Attribute nodes called as 'literal'.format(...) or x.copy()
+    local = _locals_of(function)  # a refused builtin's name bound here is f's local everywhere in f
     for node in ast.walk(function):  # breadth-first: a Call comes before its callee Name
         if type(node) not in ALLOWED_NODES:
             _refuse_node(node)
         if isinstance(node, ast.Call):
             if allow_eval and _is_single_argument_eval(node):
                 allowed_eval.add(id(node.func))
+            if _is_plain_format_call(node) or _is_zero_argument_method_call(node):
+                allowed_calls.add(id(node.func))
         elif isinstance(node, ast.Name):
-            _check_identifier(node.id, id(node) in allowed_eval)
+            _check_identifier(node.id, id(node) in allowed_eval or node.id in local)
         elif isinstance(node, ast.Attribute):
-            _check_attribute(node.attr)
+            _check_attribute(node.attr, id(node) in allowed_calls)
         elif isinstance(node, ast.arg):
-            _check_identifier(node.arg)
+            _check_identifier(node.arg, node.arg in local)
         elif isinstance(node, ast.FunctionDef):
             if node.name.startswith("__"):
                 raise InvalidProgram(f"defining '{node.name}' is not allowed (dunder names are off limits)")
@@ -313,9 +401,8 @@ def check_puzzle_hygiene(function: ast.FunctionDef, *, allow_eval: bool = False)
         elif isinstance(node, ast.ImportFrom):
             _check_import_from(node)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            match = _DUNDER_IN_STRING.search(node.value)
-            if match:
-                raise InvalidProgram(f"string literal mentions dunder name '{match.group()}'")
+            if _DUNDER_STRING.fullmatch(node.value):
+                raise InvalidProgram(f"string literal is the dunder name '{node.value}'")
         elif isinstance(node, ast.FormattedValue):
             spec = node.format_spec
             if spec is not None and any(isinstance(part, ast.FormattedValue) for part in ast.walk(spec)):
@@ -482,6 +569,51 @@ def _same_literal(a: object, b: object) -> bool:
     return a == b
 
 
+def _locals_of(function: ast.FunctionDef) -> frozenset[str]:
+    """Names that ``function`` binds in its own scope by assignment or as an argument. Python makes
+    such a name local to the whole function: every read of it in the function, or in a function
+    nested in it, is that local, never a builtin (no ``global``: it is refused)."""
+    names = {a.arg for a in function.args.args}
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(
+            node, (ast.FunctionDef, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+        ):
+            continue  # its own scope
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        pending.extend(ast.iter_child_nodes(node))
+    return frozenset(names)
+
+
+def _is_plain_format_call(node: ast.Call) -> bool:
+    """``'{:b}'.format(x)`` on a literal whose fields name arguments only (no '.attr', no '[key]', no
+    field nested in a spec): the format fields read no attribute named at run time."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and func.attr == "format"):
+        return False
+    if not (isinstance(func.value, ast.Constant) and isinstance(func.value.value, str)):
+        return False
+    try:
+        fields = list(_FORMATTER.parse(func.value.value))
+    except ValueError:
+        return False
+    return all(
+        name is None or (_PLAIN_FORMAT_FIELD.fullmatch(name) and "{" not in (spec or ""))
+        for _, name, spec, _ in fields
+    )
+
+
+def _is_zero_argument_method_call(node: ast.Call) -> bool:
+    func = node.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr in ZERO_ARGUMENT_METHODS
+        and not (node.args or node.keywords)
+    )
+
+
 def _is_single_argument_eval(node: ast.Call) -> bool:
     return (
         isinstance(node.func, ast.Name)
@@ -514,11 +646,15 @@ def _check_identifier(name: str, allowed_eval: bool = False) -> None:
         raise InvalidProgram(f"name '{name}' is not allowed (dunder names are off limits)")
 
 
-def _check_attribute(attr: str) -> None:
+def _check_attribute(attr: str, allowed_call: bool = False) -> None:
     if attr.startswith("__"):
         raise InvalidProgram(f"attribute '.{attr}' is not allowed (dunder names are off limits)")
     if attr.startswith("_"):
         raise InvalidProgram(f"attribute '.{attr}' is not allowed (private attributes are off limits)")
+    if allowed_call:
+        return
+    if attr in ZERO_ARGUMENT_METHODS:
+        raise InvalidProgram(f"attribute '.{attr}' is allowed only called with no arguments, as x.{attr}()")
     if attr in _FORMAT_METHODS:
         raise InvalidProgram(
             f"attribute '.{attr}' is not allowed in a puzzle (format fields such as '{{0.name}}' read "
@@ -531,6 +667,10 @@ def _check_attribute(attr: str) -> None:
 def _check_module(name: str) -> None:
     if name in ALLOWED_IMPORTS:
         return
+    if name in _TYPING_NAMES:
+        raise InvalidProgram(
+            "import of module 'typing' is not allowed (import its annotation names: from typing import List)"
+        )
     if name.partition(".")[0] in ALLOWED_IMPORTS:
         raise InvalidProgram(f"import of module '{name}' is not allowed (submodules are off limits)")
     allowed = ", ".join(sorted(ALLOWED_IMPORTS))
@@ -540,6 +680,15 @@ def _check_module(name: str) -> None:
 def _check_import_from(node: ast.ImportFrom) -> None:
     if node.level:
         raise InvalidProgram("relative imports are not allowed in a puzzle")
+    if node.module in _TYPING_NAMES:
+        for alias in node.names:
+            if alias.name not in TYPING_ANNOTATION_NAMES:
+                allowed = ", ".join(sorted(TYPING_ANNOTATION_NAMES))
+                raise InvalidProgram(
+                    f"importing '{alias.name}' from 'typing' is not allowed (allowed: {allowed})"
+                )
+            _check_identifier(alias.asname or alias.name)
+        return
     _check_module(node.module or "")
     for alias in node.names:
         if alias.name == "*":

@@ -1,4 +1,7 @@
-"""Verdicts and the job/result records exchanged with a sandbox backend."""
+"""Verdicts and the job/result records exchanged with a sandbox backend.
+
+The host's side of the wire contract: the worker (sandbox/worker.py, stdlib only) spells the same
+verdict names in its contract block; tests/sandbox/test_contract.py ties the two."""
 
 from __future__ import annotations
 

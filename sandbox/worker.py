@@ -3,14 +3,18 @@
 Standard library only, one file: it is copied into the sandbox image and also runs as a plain local
 process. It reads one JSON job per line on stdin and writes one JSON result per line on stdout.
 
-For each job the worker (trusted: it never runs untrusted code itself) compiles both sources, which
-runs none of their code, then
-  1. forks a child that runs ``g()`` and sends its answer back as plain JSON data, which the worker
-     parses (bounded in size and int-conversion work, and counted in g's time) and type-checks, then
-  2. has the zygote fork a fresh child that runs ``f(answer)`` on that data and reports whether it
-     returned exactly ``True``. The zygote is this file exec'd again when the worker starts: another
-     interpreter, with its own hash secret and address layout, that no g ever ran in, so a g that
-     asks its own process for ``hash()``, set order or ``id()`` learns nothing about f's process.
+No process that runs a job's code ever held another job's data. Before it reads any job the worker
+execs this file again twice: a zygote that g's children fork from and one that f's fork from. For
+each job the worker (trusted: it never runs untrusted code itself, and nothing untrusted is ever
+forked from it)
+  1. writes g's source to a memfd and has g's zygote fork a child that reads it (the zygote passes
+     the fd on unread), compiles and runs ``g()``, with ``random`` seeded from the pair's text and a
+     fixed hash secret, and sends its answer back as plain JSON data, which the worker parses
+     (bounded in size and int-conversion work, and counted in g's time) and type-checks, then
+  2. writes f's source and the answer's bytes to a memfd, the same way, for a child of f's zygote
+     that runs ``f(answer)`` and reports whether it returned exactly ``True``. f's zygote has its
+     own random hash secret and address layout, which no g ever ran in, so a g that asks its own
+     process for ``hash()``, set order or ``id()`` learns nothing about f's process.
 Each child gets its own session, rlimits, an empty working directory, stdout/stderr drained into a
 capped pipe, and a wall-clock deadline enforced by the worker with SIGKILL. Limits are checked again
 when a result is accepted (a job that stops the worker gains no time and no output). After each job
@@ -28,8 +32,9 @@ they can kill them: a killed zygote is started again, a killed worker is a lost 
 
 from __future__ import annotations
 
-# Cheap modules puzzles often use, imported once so that forked children start fast. Heavier ones
-# (random, fractions, statistics) would make every fork slower; the few jobs that need them import them.
+# Cheap modules puzzles often use, imported once so that forked children start fast (random too: every
+# child seeds it). Heavier ones (fractions, statistics) would make every fork slower; the few jobs that
+# need them import them.
 import array
 import bisect  # noqa: F401
 import collections  # noqa: F401
@@ -42,6 +47,7 @@ import json
 import math  # noqa: F401
 import operator  # noqa: F401
 import os
+import random
 import re  # noqa: F401
 import resource
 import select
@@ -54,10 +60,23 @@ import time
 import types
 import typing
 
+# ---------------------------------------------------------------- the wire contract with the host
+# The host's side: sandbox/verdicts.py (verdict names) and sandbox/links.py (limits, reply size);
+# tests/sandbox/test_contract.py asserts that both sides agree. Spelled here as literals: the worker
+# runs under ``python -I`` from one file and imports nothing of the project.
+VERIFIED, WRONG, ERROR, TIMEOUT, MEMORY, OUTPUT, CRASHED = (
+    "verified", "wrong", "error", "timeout", "memory", "output", "crashed"
+)  # fmt: skip
+DEFAULT_MEMORY_MB = 512  # per job process (RLIMIT_AS)
+DEFAULT_OUTPUT_BYTES = 64 * 1024  # stdout and stderr of one job process together
+DEFAULT_ANSWER_BYTES = 16 * 1024 * 1024  # g's answer as UTF-8 JSON
+MAX_SOURCE_CHARS = 1_000_000  # one source; the host refuses far less before any job is sent
+MAX_DETAIL_CHARS = 500  # a reply's detail; with the rest of the reply far below the host's line cap
+MAX_INT_DIGITS = 100_000  # int <-> str conversions beyond this are refused (quadratic cost)
+
 PRELUDE = {
     name: getattr(typing, name) for name in ("List", "Dict", "Set", "Tuple", "Optional", "Any", "Callable")
 }
-MAX_INT_DIGITS = 100_000  # int <-> str conversions beyond this are refused (quadratic cost)
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -99,7 +118,7 @@ def to_plain_json(value: object) -> str:
             raise TypeError(f"value of type {t.__name__}")
 
     check(value, 0)
-    return json.dumps(value, allow_nan=True)
+    return json.dumps(value, allow_nan=True, ensure_ascii=False)
 
 
 def split_type(spec: str) -> tuple[str, str | None]:
@@ -157,7 +176,7 @@ def child_setup(limits: Limits, workdir: str, out_w: int, res_w: int, cpu_second
     except OSError:
         pass
     # CPU time is counted per process, so this limit is the child's own; the others it inherits.
-    set_limits(((resource.RLIMIT_CPU, int(cpu_seconds) + 2),))
+    set_limits(((resource.RLIMIT_CPU, int(cpu_seconds) + 2), (resource.RLIMIT_FSIZE, JOB_FILE_BYTES)))
     if JOB_UID is not None:
         # One process per job: no fork, no thread, so the per-process limits are the job's limits.
         # (RLIMIT_NPROC counts every process of the uid, this one included.)
@@ -168,6 +187,7 @@ def child_setup(limits: Limits, workdir: str, out_w: int, res_w: int, cpu_second
     sys.stdin = None  # type: ignore[assignment]
 
 
+JOB_FILE_BYTES = 16 * 1024 * 1024  # the largest file a job may write
 JOB_UID: int | None = None  # --job-uid=N (containers): the uid jobs run as; None runs them as the worker's
 
 
@@ -188,6 +208,7 @@ def as_job_user(action) -> str | None:
         try:
             os.close(r)
             become_job_user()
+            set_prctl(PR_SET_DUMPABLE, 0)  # it forked from the worker: a job must not read its memory
             action()
         except BaseException as e:  # noqa: BLE001 - reported to the worker, which decides
             code = 1
@@ -242,7 +263,8 @@ def limit_worker(limits: Limits) -> None:
         (
             (resource.RLIMIT_AS, limits.memory_bytes),
             (resource.RLIMIT_CORE, 0),
-            (resource.RLIMIT_FSIZE, 16 * 1024 * 1024),
+            # a job's payload (its memfd) may be larger than any file a job may write (child_setup)
+            (resource.RLIMIT_FSIZE, limits.answer_bytes + 4 * MAX_SOURCE_CHARS + 2**20),
             (resource.RLIMIT_NOFILE, 64),
         )
     )
@@ -328,9 +350,6 @@ def guarded_eval(expression: object, *rest: object) -> object:
     return eval(compile(tree, "<answer>", "eval"), {"__builtins__": SAFE_EVAL_BUILTINS}, scope)
 
 
-MAX_SOURCE_CHARS = 1_000_000
-
-
 def compile_source(source: object, name: str) -> types.CodeType:
     """Compile a job's source in the worker, before forking, so that a child only executes it:
     compiling is a large share of a short job's cost, and every child would pay it again. Compiling
@@ -354,9 +373,43 @@ def load_function(code: types.CodeType, name: str, eval_function: object = None)
     return fn
 
 
-def child_run_g(job: dict, code: types.CodeType) -> bytes:
+def job_payload(name: str, source: str, seed: int, answer: bytes = b"") -> bytes:
+    """What a g or f child reads from its job fd: a JSON header line, the source, the answer bytes."""
+    source_bytes = source.encode("utf-8", "surrogatepass")
+    header = json.dumps({"name": name, "seed": seed, "source_bytes": len(source_bytes)})
+    return header.encode() + b"\n" + source_bytes + answer
+
+
+def seed_of(*texts: str) -> int:
+    """A seed drawn from the pair's (or puzzle's) text alone: the same in every run and worker
+    (``random`` seeds from a string's SHA-512; hashlib would map OpenSSL into every zygote, and a
+    larger process forks slower)."""
+    return random.Random("\0".join(texts)).getrandbits(64)
+
+
+def read_job(job_fd: int) -> tuple[dict, str, bytes]:
+    """The job a zygote's child was sent (``job_payload``): header, source and answer bytes."""
+    data = b""
+    while chunk := os.pread(job_fd, 1 << 20, len(data)):
+        data += chunk
+    os.close(job_fd)
+    line, _, rest = data.partition(b"\n")
+    header = json.loads(line)
+    size = header["source_bytes"]
+    return header, rest[:size].decode("utf-8", "surrogatepass"), rest[size:]
+
+
+def load_job_function(header: dict, source: str, role: str) -> object:
+    """Compile and define the job's function, with ``random`` seeded from the job's text."""
+    code = compile_source(source, header["name"])
+    fn = load_function(code, header["name"], guarded_eval if role == "f" else None)
+    random.seed(header["seed"])
+    return fn
+
+
+def child_run_g(header: dict, source: str, answer: bytes) -> bytes:
     try:
-        g = load_function(code, job["g_name"])
+        g = load_job_function(header, source, "g")
         answer = g()  # type: ignore[operator]
     except MemoryError:
         return OUT_OF_MEMORY
@@ -370,9 +423,11 @@ def child_run_g(job: dict, code: types.CodeType) -> bytes:
         return NOT_PLAIN + describe_exception(e).encode("utf-8", "replace")
 
 
-def child_run_f(job: dict, code: types.CodeType, answer: object) -> bytes:
+def child_run_f(header: dict, source: str, answer_bytes: bytes) -> bytes:
     try:
-        f = load_function(code, job["f_name"], guarded_eval)
+        answer = parse_answer(answer_bytes.decode("utf-8", "surrogatepass"))
+        del answer_bytes
+        f = load_job_function(header, source, "f")
         outcome = f(answer)  # type: ignore[operator]
     except MemoryError:
         return OUT_OF_MEMORY
@@ -381,6 +436,9 @@ def child_run_f(job: dict, code: types.CodeType, answer: object) -> bytes:
     if outcome is True:
         return TRUE
     return NOT_TRUE + type.__dict__["__name__"].__get__(type(outcome)).encode()
+
+
+CHILD_TARGETS = {"g": child_run_g, "f": child_run_f}
 
 
 # ---------------------------------------------------------------- worker side (trusted)
@@ -419,16 +477,18 @@ def killed_by_oom() -> bool:
     return struck
 
 
-def child_main(close_fds: tuple[int, ...], setup_args: tuple, target, target_args: tuple) -> None:
-    """The rest of a job's child's life: close the parent's ``close_fds``, ``child_setup(*setup_args)``,
-    then ``target(*target_args)`` (g or f), whose result message goes to the result pipe (fd 3); then
-    exit, never unwinding into the worker's code, whatever happened."""
+def child_main(close_fds: tuple[int, ...], job_fd: int, setup_args: tuple, role: str) -> None:
+    """The rest of a job's child's life, forked from a zygote that never held any job's data: close
+    the zygote's ``close_fds``, read this job alone from ``job_fd``, ``child_setup(*setup_args)``, then
+    run g or f (``role``), whose result message goes to the result pipe (fd 3); then exit, never
+    unwinding into the zygote's code, whatever happened."""
     code = 0
     try:
         for fd in close_fds:
             os.close(fd)
+        job = read_job(job_fd)
         child_setup(*setup_args)
-        view = memoryview(target(*target_args))
+        view = memoryview(CHILD_TARGETS[role](*job))
         while view:
             view = view[os.write(3, view) :]
     except BaseException:  # noqa: BLE001 - whatever the job did, the child only exits
@@ -437,46 +497,42 @@ def child_main(close_fds: tuple[int, ...], setup_args: tuple, target, target_arg
         os._exit(code)
 
 
-def run_child(target, job: dict, limits: Limits, workdir: str, timeout: float, *args) -> ChildOutcome:
-    """Run ``target(job, *args)`` in a fresh child forked from this worker."""
+def run_in_zygote(role: str, payload: bytes, limits: Limits, timeout: float) -> ChildOutcome:
+    """Run g or f (``role``) on ``payload`` (``job_payload``) in a fresh child of that role's zygote:
+    an interpreter exec'd at start that never held any job's data (the child alone reads this job,
+    from a memfd), f's with its own hash secret and address layout, so that nothing per-process g
+    could learn in its own process holds in f's. Handing the job over counts in its time."""
+    zygote = ZYGOTES[role]
     out_r, out_w = os.pipe()
     res_r, res_w = os.pipe()
     start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # child
-        child_main((out_r, res_r), (limits, workdir, out_w, res_w, timeout), target, (job, *args))
-    os.close(out_w)
-    os.close(res_w)
-    return watch_child(pid, lambda: os.waitpid(pid, 0)[1], out_r, res_r, limits, timeout, start)
-
-
-def run_f_child(request: dict, limits: Limits, timeout: float) -> ChildOutcome:
-    """Run f in a fresh child of the zygote: a separate interpreter with its own hash secret and
-    address layout, so that nothing per-process g could learn in its own process holds in f's."""
-    out_r, out_w = os.pipe()
-    res_r, res_w = os.pipe()
-    start = time.monotonic()
+    job_fd = os.memfd_create("job", os.MFD_CLOEXEC)
     try:
-        pid, pidfd = ZYGOTE.spawn(request, out_w, res_w, timeout + 5)
-    except ZygoteLost as e:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(job_fd, view) :]
+        del view
+        pid, pidfd = zygote.spawn(job_fd, out_w, res_w, timeout + 5)
+    except (ZygoteLost, OSError) as e:
         for fd in (out_r, out_w, res_r, res_w):
             os.close(fd)
         sweep_descendants()
         return ChildOutcome(
-            None, "error", f"f's process could not be started ({e})", time.monotonic() - start
+            None, ERROR, f"{role}'s process could not be started ({e})", time.monotonic() - start
         )
+    finally:
+        os.close(job_fd)
     os.close(out_w)
     os.close(res_w)
-    return watch_child(pid, ZYGOTE.exit_status, out_r, res_r, limits, timeout, start, pidfd)
+    return watch_child(pid, pidfd, zygote.exit_status, out_r, res_r, limits, timeout, start)
 
 
 def watch_child(
-    pid: int, wait, out_r: int, res_r: int, limits: Limits, timeout: float, start: float, pidfd=None
+    pid: int, pidfd: int, wait, out_r: int, res_r: int, limits: Limits, timeout: float, start: float
 ):
     """Drain a child's output and result pipes under its deadline and caps, then kill what is left.
-    ``wait()`` blocks until the child is reaped and gives its wait status (None when unknown)."""
-    if pidfd is None:
-        pidfd = os.pidfd_open(pid)
+    ``wait()`` blocks until the zygote reaped the child and gives its wait status (None when unknown);
+    it can wait: only a lost result needs it."""
     deadline = start + timeout
     out_total = 0
     out_tail = b""
@@ -485,7 +541,6 @@ def watch_child(
     detail = ""
     exit_status: int | None = None
     exited = waited = False
-    deferred = wait == ZYGOTE.exit_status  # the zygote's reply can wait: only a lost result needs it
     poller = select.poll()
     open_fds = {out_r, res_r}
     for fd in (out_r, res_r, pidfd):
@@ -494,13 +549,11 @@ def watch_child(
         while not exited:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                status, detail = "timeout", f"no result within {timeout:g} s"
+                status, detail = TIMEOUT, f"no result within {timeout:g} s"
                 break
             for fd, _ in poller.poll(remaining * 1000):
                 if fd == pidfd:
                     exited = True
-                    if not deferred:
-                        exit_status, waited = wait(), True
                     poller.unregister(pidfd)
                     continue
                 chunk = os.read(fd, 65536)
@@ -513,13 +566,13 @@ def watch_child(
                 else:
                     result += chunk
             if out_total > limits.output_bytes:
-                status, detail = "output", f"printed more than {limits.output_bytes} bytes"
+                status, detail = OUTPUT, f"printed more than {limits.output_bytes} bytes"
                 break
             if len(result) > limits.answer_bytes:
-                status, detail = "wrong", f"answer larger than {limits.answer_bytes} bytes"
+                status, detail = WRONG, f"answer larger than {limits.answer_bytes} bytes"
                 break
         if not exited:
-            kill_job_processes([pid], pidfd if deferred else None)
+            kill_job_processes([pid], pidfd)
             exit_status, waited = wait(), True  # dead, so its orphans are this worker's to sweep
         seconds = time.monotonic() - start
         sweep_descendants()
@@ -545,30 +598,30 @@ def watch_child(
     # Checked when the result is accepted, not only while polling: a job that stops the worker
     # (SIGSTOP) and has a helper resume it later gains neither time nor output.
     if status is None and seconds > timeout:
-        status, detail = "timeout", f"no result within {timeout:g} s (took {seconds:.2f} s)"
+        status, detail = TIMEOUT, f"no result within {timeout:g} s (took {seconds:.2f} s)"
     if status is None and out_total > limits.output_bytes:
-        status, detail = "output", f"printed more than {limits.output_bytes} bytes"
+        status, detail = OUTPUT, f"printed more than {limits.output_bytes} bytes"
     if status is None and len(result) > limits.answer_bytes:
-        status, detail = "wrong", f"answer larger than {limits.answer_bytes} bytes"
+        status, detail = WRONG, f"answer larger than {limits.answer_bytes} bytes"
     if status is None:
         if result[:1] in (ANSWER, EXCEPTION, NOT_PLAIN, TRUE, NOT_TRUE, OUT_OF_MEMORY):
             return ChildOutcome(bytes(result), None, "", seconds)
         if not waited:
             exit_status = wait()
         if result:
-            status, detail = "error", "the result channel carried garbage (written by the job itself)"
+            status, detail = ERROR, "the result channel carried garbage (written by the job itself)"
         elif exit_status is None:
-            status, detail = "error", "the process was lost (its parent, the zygote, died)"
+            status, detail = ERROR, "the process was lost (its parent, the zygote, died)"
         elif os.WIFSIGNALED(exit_status):
             sig = os.WTERMSIG(exit_status)
             if sig == signal.SIGKILL and killed_by_oom():
-                status, detail = "memory", "killed by the out-of-memory killer"
+                status, detail = MEMORY, "killed by the out-of-memory killer"
             elif sig == signal.SIGXCPU:
-                status, detail = "timeout", "CPU time limit exceeded"
+                status, detail = TIMEOUT, "CPU time limit exceeded"
             else:
-                status, detail = "error", f"process killed by {signal.Signals(sig).name}"
+                status, detail = ERROR, f"process killed by {signal.Signals(sig).name}"
         else:
-            status = "error"
+            status = ERROR
             detail = f"process exited with code {os.WEXITSTATUS(exit_status)} without a result"
         if out_tail:
             detail += "; output ends: " + out_tail.decode("utf-8", "replace")[-120:]
@@ -590,12 +643,16 @@ def recv_exact(sock: socket.socket, size: int) -> bytes:
 
 
 class Zygote:
-    """The process every f is forked from: this worker file exec'd again at start (so with its own
-    random hash secret and address layout) and never touched by any g. It forks one child per
-    request, reports its pid and, once it has reaped it, its wait status. A job can still signal
-    it (same uid): the worker resumes it before every f and starts a new one when it is gone."""
+    """The process every g (or every f) is forked from: this worker file exec'd again at start,
+    before the worker reads any job, and never sent any job's text: it forks one child per request
+    and passes it the job's fd unread, then reports the child's pid and, once it has reaped it, its
+    wait status. f's zygote has its own random hash secret and address layout; g's has a fixed hash
+    secret (PYTHONHASHSEED=0), so that what g computes is the same in every run and worker. A job
+    can still signal it (same uid): the worker resumes it before every child and starts a new one
+    when it is gone."""
 
-    def __init__(self) -> None:
+    def __init__(self, role: str) -> None:
+        self.role = role
         self.pid: int | None = None
         self.sock: socket.socket | None = None
         self.argv: list[str] = []
@@ -614,7 +671,10 @@ class Zygote:
                 fd = theirs.fileno()
                 os.set_inheritable(fd, True)
                 worker = os.path.abspath(__file__)
-                os.execv(sys.executable, [sys.executable, "-I", "-S", worker, f"--zygote-fd={fd}", *argv])
+                zygote_args = [worker, f"--zygote-fd={fd}", f"--zygote-role={self.role}", *argv]
+                if self.role == "g":  # -I would ignore PYTHONHASHSEED: the same isolation, by hand
+                    os.execve(sys.executable, [sys.executable, "-s", "-S", *zygote_args], G_ENVIRONMENT)
+                os.execv(sys.executable, [sys.executable, "-I", "-S", *zygote_args])
             finally:
                 os._exit(127)
         theirs.close()
@@ -660,28 +720,27 @@ class Zygote:
         self.stop()
         self.start(self.argv)
 
-    def spawn(self, request: dict, out_w: int, res_w: int, timeout: float) -> tuple[int, int]:
-        """Fork f's child (its pid and a pidfd); a zygote that died meanwhile is replaced once."""
+    def spawn(self, job_fd: int, out_w: int, res_w: int, timeout: float) -> tuple[int, int]:
+        """Fork a child for the job in ``job_fd`` (its pid and a pidfd); a zygote that died meanwhile
+        is replaced once."""
         try:
-            return self.try_spawn(request, out_w, res_w, timeout)
+            return self.try_spawn(job_fd, out_w, res_w, timeout)
         except ZygoteLost:
-            return self.try_spawn(request, out_w, res_w, timeout)
+            return self.try_spawn(job_fd, out_w, res_w, timeout)
 
-    def try_spawn(self, request: dict, out_w: int, res_w: int, timeout: float) -> tuple[int, int]:
+    def try_spawn(self, job_fd: int, out_w: int, res_w: int, timeout: float) -> tuple[int, int]:
         try:
             self.exit_status()  # the last child's status, which the zygote sent when it reaped it
             self.ensure()
-            payload = json.dumps(request).encode("utf-8", "surrogatepass")
             self.sock.settimeout(timeout)
             # sendmsg, not socket.send_fds: that one drops its flags, and the worker dies of SIGPIPE
-            # when a job killed the zygote just before.
+            # when a job killed the zygote just before. The zygote never reads the job's fd.
             self.sock.sendmsg(
-                [len(payload).to_bytes(8, "little")],
-                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [out_w, res_w]))],
+                [int(timeout * 1000).to_bytes(8, "little")],
+                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [out_w, res_w, job_fd]))],
                 socket.MSG_NOSIGNAL,
             )
-            self.sock.sendall(payload, socket.MSG_NOSIGNAL)
-            reply, fds, _, _ = socket.recv_fds(self.sock, 5, 1)
+            reply, fds = self.receive_pid(time.monotonic() + timeout)
             if len(fds) != 1:
                 for fd in fds:
                     os.close(fd)
@@ -695,6 +754,23 @@ class Zygote:
         except (OSError, ZygoteLost) as e:
             self.stop()
             raise ZygoteLost(str(e)) from e
+
+    def receive_pid(self, deadline: float) -> tuple[bytes, list[int]]:
+        """The zygote's reply to a spawn, resuming it while it is stopped: any process of the jobs'
+        uid can stop it (on the process backend, a job of another worker too)."""
+        timeout = self.sock.gettimeout()
+        self.sock.settimeout(0.05)
+        try:
+            while True:
+                try:
+                    reply, fds, _, _ = socket.recv_fds(self.sock, 5, 1)
+                    return reply, fds
+                except TimeoutError:
+                    if time.monotonic() > deadline:
+                        raise ZygoteLost("the zygote did not answer") from None
+                    os.kill(self.pid, signal.SIGCONT)
+        finally:
+            self.sock.settimeout(timeout)
 
     def exit_status(self) -> int | None:
         """The wait status of the child last spawned (it has exited or been killed)."""
@@ -713,11 +789,14 @@ class Zygote:
             return None
 
 
-ZYGOTE = Zygote()
+ZYGOTES = {role: Zygote(role) for role in ("g", "f")}
+G_ENVIRONMENT = {"PYTHONHASHSEED": "0"}
 
 
-def zygote_main(fd: int, limits: Limits) -> int:
-    """The zygote's loop (see Zygote): runs no untrusted code itself."""
+def zygote_main(fd: int, role: str, limits: Limits) -> int:
+    """The zygote's loop (see Zygote): runs no untrusted code and reads no job's text itself."""
+    here = os.path.dirname(os.path.abspath(__file__))  # what -I (-P) does: no import from beside this file
+    sys.path[:] = [entry for entry in sys.path if entry != here]
     sock = socket.socket(fileno=fd)
     set_prctl(PR_SET_DUMPABLE, 0)  # exec made it dumpable again
     warm_up()
@@ -726,27 +805,19 @@ def zygote_main(fd: int, limits: Limits) -> int:
     workdir = os.path.join(limits.scratch_dirs[0], WORKDIR_NAME)
     while True:
         try:
-            header, fds, _, _ = socket.recv_fds(sock, 8, 2)
+            header, fds, _, _ = socket.recv_fds(sock, 8, 3)
             if not header:
                 return 0
             header += recv_exact(sock, 8 - len(header)) if len(header) < 8 else b""
-            request = json.loads(recv_exact(sock, int.from_bytes(header, "little")))
-            out_w, res_w = fds
+            timeout = int.from_bytes(header, "little") / 1000
+            out_w, res_w, job_fd = fds
         except (OSError, ValueError, ZygoteLost):
             return 1
-        # Compiled here, before the fork: a child that compiles touches (and copies) many pages of
-        # the zygote's memory. Compiling runs none of f's code; the worker compiled it already.
-        try:
-            code: types.CodeType | BaseException = compile_source(request["f_source"], request["f_name"])
-        except Exception as e:  # noqa: BLE001 - reported by the child as f's error
-            code = e
         pid = os.fork()
         if pid == 0:
-            child_main((sock.fileno(),), (limits, workdir, out_w, res_w, float(request.get("timeout", 5))),
-                       child_run_f_request, (request, code))
-        del code
-        os.close(out_w)
-        os.close(res_w)
+            child_main((sock.fileno(),), job_fd, (limits, workdir, out_w, res_w, timeout), role)
+        for fd in (out_w, res_w, job_fd):
+            os.close(fd)
         try:
             pidfd = os.pidfd_open(pid)  # the worker watches the child through it, reaped or not
             socket.send_fds(sock, [b"P" + pid.to_bytes(4, "little")], [pidfd])
@@ -757,22 +828,10 @@ def zygote_main(fd: int, limits: Limits) -> int:
             return 1
 
 
-def child_run_f_request(request: dict, code: types.CodeType | BaseException) -> bytes:
-    try:
-        if isinstance(code, BaseException):
-            raise code
-        answer = parse_answer(request["answer_json"])
-    except MemoryError:
-        return OUT_OF_MEMORY
-    except BaseException as e:  # noqa: BLE001
-        return EXCEPTION + describe_exception(e).encode("utf-8", "replace")
-    return child_run_f(request, code, answer)
-
-
 def warm_up() -> None:
     """Run the compiler and the JSON codec once before forking any child: the first use in a process
     builds their lazily made state (measured: 2.4 ms of the 3.2 ms an f child ran, when every child of
-    the zygote paid it again)."""
+    the zygote paid it again). Every child compiles its own job's source."""
     json.loads(json.dumps([0, 0.5, "", None, {}]))
     compile("def f(x: int, n: int = 1) -> bool:\n    return x == n * 2 + 1\n", "<warm-up>", "exec")
 
@@ -808,8 +867,10 @@ def sweep_descendants() -> None:
                 return
             if not pid:
                 break
-            ZYGOTE.reaped(pid)
-        others = [child for child in children_of(me) if child != ZYGOTE.pid]
+            for zygote in ZYGOTES.values():
+                zygote.reaped(pid)
+        zygote_pids = {zygote.pid for zygote in ZYGOTES.values()}
+        others = [child for child in children_of(me) if child not in zygote_pids]
         if not others:
             return
         kill_job_processes(others)
@@ -955,42 +1016,41 @@ def count_int_work():
 
 def run_job(job: dict, limits: Limits) -> dict:
     timeout = float(job.get("timeout_s", 5.0))
-    workdir = os.path.join(limits.scratch_dirs[0], WORKDIR_NAME)
     total = 0.0
 
     def verdict(status: str, detail: str = "") -> dict:
-        return {"id": job.get("id"), "status": status, "seconds": round(total, 6), "detail": detail[:500]}
+        return {
+            "id": job.get("id"),
+            "status": status,
+            "seconds": round(total, 6),
+            "detail": detail[:MAX_DETAIL_CHARS],
+        }
 
-    try:
-        compile_source(job["f_source"], job["f_name"])  # the zygote compiles it again, for f
-    except Exception as e:  # noqa: BLE001 - SyntaxError, RecursionError, MemoryError, ...
-        return verdict("error", F_RAISED + describe_exception(e))
     g_seconds = 0.0
     if "answer_json" in job:
         answer_text = job["answer_json"]
+        answer_bytes = answer_text.encode("utf-8", "surrogatepass")
     else:
-        try:
-            g_code = compile_source(job["g_source"], job["g_name"])
-        except Exception as e:  # noqa: BLE001
-            return verdict("error", "g raised " + describe_exception(e))
-        g = run_child(child_run_g, job, limits, workdir, timeout, g_code)
+        g_payload = job_payload(job["g_name"], job["g_source"], seed_of(job["f_source"], job["g_source"]))
+        g = run_in_zygote("g", g_payload, limits, timeout)
+        del g_payload
         total += g.seconds
         g_seconds = g.seconds
         if g.status:
             return verdict(g.status, g.detail)
-        kind, payload = g.message[:1], g.message[1:]
+        kind, answer_bytes = g.message[:1], g.message[1:]
         if kind == OUT_OF_MEMORY:
-            return verdict("memory", "g ran out of memory (MemoryError)")
+            return verdict(MEMORY, "g ran out of memory (MemoryError)")
         if kind == EXCEPTION:
-            return verdict("error", "g raised " + decode_message(g.message))
+            return verdict(ERROR, "g raised " + decode_message(g.message))
         if kind == NOT_PLAIN:
-            return verdict("wrong", "answer is not plain data: " + decode_message(g.message))
+            return verdict(WRONG, "answer is not plain data: " + decode_message(g.message))
         if kind != ANSWER:
-            return verdict("error", "g sent a malformed answer")
+            return verdict(ERROR, "g sent a malformed answer")
         try:
-            answer_text = payload.decode("utf-8", "surrogatepass")
+            answer_text = answer_bytes.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
-            return verdict("error", "g sent a malformed answer (not UTF-8)")
+            return verdict(ERROR, "g sent a malformed answer (not UTF-8)")
     # Parsing and type-checking the answer is trusted work that g caused: it counts as g's time.
     checking = time.monotonic()
     try:
@@ -998,42 +1058,39 @@ def run_job(job: dict, limits: Limits) -> dict:
         why = type_mismatch(answer, job["answer_type"])
     except AnswerTooBig as e:
         total += time.monotonic() - checking
-        return verdict("wrong", str(e))
+        return verdict(WRONG, str(e))
     except MemoryError:
         total += time.monotonic() - checking
-        return verdict("memory", "the answer is too large to check")
+        return verdict(MEMORY, "the answer is too large to check")
     except (ValueError, RecursionError):
         total += time.monotonic() - checking
-        return verdict("error", "g sent a malformed answer")
+        return verdict(ERROR, "g sent a malformed answer")
     checked = time.monotonic() - checking
     total += checked
     if g_seconds + checked > timeout:
-        return verdict("timeout", f"g and checking its answer took more than {timeout:g} s")
+        return verdict(TIMEOUT, f"g and checking its answer took more than {timeout:g} s")
     if why:
-        return verdict("wrong", "answer has the wrong type: " + why)
-    del answer  # f's process parses the answer text again: it shares nothing with this one
-    request = {
-        "f_source": job["f_source"],
-        "f_name": job["f_name"],
-        "answer_json": answer_text,
-        "timeout": timeout,
-    }
-    f = run_f_child(request, limits, timeout)
+        return verdict(WRONG, "answer has the wrong type: " + why)
+    del answer, answer_text  # f's process parses the answer's bytes again: it shares nothing with this one
+    f_payload = job_payload(job["f_name"], job["f_source"], seed_of(job["f_source"]), answer_bytes)
+    del answer_bytes
+    f = run_in_zygote("f", f_payload, limits, timeout)
+    del f_payload
     total += f.seconds
     if f.status:
         return verdict(f.status, "while running f: " + f.detail)
     kind = f.message[:1]
     if f.message == TRUE:  # exactly one byte: anything appended means f wrote to the channel itself
-        return verdict("verified")
+        return verdict(VERIFIED)
     if kind == NOT_TRUE:
         return verdict(
-            "wrong", F_RETURNED + ("False" if f.message[1:] == b"bool" else decode_message(f.message))
+            WRONG, F_RETURNED + ("False" if f.message[1:] == b"bool" else decode_message(f.message))
         )
     if kind == OUT_OF_MEMORY:
-        return verdict("memory", "f ran out of memory (MemoryError)")
+        return verdict(MEMORY, "f ran out of memory (MemoryError)")
     if kind == EXCEPTION:
-        return verdict("error", F_RAISED + decode_message(f.message))
-    return verdict("error", "f sent a malformed result")
+        return verdict(ERROR, F_RAISED + decode_message(f.message))
+    return verdict(ERROR, "f sent a malformed result")
 
 
 class CannotRestore(Exception):
@@ -1041,7 +1098,7 @@ class CannotRestore(Exception):
 
 
 def clean_up(limits: Limits, workdir: str) -> None:
-    """After a job: every job process is dead already (run_child sweeps); remove its IPC objects
+    """After a job: every job process is dead already (watch_child sweeps); remove its IPC objects
     and files. Anything that cannot be undone raises CannotRestore.
 
     With a job uid the files and IPC objects are the job user's, which the worker (no DAC or owner
@@ -1151,14 +1208,18 @@ def set_prctl(option: int, value: int) -> None:
 def parse_args(argv: list[str]) -> tuple[Limits, int | None]:
     """``--memory-mb=N --output-bytes=N --answer-bytes=N --scratch=DIR... --job-uid=N`` (no argparse:
     every module imported here makes each fork slower)."""
-    options = {"memory-mb": "512", "output-bytes": str(64 * 1024), "answer-bytes": str(16 * 1024 * 1024)}
+    options = {
+        "memory-mb": str(DEFAULT_MEMORY_MB),
+        "output-bytes": str(DEFAULT_OUTPUT_BYTES),
+        "answer-bytes": str(DEFAULT_ANSWER_BYTES),
+    }
     scratch: list[str] = []
     job_uid = None
     for arg in argv:
         key, _, value = arg.removeprefix("--").partition("=")
         if key == "job-uid" and value.isdigit() and int(value) > 0:
             job_uid = int(value)
-        elif key == "zygote-fd" and value.isdigit():
+        elif key == "zygote-fd" and value.isdigit() or key == "zygote-role" and value in ZYGOTES:
             options[key] = value
         elif key == "scratch" and value:
             scratch.append(value)
@@ -1182,14 +1243,20 @@ def main(argv: list[str]) -> int:
     global JOB_UID, OOM_KILLS_SEEN
     limits, JOB_UID = parse_args(argv)
     sys.set_int_max_str_digits(MAX_INT_DIGITS)
-    zygote_fd = [a for a in argv if a.startswith("--zygote-fd=")]
-    if zygote_fd:
-        return zygote_main(int(zygote_fd[0].partition("=")[2]), limits)
+    zygote = {
+        k: v for k, _, v in (a.removeprefix("--").partition("=") for a in argv) if k.startswith("zygote")
+    }
+    if zygote:
+        return zygote_main(int(zygote["zygote-fd"]), zygote["zygote-role"], limits)
     OOM_KILLS_SEEN = oom_kills()
     limit_worker(limits)
-    ZYGOTE.start(
-        [a for a in argv if not a.startswith("--scratch=")] + [f"--scratch={d}" for d in limits.scratch_dirs]
-    )
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a job file's too-large write fails, never kills
+    # Both zygotes start before the worker reads any job: no job's data is ever in their memory.
+    for role_zygote in ZYGOTES.values():
+        role_zygote.start(
+            [a for a in argv if not a.startswith("--scratch=")]
+            + [f"--scratch={d}" for d in limits.scratch_dirs]
+        )
     workdir = os.path.join(limits.scratch_dirs[0], WORKDIR_NAME)
     if JOB_UID is not None:
         clean_up(limits, workdir)  # makes the work dir, as the job user's
@@ -1216,7 +1283,7 @@ def main(argv: list[str]) -> int:
         except Exception as e:  # noqa: BLE001 - a bad job must not take the worker down
             reply = {
                 "id": None,
-                "status": "crashed",
+                "status": CRASHED,
                 "seconds": 0.0,
                 "detail": f"worker: {describe_exception(e)}",
             }

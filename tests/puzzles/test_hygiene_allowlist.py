@@ -8,17 +8,29 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
+import importlib
+import io
+import signal
+import types
+import typing
+import warnings
 
 import pytest
 
 from puzzles.canonical import canonical_hash
 from puzzles.parse import (
     ALLOWED_BUILTINS,
+    ALLOWED_IMPORTS,
     ALLOWED_NODES,
+    FORBIDDEN_ATTRIBUTES,
     FORBIDDEN_NAMES,
     MAX_ARGUMENTS,
     MAX_AST_NODES,
+    MAX_FOLDED_BYTES,
     MAX_PATTERN_NODES,
+    TYPING_ANNOTATION_NAMES,
+    ZERO_ARGUMENT_METHODS,
     check_puzzle_hygiene,
     parse_puzzle,
     parse_solution,
@@ -207,9 +219,48 @@ HOSTILE = {
         "def f(x: int):\n    def inner():\n        open = 1\n    return inner() is None",
         "use of 'open' is not allowed in a puzzle",
     ),
-    "argument named like a refused builtin": (
-        "def f(x: int, exec=1):\n    return True",
+    "argument of a nested function named like a refused builtin": (
+        "def f(x: int):\n    g = lambda exec=1: exec\n    return True",
         "use of 'exec' is not allowed in a puzzle",
+    ),
+    "bound in a comprehension only: the builtin elsewhere in f": (
+        "def f(x: int):\n    return [type for type in [x]] and type(x) is int",
+        "use of 'type' is not allowed in a puzzle",
+    ),
+    "typing.get_origin(Type) is type": (
+        "def f(x: int):\n    from typing import get_origin, Type\n    return get_origin(Type) is not None",
+        "importing 'get_origin' from 'typing' is not allowed "
+        "(allowed: Any, Callable, Dict, FrozenSet, List, Optional, Set, Tuple, Union)",
+    ),
+    "the typing module itself": (
+        "def f(x: int):\n    import typing\n    return typing.ABCMeta is not None",
+        "import of module 'typing' is not allowed (import its annotation names: from typing import List)",
+    ),
+    "Counter.copy(int) is type": (
+        "def f(x: int):\n    from collections import Counter\n    return Counter.copy(int) is not None",
+        "attribute '.copy' is allowed only called with no arguments, as x.copy()",
+    ),
+    "an unbound copy passed on": (
+        "def f(x: int):\n    from collections import UserList\n    return list(map(UserList.copy, [int]))",
+        "attribute '.copy' is allowed only called with no arguments, as x.copy()",
+    ),
+    "an ABC's process-wide register": (
+        "def f(x: int):\n    Callable.register(int)\n    return isinstance(x, Callable)",
+        "attribute '.register' is not allowed in a puzzle",
+    ),
+    "a format field reading an attribute": (
+        "def f(x: int):\n    return '{0.real}'.format(x) == '1'",
+        "attribute '.format' is not allowed in a puzzle (format fields such as '{0.name}' read "
+        "attributes named at run time; use an f-string)",
+    ),
+    "a format field nested in a spec": (
+        "def f(x: int):\n    return '{:{}}'.format(x, '>3') != ''",
+        "attribute '.format' is not allowed in a puzzle (format fields such as '{0.name}' read "
+        "attributes named at run time; use an f-string)",
+    ),
+    "a literal that is a dunder name": (
+        "def f(x: int):\n    return '__globals__' != x",
+        "string literal is the dunder name '__globals__'",
     ),
     "import alias named like a refused builtin": (
         "def f(x: int):\n    import math as open\n    return True",
@@ -289,6 +340,23 @@ LEGIT = """def f(x: List[int], n=3, word='ab'):
 
 def test_legit_puzzle_with_the_allowed_syntax_parses():
     assert parse_puzzle(LEGIT).answer_type == "List[int]"
+
+
+# Refused by the name-based rules before, though nothing in them reaches what the allow-list refuses.
+LOOKS_DANGEROUS_IS_NOT = {
+    "a literal with a dunder-shaped part": "def f(x: str):\n    return x == 'a__b__c'",
+    "a local named like a refused builtin": "def f(x: int):\n    id = 3\n    type = x % 3\n    return id + type == 4",
+    "read in a nested function": "def f(x: int):\n    hash = x * 2\n    g = lambda: hash\n    return g() == 2",
+    "an argument named like a refused builtin": "def f(x: int, exec=1):\n    return x == exec",
+    "a literal format with plain fields": "def f(x: int):\n    return '{:b}'.format(x) == '{0}{n}'.format(1, n=1)",
+    "typing annotation names": "def f(x: List[int]):\n    from typing import Dict, Union\n    return len(x) == 1",
+    "copy of an instance": "def f(x: List[int]):\n    from collections import Counter\n    return Counter(x).copy() == Counter(x)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOOKS_DANGEROUS_IS_NOT))
+def test_puzzles_that_only_look_dangerous_parse(name):
+    assert parse_puzzle(LOOKS_DANGEROUS_IS_NOT[name]).name == "f"
 
 
 def test_allow_list_refuses_nodes_it_does_not_know():
@@ -382,3 +450,130 @@ def test_too_many_syntax_nodes_are_refused():
 
 def test_many_leading_blank_lines_parse():
     assert parse_puzzle("\n" * 150_000 + "def f(x: int):\n    return x == 1").name == "f"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hygiene by value: nothing the allow-list exposes returns what it refuses by name
+
+
+def refused_value(value: object) -> str | None:
+    """Why a puzzle must not hold ``value``: a refused builtin, a module outside the allow-list, or a
+    metaclass (``type`` among them: it builds classes whose dunder methods are named at run time)."""
+    if isinstance(value, types.ModuleType):
+        return None if value.__name__ in ALLOWED_IMPORTS else f"module {value.__name__}"
+    if isinstance(value, type) and issubclass(value, type):
+        return f"metaclass {value.__name__}"
+    for name in FORBIDDEN_NAMES:
+        if callable(value) and getattr(builtins, name, None) is value:
+            return f"builtin {name}"
+    return None
+
+
+def exposed_values(depth: int = 3) -> dict[str, object]:
+    """Every value a puzzle reaches by name: allowed modules, builtins and typing names, then their
+    attributes (not private, not refused by name), ``depth`` levels deep."""
+    frontier = [(m, importlib.import_module(m)) for m in sorted(ALLOWED_IMPORTS)]
+    frontier += [(n, getattr(builtins, n)) for n in sorted(ALLOWED_BUILTINS)]
+    frontier += [(n, getattr(typing, n)) for n in sorted(TYPING_ANNOTATION_NAMES)]
+    seen: dict[int, tuple[str, object]] = {}
+    for level in range(depth):
+        following = []
+        for path, value in frontier:
+            if id(value) in seen:
+                continue
+            seen[id(value)] = (path, value)
+            if level + 1 == depth or refused_value(value):
+                continue
+            for attr in dir(value):
+                if attr.startswith("_") or attr in FORBIDDEN_ATTRIBUTES:
+                    continue
+                try:
+                    following.append((f"{path}.{attr}", getattr(value, attr)))
+                except Exception:  # noqa: BLE001 - a descriptor that raises exposes nothing
+                    continue
+        frontier = following
+    return {path: value for path, value in seen.values()}
+
+
+TYPING_SOURCES = {"typing", *TYPING_ANNOTATION_NAMES}
+ARGUMENT_POOL = (0, 1, 2.5, "ab", b"a", [1, 2], (1,), {"a": 1}, {1}, None, int, str, list, dict, tuple, bool)
+
+
+class TookTooLong(Exception):
+    pass
+
+
+@pytest.fixture
+def time_limited_calls():
+    """A SIGALRM handler that raises only while a call is armed: an alarm that lands after the call
+    returned (a loaded machine) is ignored, never raised in the test's own code."""
+    armed = [False]
+
+    def too_slow(*_):
+        if armed[0]:
+            raise TookTooLong
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    yield armed
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def call_quietly(armed: list, function, args: tuple) -> object:
+    """``function(*args)``, or None when it raises or runs past 50 ms (itertools.count and friends)."""
+    try:
+        armed[0] = True
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return function(*args)
+        finally:
+            armed[0] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except BaseException:  # noqa: BLE001 - whatever it raised, it returned nothing
+        return None
+
+
+def test_no_exposed_value_is_one_the_allow_list_refuses():
+    found = {path: why for path, value in exposed_values().items() if (why := refused_value(value))}
+    assert found == {}
+
+
+def test_no_exposed_callable_returns_what_the_allow_list_refuses(time_limited_calls):
+    """Each callable up to two attribute levels deep (functions of modules, methods of their classes),
+    called with no argument and with each of a pool of
+    plain values, classes and what typing exposes (``.copy`` only with none: the hygiene allows
+    nothing else)."""
+    exposed = exposed_values(depth=3)
+    typing_values = tuple(v for path, v in exposed.items() if path.partition(".")[0] in TYPING_SOURCES)
+    found = {}
+    for path, value in exposed.items():
+        if not callable(value) or path.count(".") > 2 or path in ("print", "input"):
+            continue
+        if path.rpartition(".")[2] in ZERO_ARGUMENT_METHODS:
+            calls = [()]
+        else:
+            calls = [(), *((x,) for x in ARGUMENT_POOL + typing_values)]
+        for args in calls:
+            why = refused_value(call_quietly(time_limited_calls, value, args))
+            if why:
+                found[f"{path}{args!r}"] = why
+    assert found == {}
+
+
+def test_constant_folding_that_would_need_gigabytes_is_refused_before_compiling():
+    """CPython keeps every intermediate of a folded chain: 900 terms of 'a' * 4096 took the host to
+    1.6 GB before this check. Refused from the syntax alone, for puzzles and solutions alike."""
+    chain = " + ".join(["'a' * 4096"] * 900)
+    assert reason(f"def f(x: str):\n    return x == {chain}") == (
+        f"puzzle folds more than {MAX_FOLDED_BYTES:,} bytes of constants when compiled"
+    )
+    with pytest.raises(InvalidProgram, match="solution folds more than"):
+        parse_solution(f"def g():\n    return {chain}")
+    tuples = " + ".join(["('a' * 4096,) * 256"] * 900)
+    assert "folds more than" in reason(f"def f(x: int):\n    return x == len({tuples})")
+    small = " + ".join(["'a' * 4096"] * 20) + " + 'b'[0:1] + ('c', -1)[0] + '%s' % 5"
+    assert parse_puzzle(f"def f(x: str):\n    return x == {small}").name == "f"
+    ints = "def f(x: int):\n    return x == " + "9" * 8000 + " + 1" * 900
+    assert parse_puzzle(ints).name == "f"

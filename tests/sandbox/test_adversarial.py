@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from sandbox.engine import OWNER_LABEL, docker_client, owner_id, sandbox_containers
-from sandbox.verdicts import ERROR, INVALID, MEMORY, OUTPUT, TIMEOUT, VERIFIED, WRONG
+from sandbox.verdicts import ERROR, INVALID, MEMORY, OUTPUT, TIMEOUT, VERIFIED, WRONG, Job
 from sandbox.verify import SourcePair, verify_pairs
 
 pytestmark = pytest.mark.docker
@@ -417,7 +417,7 @@ HOLES = {
         F_SIX,
         g(
             "import os, signal\nfor pid in os.listdir('/proc'):\n    try:\n"
-            "        if b'--zygote-fd=' in open('/proc/%s/cmdline' % pid, 'rb').read():\n"
+            "        if int(pid) != os.getpid() and b'--zygote-fd=' in open('/proc/%s/cmdline' % pid, 'rb').read():\n"
             "            os.kill(int(pid), signal.SIGKILL)\n    except (OSError, ValueError):\n        pass\nreturn 6"
         ),
         VERIFIED,  # a new zygote runs f: the job costs nothing but a restart
@@ -426,10 +426,31 @@ HOLES = {
         F_SIX,
         g(
             "import os, signal\nfor pid in os.listdir('/proc'):\n    try:\n"
-            "        if b'--zygote-fd=' in open('/proc/%s/cmdline' % pid, 'rb').read():\n"
+            "        if int(pid) != os.getpid() and b'--zygote-fd=' in open('/proc/%s/cmdline' % pid, 'rb').read():\n"
             "            os.kill(int(pid), signal.SIGSTOP)\n    except (OSError, ValueError):\n        pass\nreturn 6"
         ),
         VERIFIED,  # the worker resumes it before f
+    ),
+    # hygiene by value: an allowed helper must not hand a puzzle what the allow-list refuses by name
+    "a puzzle gets type from typing.get_origin": (
+        "def f(x: int):\n    from typing import get_origin, Type\n    d = '_' * 2\n"
+        "    Everything = get_origin(Type)('E', (), {d + 'eq' + d: lambda a, b: True})\n"
+        "    return Everything() == x * 7919 + 1\n",
+        g("return 0"),
+        INVALID,
+    ),
+    "a puzzle gets type from Counter.copy(int)": (
+        "def f(x: int):\n    from collections import Counter\n    d = '_' * 2\n"
+        "    Everything = Counter.copy(int)('E', (), {d + 'eq' + d: lambda a, b: True})\n"
+        "    return Everything() == x * 7919 + 1\n",
+        g("return 0"),
+        INVALID,
+    ),
+    # the host's compiler keeps every folded intermediate: 1.6 GB for this one before the bound
+    "constant-folding chain in g": (
+        F_SIX,
+        g("return len(" + " + ".join(["'a' * 4096"] * 900) + ")"),
+        INVALID,
     ),
     "4 million one-element lists": (
         F_ANY_LISTS,
@@ -615,3 +636,117 @@ def test_f_shares_no_per_process_secret_with_g(each_backend):
         job(3, "def f(x: int):\n    return x == 6\n", g("return 6"), "int"),
     ]
     assert [r.status for r in each_backend.run(jobs)] == [WRONG, WRONG, WRONG, VERIFIED]
+
+
+# ---------------------------------------------------------------- no job's process holds another job's data
+
+# A puzzle no g can solve in time but by knowing the answer: a factor of a 40-digit semiprime.
+SEMIPRIME, FACTOR = 2644364958700808672169542738359489765103, 39724522804359957299
+F_FACTOR = f"def f(x: int):\n    return 1 < x < {SEMIPRIME} and {SEMIPRIME} % x == 0\n"
+G_FACTOR = f"def g():\n    return {FACTOR}\n"
+# Returns the first digit run in ``blobs`` that solves the puzzle (an answer of another job), else 1.
+PICK_FACTOR = f"""
+import re
+for blob in blobs:
+    for m in re.finditer(rb'[0-9]{{15,}}', blob):
+        c = int(m.group())
+        if 1 < c < {SEMIPRIME} and {SEMIPRIME} % c == 0:
+            return c
+return 1
+"""
+# g walks its frames up to the worker's loop and peeks into its stdin buffer: the jobs queued behind.
+G_READS_THE_QUEUE = g(
+    """
+import sys
+blobs = []
+frame = sys._getframe()
+while frame is not None:
+    for value in list(frame.f_locals.values()):
+        try:
+            blobs.append(bytes(value.peek(1 << 20)))
+        except BaseException:
+            pass
+    frame = frame.f_back
+"""
+    + PICK_FACTOR
+)
+# Reads every anonymous mapping of its own process through ctypes: freed copies of earlier jobs.
+SCAN_OWN_MEMORY = """
+import ctypes
+blobs = []
+for line in open('/proc/self/maps'):
+    fields = line.split()
+    if fields[1][0] != 'r' or (len(fields) > 5 and fields[5] != '[heap]'):
+        continue
+    low, high = (int(x, 16) for x in fields[0].split('-'))
+    if high - low < 256 * 2**20:
+        blobs.append(ctypes.string_at(low, high - low))
+"""
+G_SCANS_ITS_MEMORY = g(SCAN_OWN_MEMORY + PICK_FACTOR)
+F_SCANS_ITS_MEMORY = "def f(x: int):\n" + textwrap.indent(
+    (SCAN_OWN_MEMORY + PICK_FACTOR).replace("return c", "return True").replace("return 1", "return False"),
+    "    ",
+)
+
+
+def factor_job(i: int, g_source: str, f_source: str = F_FACTOR) -> Job:
+    return Job(id=i, f_source=f_source, f_name="f", answer_type="int", g_source=g_source, g_name="g", timeout_s=10)
+
+
+def test_g_cannot_read_the_jobs_queued_behind_it(each_backend):
+    """Many attempts at one puzzle share a batch: one real solution queued behind a fake one must
+    not let the fake verify (sent as raw jobs: the sandbox holds whatever the host's hygiene lets by)."""
+    # while the first job sleeps, the host queues the next three at the worker
+    sleeper = factor_job(0, g(f"import time\ntime.sleep(0.5)\nreturn {FACTOR}"))
+    jobs = [sleeper, factor_job(1, G_READS_THE_QUEUE), factor_job(2, G_FACTOR), factor_job(3, G_FACTOR)]
+    assert [r.status for r in each_backend.run(jobs)] == [VERIFIED, WRONG, VERIFIED, VERIFIED]
+
+
+def test_g_cannot_find_an_earlier_jobs_answer_in_its_memory(each_backend):
+    jobs = [factor_job(0, G_FACTOR), factor_job(1, G_SCANS_ITS_MEMORY), factor_job(2, G_FACTOR)]
+    assert [r.status for r in each_backend.run(jobs)] == [VERIFIED, WRONG, VERIFIED]
+
+
+def test_f_cannot_find_an_earlier_jobs_answer_in_its_memory(each_backend):
+    jobs = [factor_job(0, G_FACTOR), factor_job(1, g("return 1"), F_SCANS_ITS_MEMORY), factor_job(2, G_FACTOR)]
+    assert [r.status for r in each_backend.run(jobs)] == [VERIFIED, WRONG, VERIFIED]
+
+
+def test_an_answer_of_astral_characters_crosses_compactly(each_backend):
+    """16 MB of UTF-8 (4 million astral characters) reaches f as 16 MB, not 12 bytes of escapes per
+    character: under the answer cap, so it verifies (it came back 'answer larger than' before)."""
+    chars = 4 * 2**20 - 16
+    pair = SourcePair(f"def f(x: str):\n    return len(x) == {chars}\n", g(f"return chr(0x1F600) * {chars}"))
+    hostile, after = verify_pairs([pair, LEGIT], each_backend, timeout_s=10)
+    assert hostile.status == VERIFIED, hostile
+    assert after.status == VERIFIED, after
+
+
+# ---------------------------------------------------------------- reproducible verdicts
+
+def coin_flip_pairs(count: int) -> list[SourcePair]:
+    """Pairs whose verdicts hang on randomness in g, on randomness in f, and on g's hash secret."""
+    pairs = []
+    for i in range(count):
+        f_one = f"def f(x: int, n={i}):\n    return x == 1\n"
+        f_draws = f"def f(x: int, n={i}):\n    import random\n    return x == random.randrange(2)\n"
+        pairs += [
+            SourcePair(f_one, f"def g(n={i}):\n    import random\n    return random.randrange(2)\n"),
+            SourcePair(f_draws, f"def g(n={i}):\n    return 1\n"),
+            SourcePair(f_one, f"def g(n={i}):\n    return len(list(set(str(k) for k in range(n + 9)))[0]) % 2\n"),
+        ]
+    return pairs
+
+
+def test_the_same_pairs_get_the_same_verdicts_in_every_run_and_worker(each_backend):
+    """A run on one worker and a run on two fresh ones: identical verdicts, and a mix of them (so the
+    draws decided something). g's random is seeded from the pair, f's from the puzzle, and g's hash
+    secret is fixed (f's stays its own). Before, such runs flipped 14 of 40 verdicts."""
+    from sandbox.backend import open_sandbox
+
+    pairs = coin_flip_pairs(12)
+    first = [r.status for r in verify_pairs(pairs, each_backend, timeout_s=5)]
+    with open_sandbox(each_backend.kind, workers=2, log=lambda m: None) as fresh:
+        second = [r.status for r in verify_pairs(pairs, fresh, timeout_s=5)]
+    assert first == second
+    assert set(first) == {VERIFIED, WRONG}
