@@ -32,11 +32,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def features():
-    """The dataset's ``datasets.Features`` (imported lazily: ``datasets`` is slow to import)."""
+def features(columns: tuple[tuple[str, str], ...] = COLUMNS):
+    """The ``datasets.Features`` of ``columns`` (default: the pairs dataset's), imported lazily:
+    ``datasets`` is slow to import."""
     from datasets import Features, Value
 
-    return Features({name: Value(dtype) for name, dtype in COLUMNS})
+    return Features({name: Value(dtype) for name, dtype in columns})
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from factory.outputs.export import (
     write_export,
 )
 from factory.outputs.export_filters import format_rounds
+from factory.outputs.export_row import features
 from factory.outputs.parquet_split import check_out_dir
 from sandbox.verdicts import VERIFIED
 from sandbox.verify import SourcePair, verify_pairs
@@ -50,9 +51,7 @@ PREFERENCE_COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 def preference_features():
-    from datasets import Features, Value
-
-    return Features({name: Value(dtype) for name, dtype in PREFERENCE_COLUMNS})
+    return features(PREFERENCE_COLUMNS)
 
 
 @dataclass(frozen=True)

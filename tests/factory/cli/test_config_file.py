@@ -55,16 +55,23 @@ def test_a_flag_wins_over_the_file_even_when_it_gives_the_default(tmp_path):
     assert placement == SandboxSettings(workers=3)
 
 
-def test_a_refused_value_names_the_file_unless_a_flag_replaced_it(tmp_path, capsys):
+def refusal(tmp_path: Path, capsys, text: str, *flags: str) -> str:
+    """What `factory round --config FILE FLAGS` prints for a FILE of ``text`` that it refuses (exit 2),
+    having touched no run directory."""
     path = tmp_path / "factory.toml"
-    path.write_text('[run]\nrun_dir = "r"\npuzzles = 0\nworkers = 0\n')
-    assert main(["round", "--config", str(path), "--workers", "1"]) == 2
-    assert capsys.readouterr().err == f"factory: {path}: [run] puzzles must be at least 1 (got 0)\n"
-    assert main(["round", "--config", str(path), "--puzzles", "5"]) == 2
-    assert capsys.readouterr().err == f"factory: {path}: [run] workers must be at least 1 (got 0)\n"
-    assert main(["round", "--config", str(path), "--puzzles", "5", "--eval-samples", "0", "--workers", "1"]) == 2
-    assert capsys.readouterr().err == "factory: eval_samples must be at least 1 (got 0) (flag --eval-samples)\n"
-    assert not (tmp_path / "r").exists()  # refused before the run directory was touched
+    path.write_text(text)
+    assert main(["round", "--config", str(path), *flags]) == 2
+    assert not (tmp_path / "r").exists()
+    return capsys.readouterr().err.replace(str(path), "FILE")
+
+
+def test_a_refused_value_names_the_file_unless_a_flag_replaced_it(tmp_path, capsys):
+    text = '[run]\nrun_dir = "r"\npuzzles = 0\nworkers = 0\n'
+    assert refusal(tmp_path, capsys, text, "--workers", "1") == "factory: FILE: [run] puzzles must be at least 1 (got 0)\n"
+    assert refusal(tmp_path, capsys, text, "--puzzles", "5") == "factory: FILE: [run] workers must be at least 1 (got 0)\n"
+    assert refusal(tmp_path, capsys, text, "--puzzles", "5", "--eval-samples", "0", "--workers", "1") == (
+        "factory: eval_samples must be at least 1 (got 0) (flag --eval-samples)\n"
+    )
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -74,12 +81,8 @@ def test_a_refused_value_names_the_file_unless_a_flag_replaced_it(tmp_path, caps
     ("[run]\npuzzles = 3\n", "--run-dir DIR is required (or run_dir in the [run] table of --config FILE)"),
 ])
 def test_a_mistake_in_the_file_is_one_line(tmp_path, capsys, text, message):
-    path = tmp_path / "factory.toml"
-    path.write_text(text)
-    assert main(["run", "--rounds", "1", "--config", str(path)]) == 2
-    err = capsys.readouterr().err
+    err = refusal(tmp_path, capsys, text)
     assert message in err and err.count("\n") == 1
-    assert not (tmp_path / "r").exists()
 
 
 def test_the_command_line_refuses_an_unknown_key_with_exit_2(tmp_path):
