@@ -13,7 +13,7 @@ LAYERS = (
     ("sandbox",),
     ("factory.errors", "factory.config"),
     ("factory.store",),
-    ("factory.models",),
+    ("factory.models", "factory.rewards"),
     ("factory.loop", "factory.verify_files"),
     ("factory.outputs",),
     ("factory.daemon",),
