@@ -1,0 +1,75 @@
+"""The process side of a GRPO training (``factory.models.trl_train`` calls it): TRL's ``GRPOTrainer`` with
+a ``factory.rewards.VerifierReward`` over a sandbox of its own. The training process opens that sandbox
+(the run's kind and worker count, from ``GrpoSettings``): in a child process (GPU, several processes)
+the caller's sandbox cannot be shared, and on CPU one more pool of the same kind, open only while the
+model trains, keeps the two cases one. Generation is TRL's own (``model.generate``; vLLM with
+``GrpoSettings.vllm``). The KL term is off (``beta`` 0), so a sample whose reward is masked (crashed)
+carries no gradient at all: TRL gives it advantage 0.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from factory.models.trl_train import TrainSpec
+
+ROW_COLUMNS = ("prompt", "prefix", "puzzle")
+
+
+@dataclass(frozen=True)
+class GrpoSettings:
+    """What GRPO adds to a training: ``generations`` samples per prompt (the group), how they are sampled,
+    and the sandbox the trainer's process opens for the reward (``sandbox`` kind, ``workers``,
+    ``timeout_s`` per program)."""
+
+    generations: int = 4
+    max_completion_length: int = 160
+    temperature: float = 1.0
+    top_p: float = 1.0
+    sandbox: str = "process"
+    workers: int = 2
+    timeout_s: float = 2.0
+    vllm: bool = False
+
+
+def grpo_trainer(spec: TrainSpec, model, tokenizer, dataset, common: dict, callbacks: list, resources: ExitStack):
+    """The ``GRPOTrainer`` of ``spec`` over ``model``, with a ``VerifierReward`` on a sandbox opened in
+    ``resources`` (closed with them)."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from factory.rewards import VerifierReward
+    from sandbox.backend import open_sandbox
+
+    settings = GrpoSettings(**(spec.grpo or {}))
+    sandbox = resources.enter_context(open_sandbox(settings.sandbox, settings.workers, log=lambda m: None))
+    reward = VerifierReward(sandbox, settings.timeout_s, seed=spec.seed)
+    tokenizer.padding_side = "left"  # GRPO generates from left-padded prompts
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    args = GRPOConfig(
+        **{k: v for k, v in common.items() if k != "max_length"},
+        num_generations=settings.generations,
+        max_completion_length=settings.max_completion_length,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        beta=0.0,
+        use_vllm=settings.vllm,
+        shuffle_dataset=True,
+    )
+    return GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=dataset,
+                       processing_class=tokenizer, callbacks=callbacks)
+
+
+def grpo_facts(trainer) -> dict:
+    """What a GRPO training's ``training.json`` records: the mean reward of each step (masked samples
+    left out; None where every sample was masked), the verdicts, masked samples and canary flips."""
+    reward = trainer.reward_funcs[0]
+    steps = [entry for entry in trainer.state.log_history if "reward" in entry]
+    return {
+        "reward_per_step": [None if entry["reward"] != entry["reward"] else round(entry["reward"], 4) for entry in steps],
+        "verdicts": dict(reward.counts),
+        "reward_calls": reward.calls,
+    }
