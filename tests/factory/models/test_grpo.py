@@ -18,6 +18,7 @@ import pytest
 from factory.config import RunConfig
 from factory.loop.context import prepare_run
 from factory.loop.rounds import rounds_finished, run_rounds
+from factory.loop.summary import format_summary, round_summary
 from factory.loop.training import GRPO, train, training_plan
 from factory.models.grpo import group_batch
 from factory.models.steps import TRAIN_BATCH_SIZE, TRAINING_FILENAME
@@ -73,7 +74,11 @@ def test_a_round_trains_by_grpo_on_solve_prompts_rewarded_by_the_sandbox(grpo_ro
     assert samples == 2 * group_batch(TRAIN_BATCH_SIZE, 4)
     with RunStore.open(run_dir, create=False) as store:
         checkpoint = store.checkpoint(1)
+        summary = round_summary(store, 1, path, "seeds-test", {}, 0.0)
     assert checkpoint.path == path and checkpoint.base_model == str(synthetic_tiny_model)
+    assert summary["grpo"]["samples"] == samples and summary["grpo"]["masked"] == grpo["verdicts"][MASKED]
+    assert summary["grpo"]["reward_per_step"] == grpo["reward_per_step"]
+    assert f"{summary['grpo']['verified']} of {samples} samples verified" in format_summary(summary)
 
 
 def test_a_killed_grpo_round_resumes_and_ends_with_a_checkpoint(grpo_round, synthetic_tiny_model):
