@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 from factory.loop.confidence import eval_intervals
 from factory.loop.parts import part_pass_at_k
+from factory.loop.proposer_reward import proposer_report
 from factory.loop.training import training_facts
 from factory.models.steps import checkpoint_information_gain
 from factory.rewards import MASKED
@@ -51,6 +52,8 @@ def round_summary(
         "information_gain": _rounded(checkpoint_information_gain(_checkpoint_path(store, round))),
         # objective grpo: the mean reward of each step, and the samples the sandbox verified or masked
         "grpo": grpo_rewards(_checkpoint_path(store, round)),
+        # the proposer's learnability reward and its drift (factory.loop.proposer_reward)
+        "proposer": proposer_report(store, round).to_json(),
     }
 
 
@@ -86,6 +89,15 @@ def _format_grpo(grpo: dict) -> str:
             f"{grpo['masked']} masked (crashed: no reward, no gradient)")
 
 
+def _format_proposer(p: dict) -> str:
+    def shown(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    return (f"  proposer: learnability {shown(p['mean_reward'])} ({p['rewarded']} of {p['proposals']} rewarded, "
+            f"{p['masked']} masked, {p['too_long']} over the seeds' length); length {shown(p['mean_length'])}, "
+            f"{p['distinct_forms']} distinct forms, distance to seeds {shown(p['distance_to_seeds'])}")
+
+
 def format_summary(summary: dict) -> str:
     f = summary["funnel"]
     lines = [
@@ -100,6 +112,7 @@ def format_summary(summary: dict) -> str:
             else []
         ),
         *([_format_grpo(summary["grpo"])] if summary.get("grpo") else []),
+        *([_format_proposer(summary["proposer"])] if summary.get("proposer") else []),
         f"  {summary['eval']['dataset']}: "
         + ", ".join(
             f"pass@{k} {v:.3f} (base {summary['eval']['base_pass_at_k'].get(k, float('nan')):.3f})"
