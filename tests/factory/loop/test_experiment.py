@@ -113,10 +113,10 @@ def test_arms_are_parsed_in_order_and_need_the_verified_arm():
 
 
 def test_objective_arms_and_the_sft_alias():
-    assert parse_arms("sft+dpo,spin,dpo,sft") == (VERIFIED_ARM, "dpo", "spin", "sft+dpo")
+    assert parse_arms("grpo,sft+dpo,spin,dpo,sft") == (VERIFIED_ARM, "dpo", "spin", "sft+dpo", "grpo")
     config = played_config("http://127.0.0.1:9/v1")
     assert [arm_config(config, arm).objective for arm in ARMS] == [
-        "sft", "sft", "sft", "dpo", "spin", "sft+dpo", "sft", "sft"
+        "sft", "sft", "sft", "dpo", "spin", "sft+dpo", "grpo", "sft", "sft"
     ]
     assert arm_config(config, "dpo") == replace(config, objective="dpo")
     assert arm_config(config, "sft+learnability") == replace(config, weighting="learnability")
