@@ -17,16 +17,16 @@ Training the embedded model with GRPO on CPU (``factory.models.grpo_train`` is t
 
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
-    from factory.models.embedded import default_model_path
+    from factory.loop.corpus import embedded_model_path
     from factory.rewards import VerifierReward
     from sandbox.backend import open_sandbox
 
     f = "def f(x: int, n=3):\\n    return x == n * 2\\n"
     rows = [{"prompt": f + "\\ndef g(n=3):\\n", "prefix": "def g(n=3):\\n", "puzzle": f}] * 8
-    with open_sandbox("process") as sandbox:
+    with open_sandbox("process") as sandbox:  # "docker" for code you did not write
         args = GRPOConfig("grpo-out", max_steps=4, num_generations=4, per_device_train_batch_size=4,
                           max_completion_length=48, use_cpu=True, report_to=[])
-        GRPOTrainer(str(default_model_path()), reward_funcs=VerifierReward(sandbox), args=args,
+        GRPOTrainer(embedded_model_path(), reward_funcs=VerifierReward(sandbox), args=args,
                     train_dataset=Dataset.from_list(rows)).train()
 """
 

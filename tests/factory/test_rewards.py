@@ -110,3 +110,17 @@ def test_crashed_completions_contribute_no_reward_and_no_gradient(synthetic_tiny
     before, after, reward = weights_after_one_step(synthetic_tiny_model, sandbox, [SOLVES] + [WRONG] * 3, tmp_path)
     assert reward.counts[MASKED] == 0
     assert not all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_documented_example_trains(synthetic_tiny_model, tmp_path, monkeypatch, one_torch_thread):
+    import textwrap
+
+    import factory.rewards
+
+    doc = factory.rewards.__doc__
+    example = textwrap.dedent(doc[doc.index("::\n") + 3 :])
+    assert "GRPOTrainer(embedded_model_path()" in example
+    monkeypatch.chdir(tmp_path)  # its output_dir
+    monkeypatch.setattr("factory.loop.corpus.embedded_model_path", lambda: str(synthetic_tiny_model))
+    exec(compile(example, "factory.rewards example", "exec"), {})
+    assert (tmp_path / "grpo-out").is_dir()
