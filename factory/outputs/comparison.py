@@ -36,7 +36,10 @@ def is_experiment(root: Path | str) -> bool:
 
 def _training_of(checkpoint: str, facts: dict) -> dict:
     """What a round's checkpoint trained on: sft texts, preference rows (dpo and spin) or both
-    (sft+dpo: its sft pass is the ``round-N-sft`` checkpoint beside it), and the steps of every pass."""
+    (sft+dpo: its sft pass is the ``round-N-sft`` checkpoint beside it) or solve prompts (grpo, with the
+    sandbox's verdicts on its samples), and the steps of every pass."""
+    if facts.get("objective") == "grpo":
+        return {"solve_prompts": facts["examples"], "steps": facts["steps"], "verdicts": facts["grpo"]["verdicts"]}
     if facts.get("objective") != "dpo":
         return {"texts": facts["examples"], "steps": facts["steps"]}
     sft = training_facts(Path(checkpoint).with_name(Path(checkpoint).name + "-sft")) if "sft_steps" in facts else None

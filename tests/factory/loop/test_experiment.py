@@ -250,7 +250,7 @@ def test_a_dpo_arm_trains_its_own_epochs_over_its_rows_not_the_verified_arms_ste
 
 def test_the_comparison_says_what_each_objective_trained_on(tmp_path):
     """sft: its texts; dpo and spin: their preference rows; sft+dpo: the sft pass's texts beside it
-    and the dpo pass's rows, the steps of both passes together."""
+    and the dpo pass's rows, the steps of both passes together; grpo: its solve prompts and verdicts."""
     def checkpoint(name: str, **facts) -> str:
         (tmp_path / name).mkdir()
         (tmp_path / name / TRAINING_FILENAME).write_text(json.dumps(facts))
@@ -260,7 +260,10 @@ def test_the_comparison_says_what_each_objective_trained_on(tmp_path):
     dpo = checkpoint("dpo", objective="dpo", examples=11, steps=2)
     checkpoint("round-1-sft", objective="sft", examples=654, steps=80)
     both = checkpoint("round-1", objective="dpo", examples=4, steps=2, sft_steps=80)
-    read = {path: json.loads((Path(path) / TRAINING_FILENAME).read_text()) for path in (sft, dpo, both)}
+    verdicts = {"verified": 3, "wrong": 13, "masked": 1}
+    grpo = checkpoint("grpo", objective="grpo", examples=623, steps=4, grpo={"verdicts": verdicts})
+    read = {path: json.loads((Path(path) / TRAINING_FILENAME).read_text()) for path in (sft, dpo, both, grpo)}
+    assert _training_of(grpo, read[grpo]) == {"solve_prompts": 623, "steps": 4, "verdicts": verdicts}
     assert _training_of(sft, read[sft]) == {"texts": 650, "steps": 82}
     assert _training_of(dpo, read[dpo]) == {"texts": 0, "preference_rows": 11, "steps": 2}
     assert _training_of(both, read[both]) == {"texts": 654, "preference_rows": 4, "steps": 82}
