@@ -24,6 +24,7 @@ from factory.config import RunConfig
 from factory.errors import UserError
 from factory.loop.context import RunContext
 from factory.loop.preferences import DPO, SPIN
+from factory.loop.prompts import STOP_SEQUENCES
 from factory.loop.seeds import seed_of
 from factory.loop.training_data import grpo_rows, information_probes, preference_data, sft_texts
 from factory.models.grpo_trainer import GrpoSettings
@@ -171,7 +172,7 @@ def grpo_settings(ctx: RunContext, c: RunConfig) -> GrpoSettings:
         generations=c.grpo_generations, max_completion_length=c.max_new_tokens,
         temperature=c.temperature or 1.0,  # greedy samples of one prompt are all alike: no group to compare
         top_p=c.top_p, sandbox=ctx.sandbox.kind, workers=ctx.sandbox.workers, timeout_s=c.timeout_s,
-        vllm=c.backend == "vllm",
+        vllm=c.backend == "vllm", stop=STOP_SEQUENCES,
     )
 
 
