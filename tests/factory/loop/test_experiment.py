@@ -58,7 +58,7 @@ from factory.outputs.comparison import (
 from factory.store import STORE_FILENAME, EvalRecord, RunStore
 from sandbox.backend import open_sandbox
 from sandbox.verdicts import VERIFIED
-from tests.factory.played_run import copy_run, played_config
+from tests.factory.played_run import copy_run, played_config, with_settings
 
 QUIET = {"log": lambda m: None, "show_progress": False}
 
@@ -417,3 +417,22 @@ def test_round_differences_pair_by_puzzle_per_round_and_k_and_the_verified_arm_i
     assert d["ci"] == [0.0, 0.5]  # the two puzzles' differences are 0.5 and 0: resampled means lie in [0, 0.5]
     text = format_comparison({"arms": {VERIFIED_ARM: {"rounds": {}, "train": {}, "over_unverified": over}}})
     assert text == "verified round 1: +0.250 pass@1 over unverified, 95% CI [+0.000, +0.500] (2 puzzles)"
+
+
+def test_a_grpo_arm_trains_the_verified_arms_steps_on_solve_prompts(run, tmp_path):
+    root = tmp_path / "exp"
+    verified, grpo = copy_run(run, root / VERIFIED_ARM), copy_run(run, root / "grpo")
+    checkpoint = verified / "checkpoints" / "round-1"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / TRAINING_FILENAME).write_text(json.dumps({"steps": 40, "total_steps": 40}))
+    with RunStore.open(verified, create=False) as store:
+        store.record_checkpoint(1, str(checkpoint), "base", 500, 1.0)
+    with_settings(grpo, objective="grpo")
+    config = played_config("http://127.0.0.1:9/v1")
+    with prepare_run(grpo, arm_config(config, "grpo"), None, arm=experiment_arm("grpo", verified), **QUIET) as ctx:
+        plan = training_plan(ctx, 1, ctx.config)
+        seeds = {p.source for p in ctx.store.pool_puzzles(up_to_round=0)}
+        accepted = {p.source for p in ctx.store.puzzles_of_round(1)}
+    assert [(p.kind, p.steps) for p in plan.passes] == [("grpo", 40)] and plan.texts == []
+    assert {r["puzzle"] for r in plan.rows} == seeds | accepted and plan.examples == len(plan.rows)
+    assert all(r["prompt"].endswith(r["prefix"]) and r["prefix"].startswith("def g") for r in plan.rows)
