@@ -157,8 +157,8 @@ def format_comparison(result: Mapping) -> str:
                 ci = values["pass_at_k_ci"].get(k)
                 cells.append(f"pass@{k} {v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
             train = data["train"].get(r)
-            on = [f"{train[key]} {what}" for key, what in (("texts", "texts"), ("preference_rows", "preference rows"))
-                  if train and train.get(key)]
+            kinds = (("texts", "texts"), ("preference_rows", "preference rows"), ("solve_prompts", "solve prompts"))
+            on = [f"{train[key]} {what}" for key, what in kinds if train and train.get(key)]
             steps = f", trained {train['steps']} steps on {' + '.join(on) or 'nothing'}" if train else ""
             lines.append(f"{arm} round {r}: " + ", ".join(cells) + steps)
         for control, key in CONTROLS:

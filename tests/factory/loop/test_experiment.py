@@ -264,6 +264,9 @@ def test_the_comparison_says_what_each_objective_trained_on(tmp_path):
     grpo = checkpoint("grpo", objective="grpo", examples=623, steps=4, grpo={"verdicts": verdicts})
     read = {path: json.loads((Path(path) / TRAINING_FILENAME).read_text()) for path in (sft, dpo, both, grpo)}
     assert _training_of(grpo, read[grpo]) == {"solve_prompts": 623, "steps": 4, "verdicts": verdicts}
+    rounds = {"1": {"pass_at_k": {"1": 0.25}, "pass_at_k_ci": {}}}
+    text = format_comparison({"arms": {"grpo": {"rounds": rounds, "train": {"1": _training_of(grpo, read[grpo])}}}})
+    assert text == "grpo round 1: pass@1 0.250, trained 4 steps on 623 solve prompts"
     assert _training_of(sft, read[sft]) == {"texts": 650, "steps": 82}
     assert _training_of(dpo, read[dpo]) == {"texts": 0, "preference_rows": 11, "steps": 2}
     assert _training_of(both, read[both]) == {"texts": 654, "preference_rows": 4, "steps": 82}
