@@ -11,7 +11,8 @@ verified in one ``verify_pairs`` call, with canary pairs riding along:
   every completion of a batch whose canaries got the wrong verdict: None. TRL (>= 1.16) takes a completion
   whose every reward is None as unscorable: it is left out of its group's baseline and its advantage is
   0, so with ``beta=0`` (no KL term) it contributes no gradient. Never a 0 (ARCHITECTURE invariant 10).
-``counts`` says what it gave, per verdict and masked.
+``counts`` says what it gave, per verdict and masked; TRL's logs get each step's masked count
+(``verifier/masked``).
 
 Training the embedded model with GRPO on CPU (``factory.models.grpo_train`` is the project's own use)::
 
@@ -113,5 +114,8 @@ class VerifierReward:
             results = [None] * len(completions)
         rewards = [reward_of(r) for r in results]
         self.counts.update(r.status for r in results if r is not None)
-        self.counts[MASKED] += sum(r is None for r in rewards)
+        masked = sum(r is None for r in rewards)
+        self.counts[MASKED] += masked
+        if callable(log_metric := columns.get("log_metric")):  # TRL's: logged with the step's metrics
+            log_metric("verifier/masked", float(masked))
         return rewards

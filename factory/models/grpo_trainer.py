@@ -102,6 +102,7 @@ def grpo_facts(trainer) -> dict:
     steps = [entry for entry in trainer.state.log_history if "reward" in entry]
     return {
         "reward_per_step": [None if entry["reward"] != entry["reward"] else round(entry["reward"], 4) for entry in steps],
+        "masked_per_step": [entry.get("verifier/masked") for entry in steps],
         "verdicts": dict(reward.counts),
         "reward_calls": reward.calls,
         "generation": "fast cpu" if trainer.rollout_func is not None else "trl",

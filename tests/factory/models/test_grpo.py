@@ -70,6 +70,7 @@ def test_a_round_trains_by_grpo_on_solve_prompts_rewarded_by_the_sandbox(grpo_ro
     assert facts["examples"] <= accepted + seeds and facts["examples"] > seeds // 2  # distinct canonical forms
     grpo = facts["grpo"]
     assert len(grpo["reward_per_step"]) == 2 and grpo["reward_calls"] == 2
+    assert sum(grpo["masked_per_step"]) == grpo["verdicts"][MASKED]  # each step's, in TRL's logs
     assert grpo["generation"] == "fast cpu"  # the tiny model is Llama-style: TRL's rollout hook, the fast path
     samples = sum(n for verdict, n in grpo["verdicts"].items() if verdict != MASKED)
     assert samples == 2 * group_batch(TRAIN_BATCH_SIZE, 4)
