@@ -28,7 +28,7 @@ BEFORE_SETTING = {"eval_all_instances": True, "objective": "sft", "weighting": "
 
 BACKENDS = ("transformers", "vllm", "openai")
 EVAL_SPLITS = ("train", "test")
-OBJECTIVES = ("sft", "dpo", "spin", "sft+dpo")
+OBJECTIVES = ("sft", "dpo", "spin", "sft+dpo", "grpo")
 WEIGHTINGS = ("none", "learnability", "novelty", "both")
 
 
@@ -76,8 +76,13 @@ class RunConfig:
         "sft",
         "what a round trains on: sft (seeds + verified pairs), dpo (the round's verified solutions over its "
         "failed attempts, against the generating model), spin (verified over the generating model's own "
-        "samples, from and against the previous round's model), sft+dpo (sft, then a dpo pass)",
+        "samples, from and against the previous round's model), sft+dpo (sft, then a dpo pass), grpo (online RL "
+        "from the previous round's model on solve prompts of the round's puzzles and the seeds, rewarded by the "
+        "sandbox's verdicts: verified 1, else 0, crashed masked)",
         choices=OBJECTIVES,
+    )
+    grpo_generations: int = setting(
+        4, "objective grpo: samples per solve prompt, the group whose mean reward is each sample's baseline"
     )
     weighting: str = setting(
         "none",
@@ -121,6 +126,7 @@ class RunConfig:
             check(name, getattr(self, name) >= 0, "must be at least 0")
         for name in ("temperature", "propose_temperature"):
             check(name, getattr(self, name) >= 0, "must be at least 0")
+        check("grpo_generations", self.grpo_generations >= 2, "must be at least 2 (a group of one has no baseline)")
         check("top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
         check("timeout_s", self.timeout_s > 0, "must be positive")
         check("epochs", self.epochs > 0, "must be positive")

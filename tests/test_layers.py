@@ -16,7 +16,7 @@ LAYERS = (
     ("sandbox",),
     ("factory.errors", "factory.settings", "factory.config"),
     ("factory.store",),
-    ("factory.models",),
+    ("factory.models", "factory.rewards"),
     ("factory.loop", "factory.verify_files"),
     ("factory.outputs",),
     ("factory.daemon",),

@@ -49,7 +49,8 @@ def add_experiment_commands(subparsers) -> None:
         description=(
             "Run arms that differ only in what they fine-tune on (verified: seeds + verified pairs; "
             "unverified: seeds + the same attempts without verification; seeds-only: seeds alone; dpo, spin, sft+dpo: "
-            "the verified arm's data with that training objective; sft+learnability, sft+novelty: resampled by "
+            "the verified arm's data with that training objective; grpo: online RL on solve prompts of its "
+            "puzzles and the seeds, rewarded by the sandbox; sft+learnability, sft+novelty: resampled by "
             "learnability or novelty), with the same base model, optimizer steps (dpo and spin: their own "
             "epochs over their rows) and evaluation. Each arm is a run directory DIR/ARM; "
             "round 1 generates once (in DIR/verified) and the other arms copy it. Rerun to resume."

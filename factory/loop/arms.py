@@ -19,7 +19,7 @@ VERIFIED_ARM = "verified"
 UNVERIFIED_ARM = "unverified"
 SEEDS_ONLY_ARM = "seeds-only"
 # Arms that train on the verified arm's data with another objective (RunConfig.objective).
-OBJECTIVE_ARMS = {"dpo": "dpo", "spin": "spin", "sft+dpo": "sft+dpo"}
+OBJECTIVE_ARMS = {"dpo": "dpo", "spin": "spin", "sft+dpo": "sft+dpo", "grpo": "grpo"}
 LEARNABILITY_ARM = "sft+learnability"  # the verified arm's data resampled by learnability
 NOVELTY_ARM = "sft+novelty"  # the verified arm's data resampled by novelty
 # Arms that train on the verified arm's data resampled by a weighting (RunConfig.weighting).

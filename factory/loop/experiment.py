@@ -9,6 +9,10 @@ what each trains on is ``factory.loop.training_data``, its objective's passes ``
 - ``verified``: the recipe of every run: seeds plus verified pairs; ``unverified``: the same attempts
   with the verdicts ignored; ``seeds-only``: the seed pairs alone;
 - ``dpo``, ``spin``, ``sft+dpo``: the verified arm's data with another training objective;
+- ``grpo``: online RL on solve prompts of the verified arm's round-1 puzzles (its own later) and the seeds,
+  rewarded by the sandbox; it trains the verified arm's optimizer steps, each over as many sequences as
+  an sft step (8 samples), so the arms see equal sequences and updates, not equal wall-clock: a grpo step
+  also generates and verifies its samples;
 - ``sft+learnability``, ``sft+novelty``: the verified arm's pairs resampled by learnability or novelty.
 
 Every sft arm trains for the steps the verified arm's recipe takes in that round, so the learning-rate

@@ -7,7 +7,9 @@ from dataclasses import asdict
 
 from factory.loop.confidence import eval_intervals
 from factory.loop.parts import part_pass_at_k
-from factory.models.steps import checkpoint_information_gain
+from factory.loop.proposer_reward import proposer_report
+from factory.models.steps import checkpoint_information_gain, read_training_facts
+from factory.rewards import MASKED
 from factory.store import PROPOSAL_STATUSES, RunStore, round_stats
 from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import VERIFIED
@@ -47,7 +49,24 @@ def round_summary(
         # last, after the keys other tools read in order: the base model's loss on the round's new
         # pairs minus on seed pairs (None: nothing trained)
         "information_gain": _rounded(checkpoint_information_gain(_checkpoint_path(store, round))),
+        # objective grpo: the mean reward of each step, and the samples the sandbox verified or masked
+        "grpo": grpo_rewards(_checkpoint_path(store, round)),
+        # the proposer's learnability reward and its drift (factory.loop.proposer_reward)
+        "proposer": proposer_report(store, round).to_json(),
     }
+
+
+def grpo_rewards(checkpoint: str | None) -> dict | None:
+    """A grpo checkpoint's rewards (``training.json``'s ``grpo``): the mean reward per step, samples
+    rewarded and masked (crashed: no reward, no gradient). None for another objective or no checkpoint."""
+    facts = read_training_facts(checkpoint)
+    grpo = facts.grpo if facts else None
+    if not grpo:
+        return None
+    verdicts = dict(grpo["verdicts"])
+    masked = verdicts.pop(MASKED, 0)
+    return {"reward_per_step": grpo["reward_per_step"], "samples": sum(verdicts.values()), "masked": masked,
+            "verified": verdicts.get(VERIFIED, 0)}
 
 
 def _checkpoint_path(store: RunStore, round: int) -> str | None:
@@ -63,6 +82,22 @@ def round_to(value: float, digits: int = 3) -> float:
     return float(f"{value:.{digits}f}")
 
 
+def _format_grpo(grpo: dict) -> str:
+    steps = [r for r in grpo["reward_per_step"] if r is not None]
+    trend = f"{steps[0]:.3f} -> {steps[-1]:.3f} over {len(grpo['reward_per_step'])} steps" if steps else "none"
+    return (f"  grpo: mean reward {trend}; {grpo['verified']} of {grpo['samples']} samples verified, "
+            f"{grpo['masked']} masked (crashed: no reward, no gradient)")
+
+
+def _format_proposer(p: dict) -> str:
+    def shown(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    return (f"  proposer: learnability {shown(p['mean_reward'])} ({p['rewarded']} of {p['proposals']} rewarded, "
+            f"{p['masked']} masked, {p['too_long']} over the seeds' length); length {shown(p['mean_length'])}, "
+            f"{p['distinct_forms']} distinct forms, distance to seeds {shown(p['distance_to_seeds'])}")
+
+
 def format_summary(summary: dict) -> str:
     f = summary["funnel"]
     lines = [
@@ -76,6 +111,8 @@ def format_summary(summary: dict) -> str:
             if summary.get("information_gain") is not None
             else []
         ),
+        *([_format_grpo(summary["grpo"])] if summary.get("grpo") else []),
+        *([_format_proposer(summary["proposer"])] if summary.get("proposer") else []),
         f"  {summary['eval']['dataset']}: "
         + ", ".join(
             f"pass@{k} {v:.3f} (base {summary['eval']['base_pass_at_k'].get(k, float('nan')):.3f})"

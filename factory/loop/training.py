@@ -6,7 +6,9 @@ for how many steps), and one function carries a plan out.
 - dpo: one preference pass over the round's preference rows, from and against the model that generated
   them; spin: the same over its own rows (verified solutions over the generating model's samples);
 - sft+dpo: an sft pass into ``round-N-sft``, then a dpo pass from and against that checkpoint; with fixed
-  steps the dpo pass takes up to half of them (``preference_steps``).
+  steps the dpo pass takes up to half of them (``preference_steps``);
+- grpo: one GRPO pass from the generating model over solve prompts of the round's accepted puzzles and
+  the seeds (``training_data.grpo_rows``), rewarded by the sandbox's verdicts (``factory.rewards``).
 dpo and spin always train their own epochs over their rows: an experiment's fixed steps over a round's
 few preference rows are many epochs of DPO, which over-optimises (measured: 166 steps on 14 pairs took
 pass@1 from 0.157 to 0.021). With a weighting the rows are resampled by their puzzle's weight.
@@ -21,20 +23,23 @@ from factory.config import RunConfig
 from factory.errors import UserError
 from factory.loop.context import RunContext
 from factory.loop.preferences import DPO, SPIN
+from factory.loop.prompts import STOP_SEQUENCES
 from factory.loop.seeds import seed_of
-from factory.loop.training_data import information_probes, preference_data, sft_texts
+from factory.loop.training_data import grpo_rows, information_probes, preference_data, sft_texts
+from factory.models.grpo_trainer import GrpoSettings
 from factory.models.steps import optimizer_steps, read_training_facts
 from factory.store import RunStore
 
 TRAIN_STAGE = "train"
 SFT = "sft"
 SFT_DPO = "sft+dpo"
+GRPO = "grpo"
 
 
 @dataclass(frozen=True)
 class TrainingPass:
-    """One fine-tuning run: ``kind`` sft (over texts) or dpo (over preference rows, against a reference
-    model), saved in ``out_dir``; ``steps`` None: the epochs decide."""
+    """One fine-tuning run: ``kind`` sft (over texts), dpo (over preference rows, against a reference
+    model) or grpo (over solve prompts), saved in ``out_dir``; ``steps`` None: the epochs decide."""
 
     kind: str
     out_dir: Path
@@ -48,7 +53,7 @@ class TrainingPlan:
     texts: list[str]
     rows: list[dict]
     passes: tuple[TrainingPass, ...]
-    examples: int  # what the checkpoint record counts: texts (sft, sft+dpo) or preference rows
+    examples: int  # what the checkpoint record counts: texts (sft, sft+dpo), preference rows or solve prompts (grpo)
 
 
 def preference_steps(objective: str, rows: int, epochs: float, steps: int | None) -> int:
@@ -82,6 +87,10 @@ def training_plan(ctx: RunContext, round: int, c: RunConfig, steps: int | None =
     """``round``'s plan under ``c.objective`` (see the module docstring); ``steps``: the steps of the sft
     and sft+dpo passes together (default: ``fixed_steps``)."""
     out_dir = ctx.run_dir / "checkpoints" / f"round-{round}"
+    if c.objective == GRPO:
+        prompts = grpo_rows(ctx, round, c)
+        steps = steps if steps is not None else fixed_steps(ctx, round, c, [])
+        return TrainingPlan([], prompts, (TrainingPass(GRPO, out_dir, steps),), len(prompts))
     texts = sft_texts(ctx, round, c)
     rows = preference_data(ctx, round, c)
     if c.objective in (DPO, SPIN):
@@ -106,7 +115,7 @@ def train(ctx: RunContext, round: int, c: RunConfig, plan: TrainingPlan | None =
         return done.path
     plan = plan or training_plan(ctx, round, c)
     generator = ctx.model_for_round(round)
-    base = generator if c.incremental or c.objective in (DPO, SPIN) else ctx.base_model
+    base = generator if c.incremental or c.objective in (DPO, SPIN, GRPO) else ctx.base_model
     out_dir = ctx.run_dir / "checkpoints" / f"round-{round}"
     if (out_dir / "config.json").exists():  # saved (atomically) but killed before it was recorded
         record_training(ctx.store, round, out_dir, base, plan.examples, None)
@@ -114,6 +123,7 @@ def train(ctx: RunContext, round: int, c: RunConfig, plan: TrainingPlan | None =
     if not plan.passes:
         ctx.log(f"round {round}: no preference pairs ({c.objective}); the model is not trained this round")
         return generator
+    from factory.models.grpo import fine_tune_grpo
     from factory.models.train import fine_tune, fine_tune_preferences
 
     ctx.before_step()
@@ -133,6 +143,11 @@ def train(ctx: RunContext, round: int, c: RunConfig, plan: TrainingPlan | None =
             facts = {"sft_steps": sft.steps, **({"probe_loss": sft.probe_loss} if sft.probe_loss else {})}
             if step.out_dir != out_dir:  # the dpo pass goes on from and against this checkpoint
                 base = reference = str(step.out_dir)
+        elif step.kind == GRPO:
+            ctx.log(f"round {round}: grpo of {base} on {len(plan.rows)} solve prompts, rewarded by the sandbox")
+            report = fine_tune_grpo(base, plan.rows, step.out_dir, steps=step.steps, settings=grpo_settings(ctx, c),
+                                    **options)
+            seconds += report.seconds
         else:
             ctx.log(f"round {round}: {c.objective} of {base} on {len(plan.rows)} preference pairs against {reference}")
             report = fine_tune_preferences(
@@ -142,6 +157,16 @@ def train(ctx: RunContext, round: int, c: RunConfig, plan: TrainingPlan | None =
             seconds += report.seconds
     record_training(ctx.store, round, out_dir, base, plan.examples, {"train": seconds})
     return str(out_dir)
+
+
+def grpo_settings(ctx: RunContext, c: RunConfig) -> GrpoSettings:
+    """GRPO's sampling from the run's settings, and a sandbox of the run's kind and size for the reward."""
+    return GrpoSettings(
+        generations=c.grpo_generations, max_completion_length=c.max_new_tokens,
+        temperature=c.temperature or 1.0,  # greedy samples of one prompt are all alike: no group to compare
+        top_p=c.top_p, sandbox=ctx.sandbox.kind, workers=ctx.sandbox.workers, timeout_s=c.timeout_s,
+        vllm=c.backend == "vllm", stop=STOP_SEQUENCES,
+    )
 
 
 def record_training(

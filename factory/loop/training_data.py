@@ -1,4 +1,4 @@
-"""What a round fine-tunes on, by arm: texts for sft, preference rows for dpo and spin.
+"""What a round fine-tunes on, by arm: texts for sft, preference rows for dpo and spin, solve prompts for grpo.
 
 - the recipe (every run, and the verified arm and its objective and weighting arms): seeds plus every
   verified pair so far as solve blocks (resampled by ``RunConfig.weighting``), then ``len(pairs) // 3``
@@ -21,8 +21,8 @@ from factory.config import RunConfig
 from factory.loop.arms import SEEDS_ONLY_ARM, UNVERIFIED_ARM
 from factory.loop.context import RunContext
 from factory.loop.corpus import training_texts
-from factory.loop.preferences import DPO, SPIN, preference_rows, weighted_rows
-from factory.loop.prompts import training_example
+from factory.loop.preferences import DPO, SPIN, preference_rows, round_solve_prompt, weighted_rows
+from factory.loop.prompts import ExampleIndex, training_example
 from factory.loop.select import choose_pairs
 from factory.loop.weights import weighted_pairs
 from factory.store import RunStore, StoredAttempt
@@ -83,6 +83,19 @@ def preference_data(ctx: RunContext, round: int, c: RunConfig) -> list[dict]:
         return []
     rows = preference_rows(ctx.store, [round], kind=SPIN if c.objective == SPIN else DPO)
     return [r.to_dict() for r in weighted_rows(rows, c.weighting)]
+
+
+def grpo_rows(ctx: RunContext, round: int, c: RunConfig) -> list[dict]:
+    """The solve prompts grpo trains on in ``round``: one per puzzle accepted in the round and per seed
+    puzzle (distinct canonical forms), built as the solve stage builds them (``prompt``, the ``prefix`` it
+    ends with, and the ``puzzle`` the sandbox verifies the sample against)."""
+    examples = ExampleIndex(ctx.store.training_pairs(up_to_round=round - 1))
+    puzzles = {p.canonical_hash: p for p in ctx.store.pool_puzzles(up_to_round=0) + ctx.store.puzzles_of_round(round)}
+    rows = []
+    for stored in puzzles.values():
+        prompt, prefix = round_solve_prompt(examples, stored.source, stored.canonical_hash, c.seed, round, c.solve_examples)
+        rows.append({"prompt": prompt, "prefix": prefix, "puzzle": stored.source})
+    return rows
 
 
 def information_probes(store: RunStore, round: int, run_seed: int) -> dict[str, list[str]]:

@@ -60,6 +60,12 @@ def supports(model: str | Path, device: str | None = None, dtype: str | None = N
     return _config_supported(config)
 
 
+def supports_model(model) -> bool:
+    """Whether the fast path applies to a loaded model: on CPU, in float32, of a supported architecture."""
+    parameter = next(model.parameters())
+    return parameter.device.type == "cpu" and parameter.dtype == torch.float32 and _config_supported(model.config)
+
+
 def _config_supported(config) -> bool:
     return (
         getattr(config, "model_type", None) in SUPPORTED_MODEL_TYPES
@@ -135,11 +141,23 @@ class FastCPUBackend:
             raise ModelError(f"the fast CPU backend runs on cpu, not {device}")
         if dtype not in (None, "float32"):
             raise ModelError(f"the fast CPU backend runs in float32, not {dtype}")
-        self.name = str(model)
+        loaded, tokenizer = load_pretrained(model, torch.float32)
+        loaded.eval()
+        self._bind(loaded, tokenizer, str(model), batch_size)
+
+    @classmethod
+    def of_model(cls, model, tokenizer, *, batch_size: int = 64) -> FastCPUBackend:
+        """The fast path over a loaded float32 CPU model, with its weights as they are now (a training
+        step changes them: build another after it). Raises ModelError for other architectures."""
+        backend = cls.__new__(cls)
+        backend._bind(model, tokenizer, str(getattr(model, "name_or_path", "") or "model"), batch_size)
+        return backend
+
+    def _bind(self, model, tokenizer, name: str, batch_size: int) -> None:
+        self.name = name
         self.batch_size = batch_size
         self.device = torch.device("cpu")
-        self.model, self.tokenizer = load_pretrained(model, torch.float32)
-        self.model.eval()
+        self.model, self.tokenizer = model, tokenizer
         config = self.model.config
         if not _config_supported(config):
             raise ModelError(
@@ -343,6 +361,10 @@ class FastCPUBackend:
         encoded = self._encode(list(prompts), sampling)
         results = self._run(encoded, sampling)
         return [results[i : i + sampling.n] for i in range(0, len(results), sampling.n)]
+
+    def encode(self, prompts: Sequence[str], sampling: SamplingConfig) -> list[list[int]]:
+        """The token ids ``generate`` conditions each prompt on (cut from the left to leave room)."""
+        return self._encode(list(prompts), sampling)
 
     def _encode(self, prompts: list[str], sampling: SamplingConfig) -> list[list[int]]:
         room = self.max_positions - sampling.max_new_tokens if self.max_positions else None

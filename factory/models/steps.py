@@ -35,6 +35,7 @@ class TrainingFacts:
     final_loss: float | None = None
     ref_model: str | None = None  # dpo: the reference model
     probe_loss: Mapping[str, float] | None = None  # the base model's loss on the round's pairs and on seeds
+    grpo: Mapping[str, object] | None = None  # grpo: the verdicts of its samples, rewards and masked counts
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> TrainingFacts:

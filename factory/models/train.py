@@ -213,6 +213,7 @@ def run_training(
     ref_model: str | Path | None = None,
     facts: Mapping[str, object] | None = None,
     probes: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
+    grpo: Mapping[str, object] | None = None,
 ) -> TrainReport:
     """Run one training (``factory.models.trl_train``: here for one CPU process, else in a child process or
     ``accelerate launch``) and move its checkpoint to
@@ -231,6 +232,7 @@ def run_training(
             max_seconds=options.max_seconds, threads=torch.get_num_threads(),
             ref_model=str(ref_model) if ref_model is not None else None, processes=options.processes,
             probes={name: [dict(r) for r in rows] for name, rows in (probes or {}).items()} or None,
+            grpo=dict(grpo) if grpo is not None else None,
         )
         spec_file = work_dir / "spec.json"
         spec_file.write_text(json.dumps(spec.to_json()))
@@ -252,8 +254,9 @@ def run_training(
                 shutil.move(str(item), tmp / item.name)
             record = {**(facts or {}), "objective": objective, "steps": result["steps"], "total_steps": steps,
                       "learning_rate": learning_rate, "seed": options.seed, "final_loss": result["final_loss"]}
-            if result.get("probe_loss"):
-                record["probe_loss"] = result["probe_loss"]
+            for key in ("probe_loss", "grpo"):
+                if result.get(key):
+                    record[key] = result[key]
             (tmp / TRAINING_FILENAME).write_text(json.dumps(record, indent=2))
 
         try:

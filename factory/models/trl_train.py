@@ -17,18 +17,20 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 SFT = "sft"
 DPO = "dpo"
+GRPO = "grpo"
 PROGRESS = "factory-train: "  # the lines of stderr the caller shows as progress
 LOG_EVERY = 25
 
 
 @dataclass(frozen=True)
 class TrainSpec:
-    objective: str  # SFT or DPO
+    objective: str  # SFT, DPO or GRPO
     base_model: str
     data: str  # JSON lines of rows
     out_dir: str
@@ -47,6 +49,7 @@ class TrainSpec:
     # named sets of (prompt, completion) rows whose mean completion loss under the starting model is
     # measured before training (``probe_loss`` of the result)
     probes: dict | None = None
+    grpo: dict | None = None  # GRPO's settings (``factory.models.grpo_train.GrpoSettings`` as JSON)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -182,7 +185,7 @@ def train(spec: TrainSpec, progress: Callable[[str], None] = _print_progress) ->
             if logs and "loss" in logs and (step % LOG_EVERY == 0 or step == spec.steps) and state.is_world_process_zero:
                 progress(f"step {step}/{spec.steps} loss {logs['loss']:.3f} {time.monotonic() - self.start:.0f}s")
 
-    with deterministic(spec.seed, spec.threads):
+    with deterministic(spec.seed, spec.threads), ExitStack() as resources:
         from accelerate import PartialState
 
         model, tokenizer = _load(spec.base_model)
@@ -210,6 +213,12 @@ def train(spec: TrainSpec, progress: Callable[[str], None] = _print_progress) ->
             args = DPOConfig(**common, beta=spec.beta, precompute_ref_log_probs=False)
             trainer = DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=dataset,
                                  processing_class=tokenizer, callbacks=[TimeBudget()])
+        elif spec.objective == GRPO:
+            from factory.models.grpo_trainer import GrpoSettings, grpo_trainer
+
+            settings = GrpoSettings(**(spec.grpo or {}))
+            trainer = grpo_trainer(settings, spec.seed, spec.lora, model, tokenizer, dataset, common, [TimeBudget()],
+                                   resources)
         else:
             raise ValueError(f"unknown objective {spec.objective!r}")
         # with tqdm off the Trainer prints every log dict to stdout: in this process that is the command's own
@@ -224,7 +233,12 @@ def train(spec: TrainSpec, progress: Callable[[str], None] = _print_progress) ->
             model.save_pretrained(spec.out_dir)
             tokenizer.save_pretrained(spec.out_dir)
         trainer.accelerator.wait_for_everyone()
-        return {"steps": trainer.state.global_step, "final_loss": final_loss, "probe_loss": probe_loss}
+        result = {"steps": trainer.state.global_step, "final_loss": final_loss, "probe_loss": probe_loss}
+        if spec.objective == GRPO:
+            from factory.models.grpo_trainer import grpo_facts
+
+            result["grpo"] = grpo_facts(trainer)
+        return result
 
 
 def outcome(spec: TrainSpec, progress: Callable[[str], None] = _print_progress) -> dict:

@@ -36,7 +36,10 @@ def is_experiment(root: Path | str) -> bool:
 
 def _training_of(checkpoint: str, facts: TrainingFacts) -> dict:
     """What a round's checkpoint trained on: sft texts, preference rows (dpo and spin) or both
-    (sft+dpo: its sft pass is the ``round-N-sft`` checkpoint beside it), and the steps of every pass."""
+    (sft+dpo: its sft pass is the ``round-N-sft`` checkpoint beside it) or solve prompts (grpo, with the
+    sandbox's verdicts on its samples), and the steps of every pass."""
+    if facts.objective == "grpo":
+        return {"solve_prompts": facts.examples, "steps": facts.steps, "verdicts": dict((facts.grpo or {}).get("verdicts", {}))}
     if facts.objective != "dpo":
         return {"texts": facts.examples, "steps": facts.steps}
     sft = read_training_facts(Path(checkpoint).with_name(Path(checkpoint).name + "-sft")) if facts.sft_steps else None
@@ -154,8 +157,8 @@ def format_comparison(result: Mapping) -> str:
                 ci = values["pass_at_k_ci"].get(k)
                 cells.append(f"pass@{k} {v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
             train = data["train"].get(r)
-            on = [f"{train[key]} {what}" for key, what in (("texts", "texts"), ("preference_rows", "preference rows"))
-                  if train and train.get(key)]
+            kinds = (("texts", "texts"), ("preference_rows", "preference rows"), ("solve_prompts", "solve prompts"))
+            on = [f"{train[key]} {what}" for key, what in kinds if train and train.get(key)]
             steps = f", trained {train['steps']} steps on {' + '.join(on) or 'nothing'}" if train else ""
             lines.append(f"{arm} round {r}: " + ", ".join(cells) + steps)
         for control, key in CONTROLS:

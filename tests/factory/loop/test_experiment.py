@@ -58,7 +58,7 @@ from factory.outputs.comparison import (
 from factory.store import STORE_FILENAME, EvalRecord, RunStore
 from sandbox.backend import open_sandbox
 from sandbox.verdicts import VERIFIED
-from tests.factory.played_run import copy_run, played_config
+from tests.factory.played_run import copy_run, played_config, with_settings
 
 QUIET = {"log": lambda m: None, "show_progress": False}
 
@@ -113,10 +113,10 @@ def test_arms_are_parsed_in_order_and_need_the_verified_arm():
 
 
 def test_objective_arms_and_the_sft_alias():
-    assert parse_arms("sft+dpo,spin,dpo,sft") == (VERIFIED_ARM, "dpo", "spin", "sft+dpo")
+    assert parse_arms("grpo,sft+dpo,spin,dpo,sft") == (VERIFIED_ARM, "dpo", "spin", "sft+dpo", "grpo")
     config = played_config("http://127.0.0.1:9/v1")
     assert [arm_config(config, arm).objective for arm in ARMS] == [
-        "sft", "sft", "sft", "dpo", "spin", "sft+dpo", "sft", "sft"
+        "sft", "sft", "sft", "dpo", "spin", "sft+dpo", "grpo", "sft", "sft"
     ]
     assert arm_config(config, "dpo") == replace(config, objective="dpo")
     assert arm_config(config, "sft+learnability") == replace(config, weighting="learnability")
@@ -250,7 +250,7 @@ def test_a_dpo_arm_trains_its_own_epochs_over_its_rows_not_the_verified_arms_ste
 
 def test_the_comparison_says_what_each_objective_trained_on(tmp_path):
     """sft: its texts; dpo and spin: their preference rows; sft+dpo: the sft pass's texts beside it
-    and the dpo pass's rows, the steps of both passes together."""
+    and the dpo pass's rows, the steps of both passes together; grpo: its solve prompts and verdicts."""
     def checkpoint(name: str, **facts) -> str:
         (tmp_path / name).mkdir()
         (tmp_path / name / TRAINING_FILENAME).write_text(json.dumps(facts))
@@ -260,7 +260,13 @@ def test_the_comparison_says_what_each_objective_trained_on(tmp_path):
     dpo = checkpoint("dpo", objective="dpo", examples=11, steps=2)
     checkpoint("round-1-sft", objective="sft", examples=654, steps=80)
     both = checkpoint("round-1", objective="dpo", examples=4, steps=2, sft_steps=80)
-    read = {path: read_training_facts(path) for path in (sft, dpo, both)}
+    verdicts = {"verified": 3, "wrong": 13, "masked": 1}
+    grpo = checkpoint("grpo", objective="grpo", examples=623, steps=4, grpo={"verdicts": verdicts})
+    read = {path: read_training_facts(path) for path in (sft, dpo, both, grpo)}
+    assert _training_of(grpo, read[grpo]) == {"solve_prompts": 623, "steps": 4, "verdicts": verdicts}
+    rounds = {"1": {"pass_at_k": {"1": 0.25}, "pass_at_k_ci": {}}}
+    text = format_comparison({"arms": {"grpo": {"rounds": rounds, "train": {"1": _training_of(grpo, read[grpo])}}}})
+    assert text == "grpo round 1: pass@1 0.250, trained 4 steps on 623 solve prompts"
     assert _training_of(sft, read[sft]) == {"texts": 650, "steps": 82}
     assert _training_of(dpo, read[dpo]) == {"texts": 0, "preference_rows": 11, "steps": 2}
     assert _training_of(both, read[both]) == {"texts": 654, "preference_rows": 4, "steps": 82}
@@ -414,3 +420,22 @@ def test_round_differences_pair_by_puzzle_per_round_and_k_and_the_verified_arm_i
     assert d["ci"] == [0.0, 0.5]  # the two puzzles' differences are 0.5 and 0: resampled means lie in [0, 0.5]
     text = format_comparison({"arms": {VERIFIED_ARM: {"rounds": {}, "train": {}, "over_unverified": over}}})
     assert text == "verified round 1: +0.250 pass@1 over unverified, 95% CI [+0.000, +0.500] (2 puzzles)"
+
+
+def test_a_grpo_arm_trains_the_verified_arms_steps_on_solve_prompts(run, tmp_path):
+    root = tmp_path / "exp"
+    verified, grpo = copy_run(run, root / VERIFIED_ARM), copy_run(run, root / "grpo")
+    checkpoint = verified / "checkpoints" / "round-1"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / TRAINING_FILENAME).write_text(json.dumps({"steps": 40, "total_steps": 40}))
+    with RunStore.open(verified, create=False) as store:
+        store.record_checkpoint(1, str(checkpoint), "base", 500, 1.0)
+    with_settings(grpo, objective="grpo")
+    config = played_config("http://127.0.0.1:9/v1")
+    with prepare_run(grpo, arm_config(config, "grpo"), None, arm=experiment_arm("grpo", verified), **QUIET) as ctx:
+        plan = training_plan(ctx, 1, ctx.config)
+        seeds = {p.source for p in ctx.store.pool_puzzles(up_to_round=0)}
+        accepted = {p.source for p in ctx.store.puzzles_of_round(1)}
+    assert [(p.kind, p.steps) for p in plan.passes] == [("grpo", 40)] and plan.texts == []
+    assert {r["puzzle"] for r in plan.rows} == seeds | accepted and plan.examples == len(plan.rows)
+    assert all(r["prompt"].endswith(r["prefix"]) and r["prefix"].startswith("def g") for r in plan.rows)
