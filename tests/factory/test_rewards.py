@@ -15,7 +15,12 @@ PREFIX = "def g(n=3):\n"
 PROMPT = PUZZLE + "\n" + PREFIX
 SOLVES = "    return n * 2\n"
 WRONG = "    return 5\n"
-KILLS_ITS_WORKER = "    import os\n    os.kill(os.getppid(), 9)\n"  # the process sandbox loses the job: crashed
+# g's parent is g's zygote, the zygote's parent the worker: killing it, the process sandbox loses the job (crashed)
+KILLS_ITS_WORKER = (
+    "    import os\n"
+    "    worker = int(open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+    "    os.kill(worker, 9)\n"
+)
 
 
 @pytest.fixture(scope="module")
