@@ -26,6 +26,7 @@ IDENTITY_FIELDS = (
 BEFORE_SETTING = {"eval_all_instances": True, "objective": "sft", "weighting": "none"}
 
 BACKENDS = ("transformers", "vllm", "openai")
+APIS = ("auto", "chat", "completions")
 EVAL_SPLITS = ("train", "test")
 OBJECTIVES = ("sft", "dpo", "spin", "sft+dpo")
 WEIGHTINGS = ("none", "learnability", "novelty", "both")
@@ -48,6 +49,19 @@ class RunConfig:
     backend: str = setting("transformers", "transformers, vllm or openai", choices=BACKENDS)
     base_url: str | None = setting(
         None, 'backend = "openai": the server\'s URL, up to and including /v1', example="http://127.0.0.1:8000/v1"
+    )
+    api: str = setting(
+        "auto",
+        "how the model is prompted: completions (it continues a few-shot program) or chat (instructions and "
+        'the same program as a chat message; its reply holds the code). auto: with backend = "openai", '
+        "completions where the server offers it for the model, else chat; on a local backend, chat when "
+        "chat_template is given, else completions",
+        choices=APIS,
+    )
+    chat_template: str | None = setting(
+        None,
+        "a local model's chat template (a Jinja file) instead of its tokenizer's; implies api = chat",
+        example="/path/to/template.jinja",
     )
     seed: int = setting(0, "the run seed: prompts and sampling seeds derive from it")
     puzzles: int = setting(2048, "puzzles proposed per round")
@@ -120,12 +134,19 @@ class RunConfig:
         check("eval_limit", self.eval_limit is None or self.eval_limit >= 1, "must be at least 1")
         check("eval_ks", bool(self.eval_ks) and all(k >= 1 for k in self.eval_ks),
               "must be a non-empty list of integers >= 1")
-        for name in ("model", "base_url", "eval_p3"):
+        for name in ("model", "base_url", "eval_p3", "chat_template"):
             value = getattr(self, name)
             check(name, value is None or bool(value.strip()), "must not be empty (leave it unset for the default)")
         if self.backend not in BACKENDS:
             raise SettingError(
                 "backend", f"unknown backend {self.backend!r}: choose {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}"
+            )
+        check("api", self.api in APIS, f"must be one of {', '.join(APIS)}")
+        if self.chat_template is not None and (self.backend == "openai" or self.api == "completions"):
+            raise SettingError(
+                "chat_template",
+                "chat_template is for a local model prompted through chat (api = auto or chat); "
+                "an OpenAI-compatible server applies its own",
             )
         check("eval_split", self.eval_split in EVAL_SPLITS, 'must be "train" or "test"')
         check("objective", self.objective in OBJECTIVES, f"must be one of {', '.join(OBJECTIVES)}")

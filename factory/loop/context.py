@@ -73,6 +73,16 @@ def open_run_store(run_dir: Path, config: RunConfig) -> RunStore:
     return store
 
 
+def backend_options(c: RunConfig) -> dict[str, object]:
+    """``load_backend``'s options from a run's settings: the server's URL, how the model is prompted."""
+    options: dict[str, object] = {"api": c.api}
+    if c.backend == "openai" and c.base_url:
+        options["base_url"] = c.base_url
+    if c.chat_template is not None:
+        options["chat_template"] = c.chat_template
+    return options
+
+
 class Models:
     """The generation backend: loaded on first use, kept while the same model and options are asked
     for. ``generation``: more ``load_backend`` options for where generation runs (``replicas``,
@@ -85,9 +95,9 @@ class Models:
         self._key: tuple | None = None
 
     def backend(self, model: str, c: RunConfig) -> ModelBackend:
-        options: dict[str, object] = {"batch_size": c.batch_size} if c.backend == "transformers" else {}
-        if c.backend == "openai" and c.base_url:
-            options["base_url"] = c.base_url
+        options = backend_options(c)
+        if c.backend == "transformers":
+            options["batch_size"] = c.batch_size
         options.update(self.generation)
         key = (model, tuple(sorted(options.items())))
         if self._backend is not None and self._key == key:

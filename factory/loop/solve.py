@@ -14,9 +14,9 @@ from factory.loop.context import RunContext, batch_progress, sampling_for
 from factory.loop.preferences import round_solve_prompt
 from factory.loop.prompts import ExampleIndex
 from factory.loop.seeds import seed_of
+from factory.models.base import function_sources
 from factory.store import SOLVE_STAGE, AttemptRow, RunStore
 from factory.store.copy import copy_stage
-from puzzles.completion import complete_function
 from sandbox.canaries import Canary, CanaryFlip, draw
 from sandbox.canaries import check as check_canaries
 from sandbox.verify import SourcePair, verify_pairs
@@ -53,9 +53,7 @@ def solve(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
         sampling = sampling_for(c, c.attempts, seed_of(c.seed, round, "solve", b), c.temperature)
         outputs = ctx.models.generate(backend, prompts, sampling)
         t1 = time.perf_counter()
-        sources = [
-            [complete_function(prefix, o.text) for o in outs] for prefix, outs in zip(prefixes, outputs, strict=True)
-        ]
+        sources = function_sources(backend.name, prefixes, outputs)
         pairs = [SourcePair(stored.source, g) for stored, gs in zip(chunk, sources, strict=True) for g in gs]
         canaries = canaries_for(c.seed, round, b)
         verdicts = verify_pairs(pairs + [SourcePair(k.f, k.g) for k in canaries], ctx.sandbox, c.timeout_s)

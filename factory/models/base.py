@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from factory.errors import ModelError
+from puzzles.completion import complete_function, function_from_reply
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -43,11 +46,19 @@ class Completion:
     """One sampled continuation of a prompt (the prompt itself excluded), cut before the first stop string.
 
     ``tokens``: tokens the model generated for it. ``finished``: False when cut by ``max_new_tokens``.
+    ``reply``: True for a chat model's reply, which holds the code rather than continuing the prompt
+    (``function_sources`` reads both kinds). ``prompt_tokens``: the tokens of the prompt as sent, on the
+    first completion of each request (a sum counts every request's prompt once). ``counted_by``: where
+    the token counts come from: "local" (the backend's tokenizer), "server" (the reply's ``usage``) or
+    "estimate" (characters / 4, when a server reports no usage).
     """
 
     text: str
     tokens: int
     finished: bool
+    reply: bool = False
+    prompt_tokens: int = 0
+    counted_by: str = "local"
 
 
 @runtime_checkable
@@ -66,3 +77,26 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` before the earliest occurrence of any stop string; also say whether one was found."""
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def function_sources(model: str, prefixes: Sequence[str], outputs: Sequence[Sequence[Completion]]) -> list[list[str]]:
+    """The function each completion writes for its prompt, which ended with its prefix: the prefix
+    continued (``complete_function``), or the function found in a chat reply (``function_from_reply``;
+    a reply with no code gives the bare prefix, which no parser accepts). Raises ``ModelError`` when
+    ``model``'s replies hold no code at all: it does not follow the chat prompt."""
+    sources, replies, coded = [], 0, 0
+    for prefix, completions in zip(prefixes, outputs, strict=True):
+        row = []
+        for c in completions:
+            found = function_from_reply(prefix, c.text) if c.reply else complete_function(prefix, c.text)
+            replies += c.reply
+            coded += c.reply and found is not None
+            row.append(found if found is not None else prefix)
+        sources.append(row)
+    if replies and not coded:
+        first = next(c.text for cs in outputs for c in cs if c.reply)
+        raise ModelError(
+            f"none of {model}'s {replies} chat replies held code (the first began {' '.join(first.split())[:80]!r}); "
+            "use a model that follows instructions, or api = completions"
+        )
+    return sources
