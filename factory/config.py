@@ -63,6 +63,33 @@ class RunConfig:
         "a local model's chat template (a Jinja file) instead of its tokenizer's; implies api = chat",
         example="/path/to/template.jinja",
     )
+    propose_model: str | None = setting(
+        None,
+        "the model that proposes puzzles (a teacher: it is not trained), with propose_backend and "
+        'propose_base_url; "student": the model being trained (default: as model generates)',
+        example="gpt-4o-mini",
+    )
+    propose_backend: str | None = setting(None, "propose_model's backend (default: backend)", choices=BACKENDS)
+    propose_base_url: str | None = setting(
+        None, "propose_model's server URL (default: base_url)", example="https://api.openai.com/v1"
+    )
+    solve_model: str | None = setting(
+        None,
+        "the model that solves the proposed puzzles, with solve_backend and solve_base_url; "
+        '"student": the model being trained (default: as model generates)',
+        example="student",
+    )
+    solve_backend: str | None = setting(None, "solve_model's backend (default: backend)", choices=BACKENDS)
+    solve_base_url: str | None = setting(
+        None, "solve_model's server URL (default: base_url)", example="https://api.openai.com/v1"
+    )
+    train_model: str | None = setting(
+        None,
+        "the student: a local checkpoint dir or Hub id fine-tuned on the verified data and evaluated every "
+        "round, while model (the teacher) generates unless propose_model/solve_model say otherwise "
+        "(default: the generating model itself, when it can be trained)",
+        example="/path/to/student",
+    )
     seed: int = setting(0, "the run seed: prompts and sampling seeds derive from it")
     puzzles: int = setting(2048, "puzzles proposed per round")
     attempts: int = setting(16, "solutions sampled per new puzzle")
@@ -111,6 +138,12 @@ class RunConfig:
         "each problem's first instance (228)",
     )
     eval_limit: int | None = setting(None, "only the first N evaluation puzzles (smoke runs)", example=20)
+    price_per_mtok: str | None = setting(
+        None,
+        "PROMPT,COMPLETION: the price of a million prompt and of a million completion tokens (e.g. USD), "
+        "to show what the generated tokens cost in the round summary, `factory status` and the dataset card",
+        example="0.15,0.60",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "eval_ks", tuple(self.eval_ks))  # JSON and TOML give lists
@@ -134,7 +167,8 @@ class RunConfig:
         check("eval_limit", self.eval_limit is None or self.eval_limit >= 1, "must be at least 1")
         check("eval_ks", bool(self.eval_ks) and all(k >= 1 for k in self.eval_ks),
               "must be a non-empty list of integers >= 1")
-        for name in ("model", "base_url", "eval_p3", "chat_template"):
+        for name in ("model", "base_url", "eval_p3", "chat_template", "propose_model", "propose_base_url",
+                     "solve_model", "solve_base_url", "train_model"):
             value = getattr(self, name)
             check(name, value is None or bool(value.strip()), "must not be empty (leave it unset for the default)")
         if self.backend not in BACKENDS:
@@ -153,14 +187,37 @@ class RunConfig:
         check("weighting", self.weighting in WEIGHTINGS, f"must be one of {', '.join(WEIGHTINGS)}")
         if self.backend == "openai" and self.model is None:
             raise SettingError("model", 'model is required with backend = "openai": the name the server serves')
-        if self.backend == "openai" and self.train:
+        for name in ("propose_backend", "solve_backend"):
+            check(name, getattr(self, name) in (None, *BACKENDS), f"must be one of {', '.join(BACKENDS)}")
+        if self.backend == "openai" and self.train and self.train_model is None:
             raise SettingError(
-                "train", 'train = true needs a local model; set train = false with backend = "openai"'
+                "train",
+                'train = true needs a local model: name the student (train_model), or set train = false with '
+                'backend = "openai"',
             )
+        if self.price_per_mtok is not None:
+            self.prices()  # refuses a malformed value
         if not any(k <= self.eval_samples for k in self.eval_ks):
             raise SettingError(
                 "eval_ks", f"eval_ks {list(self.eval_ks)}: every k exceeds eval_samples = {self.eval_samples}"
             )
+
+    def prices(self) -> tuple[float, float] | None:
+        """``price_per_mtok`` as (prompt, completion) prices of a million tokens; None when unset."""
+        if self.price_per_mtok is None:
+            return None
+        parts = self.price_per_mtok.split(",")
+        try:
+            prices = tuple(float(part) for part in parts)
+        except ValueError:
+            prices = ()
+        if len(prices) != 2 or not all(0 <= p < float("inf") for p in prices):
+            raise SettingError(
+                "price_per_mtok",
+                f"price_per_mtok must be two non-negative numbers PROMPT,COMPLETION such as 0.15,0.60 "
+                f"(got {self.price_per_mtok!r})",
+            )
+        return prices[0], prices[1]
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -175,6 +232,12 @@ class RunConfig:
         if "eval_ks" in values:
             values["eval_ks"] = tuple(values["eval_ks"])
         return cls(**values)
+
+
+def prices_of(data: Mapping[str, object] | None) -> tuple[float, float] | None:
+    """The token prices of a run's settings as a store recorded them (None when it set none)."""
+    value = (data or {}).get("price_per_mtok")
+    return RunConfig(price_per_mtok=str(value)).prices() if value else None
 
 
 def run_identity(data: Mapping[str, object]) -> dict[str, object]:

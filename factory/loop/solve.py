@@ -10,11 +10,11 @@ import time
 
 from factory.config import RunConfig
 from factory.errors import VerifierError
-from factory.loop.context import RunContext, batch_progress, sampling_for
+from factory.loop.context import RunContext, batch_progress, generator_for, sampling_for
 from factory.loop.preferences import round_solve_prompt
 from factory.loop.prompts import ExampleIndex
 from factory.loop.seeds import seed_of
-from factory.models.base import function_sources
+from factory.models.base import function_sources, token_usage
 from factory.store import SOLVE_STAGE, AttemptRow, RunStore
 from factory.store.copy import copy_stage
 from sandbox.canaries import Canary, CanaryFlip, draw
@@ -39,7 +39,7 @@ def solve(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
     if not todo:
         return
     examples = ExampleIndex(ctx.store.training_pairs(up_to_round=round - 1))
-    backend = ctx.models.backend(model, c)
+    backend = ctx.models.backend(generator_for(c, "solve", model), c)
     for b in batch_progress(ctx, todo, f"round {round} solve"):
         chunk = puzzles[b * c.batch_size : (b + 1) * c.batch_size]
         prompts, prefixes = [], []
@@ -66,6 +66,7 @@ def solve(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
             for j, g in enumerate(sources[p_index]):
                 v = verdicts[p_index * c.attempts + j]
                 rows.append(AttemptRow(stored.id, j, g, v.status, v.seconds, v.detail, prompt_seed=j))
-        tokens = sum(o.tokens for outs in outputs for o in outs)
         timings = {"solve.generate": t1 - t0, "solve.verify": time.perf_counter() - t1}
-        ctx.store.record_attempts(round, b, rows, timings=timings, tokens=tokens, canaries=canary_counts)
+        ctx.store.record_attempts(
+            round, b, rows, timings=timings, usage=token_usage(outputs), canaries=canary_counts
+        )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from factory.errors import ModelError
+from factory.store.records import TokenUsage
 from puzzles.completion import complete_function, function_from_reply
 
 
@@ -100,3 +101,13 @@ def function_sources(model: str, prefixes: Sequence[str], outputs: Sequence[Sequ
             "use a model that follows instructions, or api = completions"
         )
     return sources
+
+
+def token_usage(outputs: Sequence[Sequence[Completion]]) -> TokenUsage:
+    """The tokens of one generate call's completions, and who counted them."""
+    completions = [c for row in outputs for c in row]
+    return TokenUsage(
+        prompt_tokens=sum(c.prompt_tokens for c in completions),
+        completion_tokens=sum(c.tokens for c in completions),
+        counted_by="+".join(sorted({c.counted_by for c in completions})) or "local",
+    )

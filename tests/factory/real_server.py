@@ -22,6 +22,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ServerDied(RuntimeError):
+    pass
+
+
 class TransformersServer:
     """``transformers serve MODEL`` on a free port of 127.0.0.1 (``base_url``), pinned to ``model``;
     ``stop`` kills it (as a crash would), ``start`` brings it back on the same port."""
@@ -36,14 +40,24 @@ class TransformersServer:
         self.process: subprocess.Popen | None = None
         self.start()
 
-    def start(self) -> None:
+    def start(self, tries: int = 2) -> None:
+        """Start the server; one that dies while loading is started again (its model process is
+        spawned with semaphores in /dev/shm, which a busy shared machine has been seen to lose)."""
+        for attempt in range(tries):
+            try:
+                return self._start_once()
+            except ServerDied:
+                if attempt == tries - 1:
+                    raise
+
+    def _start_once(self) -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"transformers serve exited: {self.log_path.read_text()[-2000:]}")
+                raise ServerDied(f"transformers serve exited: {self.log_path.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(self.base_url.removesuffix("/v1") + "/health", timeout=1):
                     return

@@ -3,6 +3,8 @@ from the batches already stored once the server is back."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import sqlite3
 
 import pytest
@@ -29,6 +31,7 @@ def test_a_server_killed_mid_round_is_one_line_exit_5_and_the_round_resumes(real
     config = RunConfig(
         model=real_server.model, backend="openai", base_url=real_server.base_url, train=False, puzzles=6,
         batch_size=2, attempts=2, max_new_tokens=16, eval_samples=1, eval_ks=(1,), eval_limit=2,
+        price_per_mtok="2,8",
     )
     generate_calls = 0
 
@@ -54,3 +57,38 @@ def test_a_server_killed_mid_round_is_one_line_exit_5_and_the_round_resumes(real
             assert run_rounds(ctx, rounds_finished(1)) == "1 rounds are finished"
     after = proposals(tmp_path)
     assert after[: len(before)] == before and {row[0] for row in after} == {0, 1, 2}
+    summary = json.loads((tmp_path / "rounds" / "round-1.json").read_text())
+    assert list(summary)[-3:] == ["information_gain", "usage", "models"]  # new keys after the existing ones
+    propose = summary["usage"]["propose"]
+    assert propose["counted_by"] == "server" and propose["prompt_tokens"] > 0 and propose["completion_tokens"] > 0
+    assert propose["cost"] == pytest.approx((2 * propose["prompt_tokens"] + 8 * propose["completion_tokens"]) / 1e6)
+    assert summary["usage"]["price_per_mtok"] == [2.0, 8.0]
+
+
+def test_a_served_teacher_and_a_local_student_that_trains(real_server, synthetic_tiny_model, tmp_path):
+    """The served model proposes (the teacher); a local copy is the student: it solves, is trained
+    and is evaluated each round."""
+    student = tmp_path / "student"
+    shutil.copytree(synthetic_tiny_model, student)
+    run_dir = tmp_path / "run"
+    config = RunConfig(
+        model=real_server.model, backend="openai", base_url=real_server.base_url, train_model=str(student),
+        solve_model="student", puzzles=4, batch_size=2, attempts=2, max_new_tokens=16, eval_samples=1,
+        eval_ks=(1,), eval_limit=2, epochs=0.05,
+    )
+    with open_sandbox("process", workers=1, log=lambda m: None) as sandbox:
+        with prepare_run(run_dir, config, sandbox, **QUIET) as ctx:
+            run_rounds(ctx, rounds_finished(1))
+            evaluated = {e.round: e.model for e in ctx.store.evals()}
+            stored = ctx.store.config()
+    checkpoint = str(run_dir / "checkpoints" / "round-1")
+    assert evaluated == {0: str(student), 1: checkpoint}  # the student, before and after its training
+    summary = json.loads((run_dir / "rounds" / "round-1.json").read_text())
+    assert summary["models"] == {
+        "propose": {"model": real_server.model, "backend": "openai", "base_url": real_server.base_url},
+        "solve": {"model": str(student), "backend": "transformers", "base_url": None},
+        "student": {"model": str(student), "backend": "transformers", "base_url": None},
+        "evaluated": checkpoint,
+    }
+    assert summary["usage"]["propose"]["counted_by"] == "server"
+    assert (stored["train_model"], stored["solve_model"]) == (str(student), "student")  # the roles, in the store
