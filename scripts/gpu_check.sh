@@ -3,7 +3,7 @@
 # trained model's evaluation) of a Hugging Face-format checkpoint with the transformers backend on a
 # CUDA GPU; prints seconds per stage, tokens/s and GPU memory. Without a CUDA GPU it says so and exits 0.
 #
-#   scripts/gpu_check.sh [MODEL_DIR_OR_HUB_ID]     (default: the embedded default model, built if needed)
+#   scripts/gpu_check.sh [MODEL_DIR_OR_HUB_ID]     (or $MODEL; default: the embedded default model, built if needed)
 #
 # Settings: PUZZLES (64), ATTEMPTS (8), EVAL_SAMPLES (5), EVAL_LIMIT (40), RUN_DIR (a new temporary
 # directory), PY (the venv's python). Nothing is downloaded unless MODEL is a Hub id.
@@ -17,7 +17,7 @@ if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1
 fi
 RUN_DIR=${RUN_DIR:-$(mktemp -d)/run}
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
-exec "$PY" - "${1:-}" "$RUN_DIR" <<'PYTHON'
+exec "$PY" - "${1:-${MODEL:-}}" "$RUN_DIR" <<'PYTHON'
 import json
 import os
 import sys
