@@ -69,7 +69,9 @@ class RunConfig:
         'propose_base_url; "student": the model being trained (default: as model generates)',
         example="gpt-4o-mini",
     )
-    propose_backend: str | None = setting(None, "propose_model's backend (default: backend)", choices=BACKENDS)
+    propose_backend: str | None = setting(
+        None, "propose_model's backend (default: backend)", choices=BACKENDS, example="openai"
+    )
     propose_base_url: str | None = setting(
         None, "propose_model's server URL (default: base_url)", example="https://api.openai.com/v1"
     )
@@ -79,7 +81,9 @@ class RunConfig:
         '"student": the model being trained (default: as model generates)',
         example="student",
     )
-    solve_backend: str | None = setting(None, "solve_model's backend (default: backend)", choices=BACKENDS)
+    solve_backend: str | None = setting(
+        None, "solve_model's backend (default: backend)", choices=BACKENDS, example="openai"
+    )
     solve_base_url: str | None = setting(
         None, "solve_model's server URL (default: base_url)", example="https://api.openai.com/v1"
     )
