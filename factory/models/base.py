@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -80,24 +81,29 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+SENTENCE = re.compile(r"\b[A-Za-z]+(?:,? [A-Za-z']+){4,}")  # five words in a row: prose, not code
+
+
 def function_sources(model: str, prefixes: Sequence[str], outputs: Sequence[Sequence[Completion]]) -> list[list[str]]:
     """The function each completion writes for its prompt, which ended with its prefix: the prefix
     continued (``complete_function``), or the function found in a chat reply (``function_from_reply``;
-    a reply with no code gives the bare prefix, which no parser accepts). Raises ``ModelError`` when
-    ``model``'s replies hold no code at all: it does not follow the chat prompt."""
-    sources, replies, coded = [], 0, 0
+    a reply with no code gives the bare prefix, which no parser accepts, like an invalid completion).
+    Raises ``ModelError`` when every one of ``model``'s replies is prose without code: it does not
+    follow the chat prompt (a weak model's broken code is only a bad sample)."""
+    sources, replies, coded, prose = [], 0, 0, 0
     for prefix, completions in zip(prefixes, outputs, strict=True):
         row = []
         for c in completions:
             found = function_from_reply(prefix, c.text) if c.reply else complete_function(prefix, c.text)
             replies += c.reply
             coded += c.reply and found is not None
+            prose += c.reply and found is None and SENTENCE.search(c.text) is not None
             row.append(found if found is not None else prefix)
         sources.append(row)
-    if replies and not coded:
+    if replies and prose == replies:
         first = next(c.text for cs in outputs for c in cs if c.reply)
         raise ModelError(
-            f"none of {model}'s {replies} chat replies held code (the first began {' '.join(first.split())[:80]!r}); "
+            f"none of {model}'s {replies} chat replies held code, only prose (the first began {' '.join(first.split())[:80]!r}); "
             "use a model that follows instructions, or api = completions"
         )
     return sources

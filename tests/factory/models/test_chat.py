@@ -50,14 +50,17 @@ def test_a_model_without_a_template_needs_one(synthetic_tiny_model, tmp_path):
 
 
 def test_replies_without_code_are_refused_in_one_line():
-    prose = [[Completion("I would write a loop.", 5, True, reply=True)], [Completion("Sure!\nNo.", 3, True, reply=True)]]
-    with pytest.raises(ModelError, match=r"none of m's 2 chat replies held code \(the first began 'I would") as e:
+    prose = [[Completion("I would write a loop here.", 5, True, reply=True)],
+             [Completion("Sure! The answer is a list of numbers.", 3, True, reply=True)]]
+    with pytest.raises(ModelError, match=r"none of m's 2 chat replies held code, only prose \(the first began 'I would") as e:
         function_sources("m", ["def f2(", "def f2("], prose)
     assert "\n" not in str(e.value)
     mixed = [prose[0], [Completion("```python\ndef f2(x: int):\n    return x > 1\n```", 9, True, reply=True)]]
     assert function_sources("m", ["def f2(", "def f2("], mixed) == [["def f2("], ["def f2(x: int):\n    return x > 1"]]
     junk = [[Completion("((((", 4, True)]]  # a completion is never refused: it is only a bad sample
     assert function_sources("m", ["def f2("], junk) == [["def f2((((("]]
+    broken = [[Completion("x: int(n, b=6) -> bool: return len(ys) == n and all", 9, True, reply=True)]]
+    assert function_sources("m", ["def f2("], broken) == [["def f2("]]  # a weak model's broken code: a bad sample
 
 
 def test_chat_template_is_for_local_models_prompted_through_chat():
