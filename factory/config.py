@@ -27,6 +27,7 @@ BEFORE_SETTING = {"eval_all_instances": True, "objective": "sft", "weighting": "
                   "eval_set": None}
 
 BACKENDS = ("transformers", "vllm", "openai")
+APIS = ("auto", "chat", "completions")
 EVAL_SPLITS = ("train", "test")
 OBJECTIVES = ("sft", "dpo", "spin", "sft+dpo", "grpo")
 WEIGHTINGS = ("none", "learnability", "novelty", "both")
@@ -43,6 +44,50 @@ class RunConfig:
     backend: str = setting("transformers", "transformers, vllm or openai", choices=BACKENDS)
     base_url: str | None = setting(
         None, 'backend = "openai": the server\'s URL, up to and including /v1', example="http://127.0.0.1:8000/v1"
+    )
+    api: str = setting(
+        "auto",
+        "how the model is prompted: completions (it continues a few-shot program) or chat (instructions and "
+        'the same program as a chat message; its reply holds the code). auto: with backend = "openai", '
+        "completions where the server offers it for the model, else chat; on a local backend, chat when "
+        "chat_template is given, else completions",
+        choices=APIS,
+    )
+    chat_template: str | None = setting(
+        None,
+        "a local model's chat template (a Jinja file) instead of its tokenizer's; implies api = chat",
+        example="/path/to/template.jinja",
+    )
+    propose_model: str | None = setting(
+        None,
+        "the model that proposes puzzles (a teacher: it is not trained), with propose_backend and "
+        'propose_base_url; "student": the model being trained (default: as model generates)',
+        example="gpt-4o-mini",
+    )
+    propose_backend: str | None = setting(
+        None, "propose_model's backend (default: backend)", choices=BACKENDS, example="openai"
+    )
+    propose_base_url: str | None = setting(
+        None, "propose_model's server URL (default: base_url)", example="https://api.openai.com/v1"
+    )
+    solve_model: str | None = setting(
+        None,
+        "the model that solves the proposed puzzles, with solve_backend and solve_base_url; "
+        '"student": the model being trained (default: as model generates)',
+        example="student",
+    )
+    solve_backend: str | None = setting(
+        None, "solve_model's backend (default: backend)", choices=BACKENDS, example="openai"
+    )
+    solve_base_url: str | None = setting(
+        None, "solve_model's server URL (default: base_url)", example="https://api.openai.com/v1"
+    )
+    train_model: str | None = setting(
+        None,
+        "the student: a local checkpoint dir or Hub id fine-tuned on the verified data and evaluated every "
+        "round, while model (the teacher) generates unless propose_model/solve_model say otherwise "
+        "(default: the generating model itself, when it can be trained)",
+        example="/path/to/student",
     )
     seed: int = setting(0, "the run seed: prompts and sampling seeds derive from it")
     seeds: str = setting(
@@ -110,6 +155,12 @@ class RunConfig:
         "each problem's first instance (228)",
     )
     eval_limit: int | None = setting(None, "only the first N evaluation puzzles (smoke runs)", example=20)
+    price_per_mtok: str | None = setting(
+        None,
+        "PROMPT,COMPLETION: the price of a million prompt and of a million completion tokens (e.g. USD), "
+        "to show what the generated tokens cost in the round summary, `factory status` and the dataset card",
+        example="0.15,0.60",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "eval_ks", tuple(self.eval_ks))  # JSON and TOML give lists
@@ -134,12 +185,20 @@ class RunConfig:
         check("eval_limit", self.eval_limit is None or self.eval_limit >= 1, "must be at least 1")
         check("eval_ks", bool(self.eval_ks) and all(k >= 1 for k in self.eval_ks),
               "must be a non-empty list of integers >= 1")
-        for name in ("model", "base_url", "eval_p3", "eval_set", "seeds"):
+        for name in ("model", "base_url", "eval_p3", "eval_set", "seeds", "chat_template", "propose_model",
+                     "propose_base_url", "solve_model", "solve_base_url", "train_model"):
             value = getattr(self, name)
             check(name, value is None or bool(value.strip()), "must not be empty (leave it unset for the default)")
         if self.backend not in BACKENDS:
             raise SettingError(
                 "backend", f"unknown backend {self.backend!r}: choose {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}"
+            )
+        check("api", self.api in APIS, f"must be one of {', '.join(APIS)}")
+        if self.chat_template is not None and (self.backend == "openai" or self.api == "completions"):
+            raise SettingError(
+                "chat_template",
+                "chat_template is for a local model prompted through chat (api = auto or chat); "
+                "an OpenAI-compatible server applies its own",
             )
         check("eval_split", self.eval_split in EVAL_SPLITS, 'must be "train" or "test"')
         check("objective", self.objective in OBJECTIVES, f"must be one of {', '.join(OBJECTIVES)}")
@@ -150,14 +209,37 @@ class RunConfig:
             raise SettingError("seeds_split", "seeds come from the train split: the test split is for evaluation only")
         if self.backend == "openai" and self.model is None:
             raise SettingError("model", 'model is required with backend = "openai": the name the server serves')
-        if self.backend == "openai" and self.train:
+        for name in ("propose_backend", "solve_backend"):
+            check(name, getattr(self, name) in (None, *BACKENDS), f"must be one of {', '.join(BACKENDS)}")
+        if self.backend == "openai" and self.train and self.train_model is None:
             raise SettingError(
-                "train", 'train = true needs a local model; set train = false with backend = "openai"'
+                "train",
+                'train = true needs a local model: name the student (train_model), or set train = false with '
+                'backend = "openai"',
             )
+        if self.price_per_mtok is not None:
+            self.prices()  # refuses a malformed value
         if not any(k <= self.eval_samples for k in self.eval_ks):
             raise SettingError(
                 "eval_ks", f"eval_ks {list(self.eval_ks)}: every k exceeds eval_samples = {self.eval_samples}"
             )
+
+    def prices(self) -> tuple[float, float] | None:
+        """``price_per_mtok`` as (prompt, completion) prices of a million tokens; None when unset."""
+        if self.price_per_mtok is None:
+            return None
+        parts = self.price_per_mtok.split(",")
+        try:
+            prices = tuple(float(part) for part in parts)
+        except ValueError:
+            prices = ()
+        if len(prices) != 2 or not all(0 <= p < float("inf") for p in prices):
+            raise SettingError(
+                "price_per_mtok",
+                f"price_per_mtok must be two non-negative numbers PROMPT,COMPLETION such as 0.15,0.60 "
+                f"(got {self.price_per_mtok!r})",
+            )
+        return prices[0], prices[1]
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -206,6 +288,12 @@ class SandboxSettings:
         check_declared(self)
         if self.ray_address is not None and not self.ray_address.strip():
             raise SettingError("ray_address", "ray_address must not be empty (leave it out for $RAY_ADDRESS)")
+
+
+def prices_of(data: Mapping[str, object] | None) -> tuple[float, float] | None:
+    """The token prices of a run's settings as a store recorded them (None when it set none)."""
+    value = (data or {}).get("price_per_mtok")
+    return RunConfig(price_per_mtok=str(value)).prices() if value else None
 
 
 def run_identity(data: Mapping[str, object]) -> dict[str, object]:

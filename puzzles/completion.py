@@ -1,9 +1,18 @@
 """Cutting the completed function out of model output: the prompt ended inside a def line and the
-model went on; where does that function end? (Nothing here validates the code: ``puzzles.parse`` does.)"""
+model went on; where does that function end? A chat model replies instead of continuing:
+``function_from_reply`` finds the function in its reply, refusing prose. (Nothing here validates the
+code beyond its syntax: ``puzzles.parse`` does.)"""
 
 from __future__ import annotations
 
+import re
+
+from puzzles.parse import parse_source
+from puzzles.records import InvalidProgram
 from puzzles.text import DEF_LINE, indent_width, split_lines
+
+FENCED_BLOCK = re.compile(r"^[ \t]*```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
+FUNCTION_NAME = re.compile(r"def[ \t]+(\w+)[ \t]*\(")
 
 
 def complete_function(prefix: str, completion: str) -> str:
@@ -93,3 +102,33 @@ def _strip_trailing(lines: list[str], indent: int) -> list[str]:
     ):
         kept.pop()
     return kept
+
+
+def function_from_reply(prefix: str, reply: str) -> str | None:
+    """The function a chat reply writes for a prompt that ended with ``prefix`` (``"def f7("``, or a
+    solution's whole signature); None when the reply holds no code.
+
+    The code is read from the reply's fenced blocks (python or unlabelled), in order, else from the
+    whole reply as plain text. In each, the function is the one named as in ``prefix`` (its own def
+    line kept), else the text continues ``prefix`` as a completion would. The first candidate whose
+    function is valid Python is the answer: prose never parses as a function, so it is never code.
+    """
+    name = FUNCTION_NAME.search(prefix)
+    if name is None:
+        raise ValueError(f"the prompt's prefix {prefix!r} does not start a function")
+    head = f"def {name.group(1)}("
+    for code in [m.group(1) for m in FENCED_BLOCK.finditer(reply)] or [reply]:
+        lines = split_lines(code)
+        start = next((i for i, line in enumerate(lines) if DEF_LINE.match(line) and head in line), None)
+        if start is None:
+            source = complete_function(prefix, code)
+        else:
+            own = lines[start].lstrip()
+            cut = own.index("(") + 1
+            source = complete_function(own[:cut], "\n".join([own[cut:], *lines[start + 1 :]]))
+        try:
+            parse_source(source, "reply")
+        except InvalidProgram:
+            continue
+        return source
+    return None

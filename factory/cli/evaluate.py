@@ -19,7 +19,7 @@ from factory.config import EVAL_SPLITS, RunConfig
 from factory.loop.paper import PAPER_KS, PAPER_MAX_NEW_TOKENS, PAPER_SAMPLES, PAPER_TEMPERATURE
 from factory.settings import int_list
 
-MODEL_SETTINGS = ("model", "backend", "base_url")
+MODEL_SETTINGS = ("model", "backend", "base_url", "api", "chat_template")
 SAMPLING_SETTINGS = ("temperature", "max_new_tokens")
 # `factory eval` keeps its own short spellings (and defaults) for the evaluation settings.
 EVAL_FLAGS = {
@@ -74,6 +74,7 @@ def eval_config_from(args: argparse.Namespace) -> RunConfig:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from factory.loop.confidence import pass_at_k_interval, rounded
+    from factory.loop.context import backend_options
     from factory.loop.corpus import embedded_model_path
     from factory.loop.evaluate import eval_settings, evaluate
     from factory.loop.parts import add_parts
@@ -83,10 +84,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     config = eval_config_from(args)
     settings = eval_settings(config)
-    options: dict[str, object] = (
-        {"base_url": config.base_url} if config.backend == "openai" and config.base_url else {}
-    )
-    options.update(generation_options(args))
+    options = {**backend_options(config), **generation_options(args)}
     model = config.model if config.model is not None or config.backend == "openai" else embedded_model_path()
     backend = load_backend(config.backend, model, **options)
     try:

@@ -15,7 +15,7 @@ from factory.errors import UserError
 from factory.loop.arms import PLAIN_RUN, Arm
 from factory.loop.prompts import STOP_SEQUENCES
 from factory.loop.run_sets import EvalSet, SeedSet, check_recorded_sets, load_run_sets
-from factory.models import ModelBackend, SamplingConfig, load_backend
+from factory.models import RAY_OPTIONS, ModelBackend, SamplingConfig, load_backend
 from factory.store import STORE_FILENAME, RunStore
 from puzzles.canonical import canonical_hash
 from sandbox.backend import Sandbox
@@ -54,9 +54,53 @@ def check_run_store(run_dir: Path, config: RunConfig) -> None:
         open_run_store(Path(run_dir), config).close()
 
 
+@dataclass(frozen=True)
+class Generator:
+    """A model that generates, and how it is reached: ``backend`` (``load_backend``'s kind) and, for a
+    server, ``base_url``."""
+
+    model: str
+    backend: str
+    base_url: str | None = None
+
+
+STUDENT = "student"  # propose_model/solve_model: the model being trained
+
+
+def student_of(c: RunConfig, model: str) -> Generator:
+    """The student of a round whose model (a checkpoint, or the base) is ``model``: local when it is a
+    separate ``train_model`` (trained, so it cannot be a served name), else on the run's backend."""
+    if c.train_model is None:
+        return Generator(model, c.backend, c.base_url)
+    return Generator(model, "transformers" if c.backend == "openai" else c.backend)
+
+
+def generator_for(c: RunConfig, role: str, student: str) -> Generator:
+    """Who generates in ``role`` ("propose" or "solve") in a round whose student model is ``student``:
+    the role's own model (``propose_model``...; "student": the student), else the run's ``model`` as
+    a fixed teacher when a separate ``train_model`` is trained, else the student itself."""
+    model = getattr(c, f"{role}_model")
+    if model == STUDENT or (model is None and c.train_model is None):
+        return student_of(c, student)
+    backend, base_url = getattr(c, f"{role}_backend"), getattr(c, f"{role}_base_url")
+    return Generator(model or c.model or student, backend or c.backend, base_url or c.base_url)
+
+
+def backend_options(c: RunConfig, generator: Generator | None = None) -> dict[str, object]:
+    """``load_backend``'s options from a run's settings for ``generator`` (default: the run's model):
+    how the model is prompted, a server's URL."""
+    generator = generator or Generator(c.model or "", c.backend, c.base_url)
+    options: dict[str, object] = {"api": c.api}
+    if generator.backend == "openai" and generator.base_url:
+        options["base_url"] = generator.base_url
+    if c.chat_template is not None:
+        options["chat_template"] = c.chat_template
+    return options
+
+
 class Models:
-    """The generation backend: loaded on first use, kept while the same model and options are asked
-    for. ``generation``: more ``load_backend`` options for where generation runs (``replicas``,
+    """The generation backend: loaded on first use, kept while the same ``Generator`` and options are
+    asked for. ``generation``: more ``load_backend`` options for where generation runs (``replicas``,
     ``ray_address``), chosen per invocation like the sandbox, not recorded as a setting of the run."""
 
     def __init__(self, generation: Mapping[str, object] | None, before_step: Callable[[], None]):
@@ -65,17 +109,19 @@ class Models:
         self._backend: ModelBackend | None = None
         self._key: tuple | None = None
 
-    def backend(self, model: str, c: RunConfig) -> ModelBackend:
-        options: dict[str, object] = {"batch_size": c.batch_size} if c.backend == "transformers" else {}
-        if c.backend == "openai" and c.base_url:
-            options["base_url"] = c.base_url
+    def backend(self, generator: Generator, c: RunConfig) -> ModelBackend:
+        options = backend_options(c, generator)
+        if generator.backend == "transformers":
+            options["batch_size"] = c.batch_size
         options.update(self.generation)
-        key = (model, tuple(sorted(options.items())))
+        if generator.backend == "openai":  # replicas are for the local models (a student beside a served teacher)
+            options = {k: v for k, v in options.items() if k != "replicas" and k not in RAY_OPTIONS}
+        key = (generator.model, generator.backend, tuple(sorted(options.items())))
         if self._backend is not None and self._key == key:
             return self._backend
         self.release()
         self.before_step()
-        self._backend = load_backend(c.backend, model, **options)
+        self._backend = load_backend(generator.backend, generator.model, **options)
         self._key = key
         return self._backend
 
@@ -110,7 +156,10 @@ class RunContext:
 
     @functools.cached_property
     def base_model(self) -> str:
-        """The model round 1 generates with: ``config.model``, else the embedded default model."""
+        """The student of round 1: ``config.train_model``, else ``config.model``, else the embedded
+        default model."""
+        if self.config.train_model is not None:
+            return self.config.train_model
         if self.config.model is not None:
             return self.config.model
         from factory.loop.corpus import embedded_model_path

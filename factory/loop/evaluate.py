@@ -13,7 +13,7 @@ from factory.loop.passk import mean_pass_at_k
 from factory.loop.prompts import STOP_SEQUENCES, ExampleIndex, solve_prompt
 from factory.loop.seeds import seed_of
 from factory.models import ModelBackend, SamplingConfig
-from puzzles.completion import complete_function
+from factory.models.base import function_sources
 from puzzles.records import NamedPuzzle
 from sandbox.backend import Sandbox
 from sandbox.verdicts import VERIFIED, Result
@@ -115,10 +115,8 @@ def solve_samples(
         if before_batch is not None:
             before_batch()
         batch = backend.generate(prompts[start : start + settings.batch_size], sampling)
-        for offset, completions in enumerate(batch):
-            prefix = prefixes[start + offset]
-            sources.append([complete_function(prefix, c.text) for c in completions])
-            tokens += sum(c.tokens for c in completions)
+        sources += function_sources(backend.name, prefixes[start : start + settings.batch_size], batch)
+        tokens += sum(c.tokens for completions in batch for c in completions)
         if progress is not None:
             progress("generate", len(sources), len(prompts))
     return sources, tokens

@@ -4,7 +4,7 @@ the base model; an arm with a reference copies the base evaluation from it)."""
 from __future__ import annotations
 
 from factory.config import RunConfig
-from factory.loop.context import RunContext
+from factory.loop.context import RunContext, student_of
 from factory.loop.evaluate import eval_settings, evaluate
 from factory.store import RunStore
 from factory.store.copy import copy_evals
@@ -21,7 +21,7 @@ def evaluate_model(ctx: RunContext, round: int, model: str, c: RunConfig) -> dic
     puzzles = ctx.eval.puzzles[: c.eval_limit] if c.eval_limit else ctx.eval.puzzles
     ctx.log(f"round {round}: evaluating {model} on {ctx.eval.name} ({len(puzzles)} puzzles x {c.eval_samples})")
     result = evaluate(
-        ctx.models.backend(model, c), puzzles, ctx.seeds.pairs, ctx.sandbox, ctx.eval.name, settings,
+        ctx.models.backend(student_of(c, model), c), puzzles, ctx.seeds.pairs, ctx.sandbox, ctx.eval.name, settings,
         before_batch=ctx.before_step,
     )
     if round > 0:  # round 0 (the base model) has no rounds row to hang a marker on

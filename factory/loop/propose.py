@@ -9,13 +9,13 @@ import time
 
 from factory.config import RunConfig
 from factory.errors import UserError
-from factory.loop.context import RunContext, batch_progress, sampling_for
+from factory.loop.context import RunContext, batch_progress, generator_for, sampling_for
 from factory.loop.filter import filter_proposals
 from factory.loop.prompts import propose_prompt
 from factory.loop.seeds import seed_of
+from factory.models.base import function_sources, token_usage
 from factory.store import PROPOSE_STAGE, RunStore
 from factory.store.copy import copy_stage
-from puzzles.completion import complete_function
 
 
 def propose(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
@@ -32,7 +32,7 @@ def propose(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
     pool = [p.source for p in ctx.store.pool_puzzles(up_to_round=round - 1)]
     if not pool:
         raise UserError("the seed pool is empty: nothing to show the model as examples")
-    backend = ctx.models.backend(model, c)
+    backend = ctx.models.backend(generator_for(c, "propose", model), c)
     for b in batch_progress(ctx, todo, f"round {round} propose"):
         indices = range(b * c.batch_size, min((b + 1) * c.batch_size, c.puzzles))
         prompts, prefixes = [], []
@@ -44,8 +44,7 @@ def propose(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
         sampling = sampling_for(c, 1, seed_of(c.seed, round, "propose", b), c.propose_temperature)
         outputs = ctx.models.generate(backend, prompts, sampling)
         t1 = time.perf_counter()
-        raws = [complete_function(prefix, out[0].text) for prefix, out in zip(prefixes, outputs, strict=True)]
+        raws = [sources[0] for sources in function_sources(backend.name, prefixes, outputs)]
         rows = filter_proposals(list(indices), raws, ctx.store.known_hashes(), ctx.eval.index, ctx.sandbox, c.timeout_s)
-        tokens = sum(out[0].tokens for out in outputs)
         timings = {"propose.generate": t1 - t0, "propose.filter": time.perf_counter() - t1}
-        ctx.store.record_proposals(round, b, rows, timings=timings, tokens=tokens)
+        ctx.store.record_proposals(round, b, rows, timings=timings, usage=token_usage(outputs))

@@ -15,11 +15,11 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 from factory.config import RunConfig
-from factory.loop.context import RunContext, log_to_stderr
+from factory.loop.context import RunContext, generator_for, log_to_stderr, student_of
 from factory.loop.evaluation import evaluate_base, evaluate_model
 from factory.loop.propose import propose
 from factory.loop.select import select_pairs
@@ -89,7 +89,15 @@ def run_round(ctx: RunContext, round: int, stages: Stages = ROUND_STAGES) -> dic
     stages.select(ctx, round, c)
     trained = stages.train(ctx, round, c) if c.train else None
     pass_at_k = stages.evaluate(ctx, round, trained or model, c)
-    summary = round_summary(ctx.store, round, model, ctx.eval.name, pass_at_k, time.perf_counter() - started)
+    summary = round_summary(
+        ctx.store, round, model, ctx.eval.name, pass_at_k, time.perf_counter() - started, c.prices()
+    )
+    summary["models"] = {  # last: who did what this round
+        "propose": asdict(generator_for(c, "propose", model)),
+        "solve": asdict(generator_for(c, "solve", model)),
+        "student": asdict(student_of(c, model)),
+        "evaluated": trained or model,
+    }
     ctx.store.finish_round(round, summary)
     write_summary(ctx, round, summary)
     return summary

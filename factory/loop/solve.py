@@ -10,12 +10,12 @@ import time
 
 from factory.config import RunConfig
 from factory.errors import VerifierError
-from factory.loop.context import RunContext, batch_progress, sampling_for
+from factory.loop.context import RunContext, batch_progress, generator_for, sampling_for
 from factory.loop.prompts import ExampleIndex, round_solve_prompt
 from factory.loop.seeds import seed_of
+from factory.models.base import function_sources, token_usage
 from factory.store import SOLVE_STAGE, AttemptRow, RunStore
 from factory.store.copy import copy_stage
-from puzzles.completion import complete_function
 from sandbox.canaries import Canary, CanaryFlip, draw
 from sandbox.canaries import check as check_canaries
 from sandbox.verify import SourcePair, verify_pairs
@@ -38,7 +38,7 @@ def solve(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
     if not todo:
         return
     examples = ExampleIndex(ctx.store.training_pairs(up_to_round=round - 1))
-    backend = ctx.models.backend(model, c)
+    backend = ctx.models.backend(generator_for(c, "solve", model), c)
     for b in batch_progress(ctx, todo, f"round {round} solve"):
         chunk = puzzles[b * c.batch_size : (b + 1) * c.batch_size]
         prompts, prefixes = [], []
@@ -52,9 +52,7 @@ def solve(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
         sampling = sampling_for(c, c.attempts, seed_of(c.seed, round, "solve", b), c.temperature)
         outputs = ctx.models.generate(backend, prompts, sampling)
         t1 = time.perf_counter()
-        sources = [
-            [complete_function(prefix, o.text) for o in outs] for prefix, outs in zip(prefixes, outputs, strict=True)
-        ]
+        sources = function_sources(backend.name, prefixes, outputs)
         pairs = [SourcePair(stored.source, g) for stored, gs in zip(chunk, sources, strict=True) for g in gs]
         canaries = canaries_for(c.seed, round, b)
         verdicts = verify_pairs(pairs + [SourcePair(k.f, k.g) for k in canaries], ctx.sandbox, c.timeout_s)
@@ -67,6 +65,7 @@ def solve(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
             for j, g in enumerate(sources[p_index]):
                 v = verdicts[p_index * c.attempts + j]
                 rows.append(AttemptRow(stored.id, j, g, v.status, v.seconds, v.detail, prompt_seed=j))
-        tokens = sum(o.tokens for outs in outputs for o in outs)
         timings = {"solve.generate": t1 - t0, "solve.verify": time.perf_counter() - t1}
-        ctx.store.record_attempts(round, b, rows, timings=timings, tokens=tokens, canaries=canary_counts)
+        ctx.store.record_attempts(
+            round, b, rows, timings=timings, usage=token_usage(outputs), canaries=canary_counts
+        )

@@ -3,6 +3,7 @@ one-screen text form."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 
 from factory.loop.confidence import eval_intervals
@@ -10,7 +11,7 @@ from factory.loop.parts import part_pass_at_k
 from factory.loop.proposer_reward import proposer_report
 from factory.models.steps import checkpoint_information_gain, read_training_facts
 from factory.rewards import MASKED
-from factory.store import PROPOSAL_STATUSES, RunStore, round_stats
+from factory.store import PROPOSAL_STATUSES, RunStore, TokenUsage, describe_usage, round_stats
 from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import VERIFIED
 
@@ -19,9 +20,11 @@ SUMMARY_FUNNEL = ("proposed", *PROPOSAL_STATUSES, "solved_puzzles", f"attempts_{
 
 
 def round_summary(
-    store: RunStore, round: int, model: str, eval_name: str, pass_at_k: dict[int, float], seconds: float
+    store: RunStore, round: int, model: str, eval_name: str, pass_at_k: dict[int, float], seconds: float,
+    prices: tuple[float, float] | None = None,
 ) -> dict:
-    """Funnel, verdicts, seconds per stage, tokens/s and pass@k of ``round``, read from the store."""
+    """Funnel, verdicts, seconds per stage, tokens/s, pass@k and token usage (its cost at ``prices``,
+    per million prompt and completion tokens) of ``round``, read from the store."""
     stats = round_stats(store, round)
     evals, base_evals = store.evals(round), store.evals(0)  # read once: pass@k, intervals and parts
     baseline = {e.k: e.pass_at_k for e in base_evals if e.dataset == eval_name}
@@ -53,6 +56,7 @@ def round_summary(
         "grpo": grpo_rewards(_checkpoint_path(store, round)),
         # the proposer's learnability reward and its drift (factory.loop.proposer_reward)
         "proposer": proposer_report(store, round).to_json(),
+        "usage": usage_summary(stats.usage, prices),
     }
 
 
@@ -67,6 +71,37 @@ def grpo_rewards(checkpoint: str | None) -> dict | None:
     masked = verdicts.pop(MASKED, 0)
     return {"reward_per_step": grpo["reward_per_step"], "samples": sum(verdicts.values()), "masked": masked,
             "verified": verdicts.get(VERIFIED, 0)}
+
+
+def usage_summary(usage: Mapping[str, TokenUsage], prices: tuple[float, float] | None) -> dict:
+    """Prompt and completion tokens per generating stage, who counted them, and (with ``prices``) their
+    cost: the summary's "usage"."""
+    stages = {stage: asdict(u) for stage, u in usage.items()}
+    if prices is not None:
+        for stage, u in usage.items():
+            stages[stage]["cost"] = round(u.cost(prices), 6)
+    return {
+        **stages,
+        "price_per_mtok": list(prices) if prices is not None else None,
+        "cost": round(sum(u.cost(prices) for u in usage.values()), 6) if prices is not None else None,
+    }
+
+
+def describe_models(models: Mapping[str, object]) -> str:
+    """Who proposed, solved and was trained, from a summary's "models"."""
+    return ", ".join(
+        f"{role} {m['model']} ({m['backend']})" for role, m in models.items() if isinstance(m, dict)
+    )
+
+
+def usage_of_summary(usage: Mapping[str, object]) -> tuple[dict[str, TokenUsage], tuple[float, float] | None]:
+    """A summary's "usage" read back: the usage per stage, and the prices."""
+    stages = {
+        stage: TokenUsage(u["prompt_tokens"], u["completion_tokens"], u["counted_by"])
+        for stage, u in usage.items() if isinstance(u, dict)
+    }
+    prices = usage.get("price_per_mtok")
+    return stages, (prices[0], prices[1]) if isinstance(prices, list) else None
 
 
 def _checkpoint_path(store: RunStore, round: int) -> str | None:
@@ -106,6 +141,8 @@ def format_summary(summary: dict) -> str:
         "  verdicts: " + ", ".join(f"{k} {v}" for k, v in summary["verdicts"].items() if v),
         "  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary["timings"].items()),
         f"  verifier canaries: {CanaryCounts(**summary['canaries']).describe()}",
+        *([f"  tokens: {describe_usage(*usage_of_summary(summary['usage']))}"] if summary.get("usage") else []),
+        *([f"  models: {describe_models(summary['models'])}"] if summary.get("models") else []),
         *(
             [f"  information gain: {summary['information_gain']:+.3f} (base model's loss on the new pairs minus on seeds)"]
             if summary.get("information_gain") is not None

@@ -30,9 +30,28 @@ def load_backend(kind: str, model: str | None, **options) -> ModelBackend:
 
     ``replicas=N`` (N >= 1) spreads generation over N copies of that backend as Ray actors
     (``factory.models.ray_backend.RayGeneration``: same outputs for any N); with it, ``ray_address``,
-    ``replica_cpus`` and ``replica_gpus`` say where and with what. ``replicas`` 0 or None: no Ray."""
+    ``replica_cpus`` and ``replica_gpus`` say where and with what. ``replicas`` 0 or None: no Ray.
+
+    ``api`` ("auto", "chat" or "completions", see ``RunConfig.api``) and ``chat_template`` (a Jinja file)
+    choose how the model is prompted: a local model prompted through chat is wrapped in
+    ``factory.models.chat.ChatTemplateBackend``."""
     if model is None:
         raise ModelError(f"the {kind} backend needs a model name: a checkpoint directory, a Hub id or a served name")
+    api = options.pop("api", "auto")
+    chat_template = options.pop("chat_template", None)
+    if kind == "openai":
+        from factory.models.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(model, api=api, **options)
+    if api == "chat" or chat_template is not None:
+        from factory.models.chat import ChatTemplateBackend, chat_tokenizer
+
+        tokenizer = chat_tokenizer(model, chat_template)
+        return ChatTemplateBackend(_local_backend(kind, model, options), tokenizer)
+    return _local_backend(kind, model, options)
+
+
+def _local_backend(kind: str, model: str, options: dict) -> ModelBackend:
     replicas = options.pop("replicas", None)
     ray_options = {key: options.pop(name) for name, key in RAY_OPTIONS.items() if name in options}
     if replicas:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from factory.errors import ModelError
+from factory.store.records import TokenUsage
+from puzzles.completion import complete_function, function_from_reply
 
 
 @dataclass(frozen=True)
@@ -43,11 +48,19 @@ class Completion:
     """One sampled continuation of a prompt (the prompt itself excluded), cut before the first stop string.
 
     ``tokens``: tokens the model generated for it. ``finished``: False when cut by ``max_new_tokens``.
+    ``reply``: True for a chat model's reply, which holds the code rather than continuing the prompt
+    (``function_sources`` reads both kinds). ``prompt_tokens``: the tokens of the prompt as sent, on the
+    first completion of each request (a sum counts every request's prompt once). ``counted_by``: where
+    the token counts come from: "local" (the backend's tokenizer), "server" (the reply's ``usage``) or
+    "estimate" (characters / 4, when a server reports no usage).
     """
 
     text: str
     tokens: int
     finished: bool
+    reply: bool = False
+    prompt_tokens: int = 0
+    counted_by: str = "local"
 
 
 @runtime_checkable
@@ -66,3 +79,41 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` before the earliest occurrence of any stop string; also say whether one was found."""
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+SENTENCE = re.compile(r"\b[A-Za-z]+(?:,? [A-Za-z']+){4,}")  # five words in a row: prose, not code
+
+
+def function_sources(model: str, prefixes: Sequence[str], outputs: Sequence[Sequence[Completion]]) -> list[list[str]]:
+    """The function each completion writes for its prompt, which ended with its prefix: the prefix
+    continued (``complete_function``), or the function found in a chat reply (``function_from_reply``;
+    a reply with no code gives the bare prefix, which no parser accepts, like an invalid completion).
+    Raises ``ModelError`` when every one of ``model``'s replies is prose without code: it does not
+    follow the chat prompt (a weak model's broken code is only a bad sample)."""
+    sources, replies, coded, prose = [], 0, 0, 0
+    for prefix, completions in zip(prefixes, outputs, strict=True):
+        row = []
+        for c in completions:
+            found = function_from_reply(prefix, c.text) if c.reply else complete_function(prefix, c.text)
+            replies += c.reply
+            coded += c.reply and found is not None
+            prose += c.reply and found is None and SENTENCE.search(c.text) is not None
+            row.append(found if found is not None else prefix)
+        sources.append(row)
+    if replies and prose == replies:
+        first = next(c.text for cs in outputs for c in cs if c.reply)
+        raise ModelError(
+            f"none of {model}'s {replies} chat replies held code, only prose (the first began {' '.join(first.split())[:80]!r}); "
+            "use a model that follows instructions, or api = completions"
+        )
+    return sources
+
+
+def token_usage(outputs: Sequence[Sequence[Completion]]) -> TokenUsage:
+    """The tokens of one generate call's completions, and who counted them."""
+    completions = [c for row in outputs for c in row]
+    return TokenUsage(
+        prompt_tokens=sum(c.prompt_tokens for c in completions),
+        completion_tokens=sum(c.tokens for c in completions),
+        counted_by="+".join(sorted({c.counted_by for c in completions})) or "local",
+    )

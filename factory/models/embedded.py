@@ -31,6 +31,15 @@ from factory.models.train import save_atomically, train_steps
 FORMAT_VERSION = 1  # bump when the build code changes in a way that changes the model
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
+# The embedded model knows only P3 programs, so its chat template renders the program of the last user
+# message (``factory.models.chat.chat_messages`` puts it in a python fence) for the model to continue:
+# chat mode runs offline on it, its reply being the continuation. Not part of the fingerprint: a cached
+# model gains it when loaded (``add_chat_template``), its weights untouched.
+CHAT_TEMPLATE = (
+    "{%- for m in messages if m.role == 'user' %}{% if loop.last %}"
+    "{{ m.content.split('```python\\n')[-1].split('\\n```')[0] }}{% endif %}{% endfor %}"
+)
+CHAT_TEMPLATE_FILE = "chat_template.jinja"  # where transformers' tokenizers read a template from
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,7 @@ def default_model_path(
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     path = root / f"default-model-{fingerprint(texts, config)}"
     if (path / "config.json").exists():
+        add_chat_template(path)
         return path
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f"{path.name}.lock", "w") as lock:
@@ -129,7 +139,19 @@ def default_model_path(
                 f"default model built: {report.parameters / 1e6:.2f}M parameters, {report.tokens} corpus tokens, "
                 f"{report.steps} steps, final loss {report.final_loss:.3f}, {report.seconds:.0f}s"
             )
+    add_chat_template(path)
     return path
+
+
+def add_chat_template(path: Path) -> None:
+    """Give the model in ``path`` the embedded chat template unless it has one (written whole: a
+    template file half written is never read)."""
+    target = path / CHAT_TEMPLATE_FILE
+    if target.exists():
+        return
+    partial = path / f".{CHAT_TEMPLATE_FILE}.{os.getpid()}"
+    partial.write_text(CHAT_TEMPLATE)
+    os.replace(partial, target)
 
 
 def build_default_model(

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from factory.config import prices_of
 from factory.outputs.paper_reference import p3_note, p3_rows
 from factory.outputs.status import puzzle_set_line
-from factory.store.records import PROPOSAL_STATUSES
+from factory.store.records import PROPOSAL_STATUSES, TokenUsage
+from factory.store.stats import add_usage, describe_usage
 from sandbox.canaries import CanaryCounts
 
 DATA_DIR = "data"
@@ -94,6 +96,7 @@ class RoundFacts:
     verdicts: Mapping[str, int]
     exported_rows: int
     canaries: CanaryCounts = CanaryCounts()
+    usage: Mapping[str, TokenUsage] = field(default_factory=dict)  # tokens by stage
 
 
 @dataclass(frozen=True)
@@ -342,6 +345,9 @@ def _rounds(facts: CardFacts) -> str:
             _row(["---"] * (len(verdicts) + 1)),
         ]
         lines += [_row([str(r.round), *(str(r.verdicts.get(v, 0)) for v in verdicts)]) for r in facts.rounds]
+    usage = add_usage(r.usage for r in facts.rounds)
+    if usage:
+        lines += ["", f"Tokens the rounds generated with: {describe_usage(usage, prices_of(facts.config))}."]
     return "\n".join(lines) + "\n"
 
 

@@ -322,6 +322,7 @@ def store_facts(store: RunStore, rows_by_round: Counter[int]) -> tuple[list[Roun
             verdicts=stats.verdicts,
             exported_rows=rows_by_round.get(stats.round, 0),
             canaries=stats.canaries,
+            usage=stats.usage,
         )
         for stats in rounds_stats(store)
         if stats.round > 0

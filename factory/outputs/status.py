@@ -11,10 +11,20 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from factory.config import prices_of
 from factory.errors import UserError
 from factory.loop.progress import duration
 from factory.store.lock import LockHolder, lock_state, utc_text
-from factory.store.stats import Activity, generated_pairs, last_activity, rounds_stats, seed_pairs
+from factory.store.records import TokenUsage
+from factory.store.stats import (
+    Activity,
+    add_usage,
+    describe_usage,
+    generated_pairs,
+    last_activity,
+    rounds_stats,
+    seed_pairs,
+)
 
 # ---------------------------------------------------------------------------------------------------
 # the whole status
@@ -30,6 +40,7 @@ class RoundStatus:
     funnel: dict[str, int]
     verdicts: dict[str, int]
     pass_at_k: dict[int, float]
+    usage: dict[str, TokenUsage] = field(default_factory=dict)  # tokens by stage
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ def read_status(run_dir: Path | str) -> RunStatus:
             seconds=(s.info.summary or {}).get("seconds") if s.finished else None,
             funnel=dict(s.funnel), verdicts=dict(s.verdicts),
             pass_at_k={e.k: e.pass_at_k for e in evals if e.round == s.round and e.dataset == dataset},
+            usage=dict(s.usage),
         ))
     if evals and not any(r.round == 0 for r in rounds):  # the base evaluation starts no round row
         rounds.insert(0, RoundStatus(0, str(config.get("model") if config else ""), evals[0].created_at,
@@ -147,4 +159,7 @@ def format_status(status: RunStatus, now: float | None = None) -> str:
             lines.append("  ".join(str(x).rjust(w) if i != 1 else str(x).ljust(w) for i, (x, w) in enumerate(zip(row, widths, strict=True))))
     else:
         lines.append("no rounds yet")
+    usage = add_usage(r.usage for r in status.rounds)
+    if usage:
+        lines.append("tokens: " + describe_usage(usage, prices_of(status.config)))
     return "\n".join(lines)

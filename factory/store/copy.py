@@ -18,6 +18,7 @@ from factory.store.records import (
     StoredAttempt,
     StoredProposal,
     StoredPuzzle,
+    TokenUsage,
 )
 from factory.store.run_store import RunStore
 from sandbox.canaries import CanaryCounts
@@ -46,7 +47,8 @@ def copy_stage(source: RunStore, target: RunStore, round: int, stage: str) -> No
         raise UserError(f"round {round} of {source.path.parent} is not finished: nothing to copy yet")
     with source.snapshot() as db:
         batches = db.execute(
-            "SELECT batch, timings_json, tokens FROM batches WHERE round = ? AND stage = ? ORDER BY batch",
+            "SELECT batch, timings_json, tokens, prompt_tokens, tokens_counted_by FROM batches "
+            "WHERE round = ? AND stage = ? ORDER BY batch",
             (round, stage),
         ).fetchall()
         canaries = {
@@ -62,18 +64,19 @@ def copy_stage(source: RunStore, target: RunStore, round: int, stage: str) -> No
     if stage == SOLVE_STAGE:
         ids = {p.canonical_hash: p.id for p in target.puzzles_of_round(round)}
         new_id = {old: ids[p.canonical_hash] for old, p in puzzles.items()}
-    for batch, timings_json, tokens in batches:
+    for batch, timings_json, tokens, prompt_tokens, counted_by in batches:
         if target.is_batch_done(round, stage, batch):
             continue
         timings = json.loads(timings_json)
+        usage = TokenUsage(prompt_tokens, tokens, counted_by) if counted_by is not None else None
         if stage == PROPOSE_STAGE:
             rows = [proposal_row(p, puzzles) for p in proposals if p.batch == batch]
-            target.record_proposals(round, batch, rows, timings=timings, tokens=tokens)
+            target.record_proposals(round, batch, rows, timings=timings, tokens=tokens, usage=usage)
         else:
             chosen = [a for a in attempts if a.batch == batch]
             target.record_attempts(
                 round, batch, [attempt_row(a, new_id[a.puzzle_id]) for a in chosen],
-                timings=timings, tokens=tokens, canaries=canaries.get(batch),
+                timings=timings, tokens=tokens, usage=usage, canaries=canaries.get(batch),
             )
 
 

@@ -15,7 +15,7 @@ from puzzles.rename import FUNCTION_DEFS, rename_identifier
 __all__ = [
     "ACCEPTED", "CONTAMINATED", "DUPLICATE", "GENERATED", "INVALID", "PROPOSAL_STATUSES", "PROPOSE_STAGE", "SEED",
     "SELECT_STAGE", "SOLVE_STAGE", "TRIVIAL", "AttemptRow", "CheckpointInfo", "EvalRecord", "ProposalRow",
-    "RoundInfo", "StoredAttempt", "StoredPair", "StoredProposal", "StoredPuzzle", "solution_hash",
+    "RoundInfo", "StoredAttempt", "StoredPair", "StoredProposal", "StoredPuzzle", "TokenUsage", "solution_hash",
     "solution_length",
 ]
 
@@ -55,6 +55,22 @@ class ProposalRow:
     prompt_seed: int | None = None
     puzzle: Puzzle | None = None
     canonical_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """The tokens of generate calls: ``prompt_tokens`` sent, ``completion_tokens`` generated.
+    ``counted_by``: "server" (the API's ``usage``), "local" (the local backend's tokenizer; it counts
+    no prompt tokens), "estimate" (characters / 4, a server that reports no usage), several of these
+    joined by "+", or "unrecorded" (batches stored before the store kept it)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    counted_by: str = "unrecorded"
+
+    def cost(self, prices: tuple[float, float]) -> float:
+        """What the tokens cost at ``prices`` (of a million prompt, completion tokens)."""
+        return (self.prompt_tokens * prices[0] + self.completion_tokens * prices[1]) / 1e6
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from factory.store.records import (
     StoredPair,
     StoredProposal,
     StoredPuzzle,
+    TokenUsage,
     solution_hash,
     solution_length,
 )
@@ -92,11 +93,17 @@ class RunStore(StoreFile):
         items: int,
         timings: Mapping[str, float] | None = None,
         tokens: int = 0,
+        usage: TokenUsage | None = None,
     ) -> None:
+        """``usage``, when given, holds the batch's tokens (``tokens`` is then ignored)."""
+        prompt_tokens = counted_by = None
+        if usage is not None:
+            tokens, prompt_tokens, counted_by = usage.completion_tokens, usage.prompt_tokens, usage.counted_by
         db.execute(
-            "INSERT OR IGNORE INTO batches(round, stage, batch, items, finished_at, timings_json, tokens) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (round, stage, batch, items, time.time(), json.dumps(dict(timings or {})), tokens),
+            "INSERT OR IGNORE INTO batches(round, stage, batch, items, finished_at, timings_json, tokens, "
+            "prompt_tokens, tokens_counted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (round, stage, batch, items, time.time(), json.dumps(dict(timings or {})), tokens, prompt_tokens,
+             counted_by),
         )
 
     def _batch_done(self, db: sqlite3.Connection, round: int, stage: str, batch: int) -> bool:
@@ -338,6 +345,7 @@ class RunStore(StoreFile):
         model: str | None = None,
         timings: Mapping[str, float] | None = None,
         tokens: int = 0,
+        usage: TokenUsage | None = None,
     ) -> tuple[int, ...]:
         """Store one propose batch: every raw proposal, the newly accepted puzzles and the marker.
 
@@ -393,7 +401,7 @@ class RunStore(StoreFile):
                     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (round, batch, row.idx, row.prompt_seed, row.raw, status, reason, puzzle_id, now),
                 )
-            self._mark(db, round, PROPOSE_STAGE, batch, len(rows), timings, tokens)
+            self._mark(db, round, PROPOSE_STAGE, batch, len(rows), timings, tokens, usage)
         return tuple(new_ids)
 
     def proposals_of_round(self, round: int) -> list[StoredProposal]:
@@ -416,6 +424,7 @@ class RunStore(StoreFile):
         stage: str = SOLVE_STAGE,
         timings: Mapping[str, float] | None = None,
         tokens: int = 0,
+        usage: TokenUsage | None = None,
         canaries: CanaryCounts | None = None,
     ) -> int:
         """Store one batch of solution attempts with their verdicts, the verifier's canary counts of the
@@ -467,7 +476,7 @@ class RunStore(StoreFile):
                     (round, stage, batch, canaries.cheats, canaries.cheats_passed, canaries.good,
                      canaries.good_failed),
                 )
-            self._mark(db, round, stage, batch, len(rows), timings, tokens)
+            self._mark(db, round, stage, batch, len(rows), timings, tokens, usage)
         return len(rows)
 
     def attempts_of_round(self, round: int) -> list[StoredAttempt]:

@@ -1,5 +1,6 @@
 """The store's SQLite schema and its version (bump SCHEMA_VERSION, with a migration, on any change).
 
+Version 4 added the prompt tokens of each batch and who counted its tokens (``TokenUsage``).
 Version 2 added ``canaries`` (the verifier's canary counts per solve batch). Version 3 added the
 indexes that keep per-round reads proportional to the round, not the store: ``round_stats`` counts
 from covering indexes alone (attempts by round, status and puzzle; proposals by round and status;
@@ -11,7 +12,7 @@ from __future__ import annotations
 from factory.store.records import PROPOSAL_STATUSES
 from sandbox.verdicts import ALL_VERDICTS
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STORE_FILENAME = "factory.sqlite"
 
 _STATUS_CHECK = ", ".join(f"'{s}'" for s in PROPOSAL_STATUSES)
@@ -51,6 +52,8 @@ SCHEMA_STATEMENTS = (
         finished_at REAL NOT NULL,
         timings_json TEXT NOT NULL DEFAULT '{}',
         tokens INTEGER NOT NULL DEFAULT 0,
+        prompt_tokens INTEGER,
+        tokens_counted_by TEXT,
         PRIMARY KEY (round, stage, batch))""",
     """CREATE TABLE puzzles (
         id INTEGER PRIMARY KEY,
@@ -136,4 +139,5 @@ SCHEMA_STATEMENTS = (
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (CANARIES_TABLE,),
     2: (*(f"DROP INDEX IF EXISTS {i.split()[2]}" for i in ROUND_INDEXES), *ROUND_INDEXES),
+    3: ("ALTER TABLE batches ADD COLUMN prompt_tokens INTEGER", "ALTER TABLE batches ADD COLUMN tokens_counted_by TEXT"),
 }

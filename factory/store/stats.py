@@ -14,14 +14,23 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from factory.store.records import GENERATED, PROPOSAL_STATUSES, RoundInfo
+from factory.store.records import (
+    GENERATED,
+    PROPOSAL_STATUSES,
+    PROPOSE_STAGE,
+    SOLVE_STAGE,
+    RoundInfo,
+    TokenUsage,
+)
 from factory.store.run_store import RunStore
 from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import ALL_VERDICTS, VERIFIED
 
 __all__ = [
+    "add_usage",
+    "describe_usage",
     "Activity", "IncrementalStats", "RoundStats", "RunTotals", "add_up", "generated_pairs", "last_activity", "round_stats",
     "rounds_stats", "seed_pairs",
 ]
@@ -55,6 +64,7 @@ class RoundStats:
     timings: dict[str, float]
     tokens: int
     canaries: CanaryCounts  # the verifier's canary pairs run with the round's solve batches
+    usage: dict[str, TokenUsage] = field(default_factory=dict)  # by stage ("propose", "solve")
 
     @property
     def model(self) -> str | None:
@@ -266,6 +276,7 @@ def _round_stats(db: sqlite3.Connection, round: int, info: RoundInfo | None) -> 
         timings=_stage_timings(db, round),
         tokens=_generated_tokens(db, round),
         canaries=_canary_counts(db, round),
+        usage=_token_usage(db, round),
     )
 
 
@@ -312,6 +323,43 @@ def _stage_timings(db: sqlite3.Connection, round: int) -> dict[str, float]:
     return totals
 
 
+def _token_usage(db: sqlite3.Connection, round: int) -> dict[str, TokenUsage]:
+    rows = db.execute(
+        "SELECT stage, COALESCE(SUM(prompt_tokens), 0), SUM(tokens), "
+        "GROUP_CONCAT(DISTINCT COALESCE(tokens_counted_by, 'unrecorded')) FROM batches "
+        "WHERE round = ? AND stage IN (?, ?) GROUP BY stage ORDER BY stage",
+        (round, PROPOSE_STAGE, SOLVE_STAGE),
+    )
+    return {
+        stage: TokenUsage(prompt, completion, "+".join(sorted(set(counted.split(",")))))
+        for stage, prompt, completion, counted in rows
+    }
+
+
 def _generated_tokens(db: sqlite3.Connection, round: int) -> int:
     row = db.execute("SELECT COALESCE(SUM(tokens), 0) FROM batches WHERE round = ?", (round,)).fetchone()
     return int(row[0])
+
+
+def add_usage(usages: Iterable[Mapping[str, TokenUsage]]) -> dict[str, TokenUsage]:
+    """Token usage by stage, summed over rounds (who counted: every way any round was counted)."""
+    total: dict[str, TokenUsage] = {}
+    for usage in usages:
+        for stage, u in usage.items():
+            before = total.get(stage, TokenUsage(counted_by=u.counted_by))
+            counted = "+".join(sorted(set(before.counted_by.split("+")) | set(u.counted_by.split("+"))))
+            total[stage] = TokenUsage(
+                before.prompt_tokens + u.prompt_tokens, before.completion_tokens + u.completion_tokens, counted
+            )
+    return total
+
+
+def describe_usage(usage: Mapping[str, TokenUsage], prices: tuple[float, float] | None) -> str:
+    """One line: prompt and completion tokens per stage, who counted them, and their cost at ``prices``."""
+    parts = [
+        f"{stage} {u.prompt_tokens} prompt + {u.completion_tokens} completion tokens ({u.counted_by})"
+        for stage, u in usage.items()
+    ]
+    if prices is not None:
+        parts.append(f"cost {sum(u.cost(prices) for u in usage.values()):.4f} at {prices[0]:g},{prices[1]:g} per million")
+    return "; ".join(parts) or "no tokens recorded"

@@ -10,6 +10,7 @@ import torch
 from factory.loop.corpus import seed_training_pairs, training_texts
 from factory.models.embedded import BuildConfig, default_model_path
 from tests.factory.played_run import PlayedRun, StoreRows, play
+from tests.factory.real_server import TransformersServer
 from tests.factory.scripted_model import ScriptedModelServer
 
 
@@ -30,6 +31,15 @@ def synthetic_tiny_model(tmp_path_factory):
     texts = training_texts(pairs, [f for f, _ in pairs], 50, 3, random.Random(0))
     cache = tmp_path_factory.getbasetemp() / "model-cache"
     return default_model_path(lambda: texts, cache, config=BuildConfig.tiny(), log=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def real_server(synthetic_tiny_model, tmp_path_factory):
+    """`transformers serve` serving the synthetic tiny model (with the embedded chat template) on
+    127.0.0.1, offline; skipped where "transformers[serving]" is not installed."""
+    server = TransformersServer(synthetic_tiny_model, tmp_path_factory.mktemp("serve") / "serve.log")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")

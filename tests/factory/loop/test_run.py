@@ -82,7 +82,8 @@ def test_a_round_with_puzzles_solutions_and_pairs_in_docker(tmp_path, scripted_m
     assert verdicts.get("verified", 0) > 0 and 0 < pairs <= verdicts["verified"]
     summary = json.loads((run_dir / "rounds" / "round-1.json").read_text())
     assert set(summary) == {"round", "model", "funnel", "verdicts", "timings", "seconds", "tokens",
-                            "tokens_per_second", "canaries", "information_gain", "grpo", "proposer", "eval"}
+                            "tokens_per_second", "canaries", "information_gain", "grpo", "proposer", "eval", "usage",
+                            "models"}
     assert summary["funnel"]["accepted"] == accepted and summary["funnel"]["pairs"] == pairs
     assert summary["verdicts"] == {v: verdicts.get(v, 0) for v in summary["verdicts"]}
 

@@ -1,4 +1,6 @@
-"""The OpenAI-compatible backend against a real HTTP server on 127.0.0.1, started in the test."""
+"""The OpenAI-compatible backend against a scripted HTTP server on 127.0.0.1, for what a real server
+cannot be made to do (``test_openai_real_server`` runs it against `transformers serve`): refuse the
+completions API, fail on cue, answer a malformed body, show the requests it got and how many at once."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ class FakeCompletionsServer(JsonServer):
     answer (to see concurrency); every request body and Authorization header is recorded."""
 
     def __init__(self):
+        self.chat_only = False
+        self.malformed = False
         self.fail_first = 0
         self.fail_status = 503
         self.delay_s = 0.0
@@ -39,8 +43,14 @@ class FakeCompletionsServer(JsonServer):
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             time.sleep(self.delay_s)
-            if path != "/v1/completions":
-                return 404, {"error": {"message": f"no route {path}"}}
+            if path == "/v1/chat/completions":
+                choices = [{"index": i, "message": {"role": "assistant", "content": f"```python\ndef f2(x{i}: int):\n"
+                            f"    return x{i} > 1\n```"}, "finish_reason": "stop"} for i in range(body["n"])]
+                return 200, {"choices": choices, "usage": {"prompt_tokens": 7, "completion_tokens": 5 * body["n"]}}
+            if path != "/v1/completions" or self.chat_only:
+                return 404, {"error": {"message": f"no completions at {path}"}}
+            if self.malformed:
+                return 200, {"choices": [{"index": 0}]}
             if failing:
                 return self.fail_status, {"error": {"message": "overloaded, try later"}}
             if body["model"] != "tiny":
@@ -109,7 +119,27 @@ def test_stop_strings_are_also_cut_locally(server):
     # "\n#"-style stops beyond the 4 sent are applied here; "\ndef " is in the server's text
     sampling = SamplingConfig(n=1, stop=("\nA", "\nB", "\nC", "\nD", "\ndef "))
     [[completion]] = make_backend(server).generate(["def f1("], sampling)
-    assert completion == Completion(text="<ef f1(>|0", tokens=10, finished=True)
+    assert completion == Completion(text="<ef f1(>|0", tokens=10, finished=True, prompt_tokens=1, counted_by="estimate")
+
+
+def test_auto_turns_to_chat_where_completions_are_refused(server):
+    server.chat_only = True
+    messages: list[str] = []
+    backend = make_backend(server, api="auto", log=messages.append)
+    out = backend.generate(["def f1(x: int):\n    return x\n\ndef f2("] * 2, SamplingConfig(n=2, stop=("\ndef ",)))
+    assert backend.api == "chat" and "HTTP 404: no completions" in messages[0] and "api = chat" in messages[0]
+    assert [c.text for c in out[0]] == ["```python\ndef f2(x0: int):\n    return x0 > 1\n```",
+                                        "```python\ndef f2(x1: int):\n    return x1 > 1\n```"]
+    assert all(c.reply and c.counted_by == "server" for row in out for c in row)
+    assert [c.prompt_tokens for c in out[0]] == [7, 0]  # one request, its prompt counted once
+    chat_request = server.requests[-1]
+    assert "stop" not in chat_request and chat_request["messages"][1]["content"].endswith("def f2(\n```")
+
+
+def test_a_malformed_body_is_a_model_error(server):
+    server.malformed = True
+    with pytest.raises(ModelError, match="unexpected response"):
+        make_backend(server).generate(["a"], SamplingConfig())
 
 
 def test_retries_after_503_then_succeeds(server):

@@ -17,6 +17,7 @@ from factory.store import (
     AttemptRow,
     ProposalRow,
     RunStore,
+    TokenUsage,
     round_stats,
     solution_hash,
 )
@@ -70,7 +71,7 @@ def test_open_creates_file_and_settings(tmp_path):
         assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert store.rounds() == []
     with RunStore.open(tmp_path / "a" / "run", create=False) as again:  # reopens
-        assert again._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        assert again._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
 
 
 def test_missing_store_without_create(tmp_path):
@@ -101,7 +102,7 @@ def test_directory_at_path(tmp_path):
         RunStore(tmp_path)
 
 
-@pytest.mark.parametrize(("version", "message"), [("4", "newer version"), ("zero", "cannot read it")])
+@pytest.mark.parametrize(("version", "message"), [("5", "newer version"), ("zero", "cannot read it")])
 def test_schema_version_mismatch(tmp_path, version, message):
     RunStore.open(tmp_path).close()
     db = sqlite3.connect(tmp_path / "factory.sqlite")
@@ -118,16 +119,38 @@ def test_a_version_1_store_is_migrated_keeping_its_rows(tmp_path):
     db = sqlite3.connect(tmp_path / "factory.sqlite")
     with db:  # what version 1 looked like: no canaries table
         db.execute("DROP TABLE canaries")
+        drop_token_usage_columns(db)
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.close()
     with RunStore.open(tmp_path) as store:
-        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
         assert len(store.stored_pairs()) == 1
         store.start_round(1, "m")
         store.record_attempts(1, 0, [], canaries=CanaryCounts(2, 0, 1, 0))
         store.record_attempts(1, 0, [], canaries=CanaryCounts(2, 0, 1, 0))  # a batch already done: not twice
         assert round_stats(store, 1).canaries == CanaryCounts(2, 0, 1, 0)
         assert round_stats(store, 2).canaries == CanaryCounts()
+
+
+def drop_token_usage_columns(db: sqlite3.Connection) -> None:
+    """What batches looked like before version 4."""
+    db.execute("ALTER TABLE batches DROP COLUMN prompt_tokens")
+    db.execute("ALTER TABLE batches DROP COLUMN tokens_counted_by")
+
+
+def test_a_version_3_store_gets_token_usage_and_keeps_its_batches(tmp_path):
+    with RunStore.open(tmp_path) as store:
+        store.start_round(1, "m")
+        store.record_attempts(1, 0, [], tokens=40)
+    db = sqlite3.connect(tmp_path / "factory.sqlite")
+    with db:
+        drop_token_usage_columns(db)
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    db.close()
+    with RunStore.open(tmp_path) as store:
+        store.record_attempts(1, 1, [], usage=TokenUsage(7, 30, "server"))
+        assert round_stats(store, 1).usage == {"solve": TokenUsage(7, 70, "server+unrecorded")}
+        assert round_stats(store, 1).tokens == 70
 
 
 def _indexes(db: sqlite3.Connection) -> dict[str, str]:
@@ -151,10 +174,11 @@ def test_a_version_2_store_gets_the_round_indexes_and_keeps_its_rows(tmp_path):
             db.execute(f"DROP INDEX {name}")
         db.execute("CREATE INDEX puzzles_round ON puzzles(round)")
         db.execute("CREATE INDEX attempts_round_status ON attempts(round, status)")
+        drop_token_usage_columns(db)
         db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     db.close()
     with RunStore.open(tmp_path) as store:
-        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
         assert _indexes(store._db) == fresh
         assert round_stats(store, 1).funnel["solved_puzzles"] == 1 and len(store.stored_pairs()) == 1
 
@@ -714,4 +738,4 @@ def test_open_write_transaction_does_not_block_readers(tmp_path):
 
 def test_module_constants_are_consistent():
     assert store_module.ACCEPTED in store_module.PROPOSAL_STATUSES
-    assert store_module.SCHEMA_VERSION == 3
+    assert store_module.SCHEMA_VERSION == 4

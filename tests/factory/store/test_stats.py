@@ -26,7 +26,7 @@ from tests.factory.played_run import copy_run, without_zeros
 # RUN_DIR/rounds/round-N.json: other tools read these keys, in this order.
 SUMMARY_KEYS = [
     "round", "model", "funnel", "verdicts", "timings", "seconds", "tokens", "tokens_per_second", "canaries", "eval",
-    "information_gain", "grpo", "proposer",
+    "information_gain", "grpo", "proposer", "usage", "models",  # new keys come last: tools read the others in order
 ]
 FUNNEL_KEYS = [
     "proposed", "invalid", "trivial", "duplicate", "contaminated", "accepted", "puzzles", "attempts",
@@ -120,6 +120,12 @@ def test_the_round_summary_file_says_what_the_rows_say(run, rows):
         assert list(summary["timings"]) == sorted(timings)
         assert summary["timings"] == pytest.approx({k: round(v, 3) for k, v in timings.items()}, abs=1.01e-3)
         assert summary["tokens"] == rows.tokens(r)
+        for stage in ("propose", "solve"):  # the scripted server reports completion tokens only
+            usage = summary["usage"][stage]
+            assert usage["counted_by"] == "estimate" and usage["prompt_tokens"] > 0
+            assert usage["completion_tokens"] == sum(b["tokens"] for b in rows.of("batches", r) if b["stage"] == stage)
+        assert summary["usage"]["cost"] is None  # no price_per_mtok
+        assert summary["models"]["propose"]["backend"] == summary["models"]["student"]["backend"] == "openai"
         assert summary["tokens_per_second"] == pytest.approx(rows.tokens(r) / rows.generate_seconds(r), abs=5.1e-4)
         assert sum(timings.values()) <= summary["seconds"] + 1e-3  # the round's wall time holds every step
         dataset = {e["dataset"] for e in rows.evals}
