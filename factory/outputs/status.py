@@ -138,6 +138,9 @@ def format_status(status: RunStatus, now: float | None = None) -> str:
         lines.append(f"last activity: {utc_text(a.at)} ({duration(now - a.at)} ago): {a.what}")
     finished = sum(1 for r in status.rounds if r.round > 0 and r.finished_at is not None)
     lines.append(f"rounds finished: {finished}; pairs: {status.generated_pairs} generated, {status.seed_pairs} seed references")
+    usage = add_usage(r.usage for r in status.rounds)
+    if usage:
+        lines.append("tokens: " + describe_usage(usage, prices_of(status.config)))
     ks = sorted({k for r in status.rounds for k in r.pass_at_k})
     head = ["round", "state", "proposed", "accepted", "attempts", "verified", "pairs", *(f"pass@{k}" for k in ks), "time"]
     rows = []
@@ -159,7 +162,4 @@ def format_status(status: RunStatus, now: float | None = None) -> str:
             lines.append("  ".join(str(x).rjust(w) if i != 1 else str(x).ljust(w) for i, (x, w) in enumerate(zip(row, widths, strict=True))))
     else:
         lines.append("no rounds yet")
-    usage = add_usage(r.usage for r in status.rounds)
-    if usage:
-        lines.append("tokens: " + describe_usage(usage, prices_of(status.config)))
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from factory.config import RunConfig
 from factory.errors import MODEL_EXIT, ModelError
 from factory.loop.context import prepare_run
 from factory.loop.rounds import rounds_finished, run_rounds
+from factory.outputs.status import format_status, read_status
 from factory.store import STORE_FILENAME
 from sandbox.backend import open_sandbox
 
@@ -73,8 +74,8 @@ def test_a_served_teacher_and_a_local_student_that_trains(real_server, synthetic
     run_dir = tmp_path / "run"
     config = RunConfig(
         model=real_server.model, backend="openai", base_url=real_server.base_url, train_model=str(student),
-        solve_model="student", puzzles=4, batch_size=2, attempts=2, max_new_tokens=16, eval_samples=1,
-        eval_ks=(1,), eval_limit=2, epochs=0.05,
+        solve_model="student", puzzles=2, batch_size=2, attempts=2, max_new_tokens=16, eval_samples=1,
+        eval_ks=(1,), eval_limit=1, epochs=0.01,
     )
     with open_sandbox("process", workers=1, log=lambda m: None) as sandbox:
         with prepare_run(run_dir, config, sandbox, **QUIET) as ctx:
@@ -92,3 +93,4 @@ def test_a_served_teacher_and_a_local_student_that_trains(real_server, synthetic
     }
     assert summary["usage"]["propose"]["counted_by"] == "server"
     assert (stored["train_model"], stored["solve_model"]) == (str(student), "student")  # the roles, in the store
+    assert "tokens: propose " in format_status(read_status(run_dir))  # `factory status` says what was used
