@@ -10,6 +10,7 @@ carries no gradient at all: TRL gives it advantage 0.
 
 from __future__ import annotations
 
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -63,8 +64,10 @@ def grpo_trainer(
 
     fast = not settings.vllm and not lora and supports_model(model)
     rollout = fast_cpu_rollout(settings, seed) if fast else None
-    return GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=dataset,
-                       processing_class=tokenizer, callbacks=callbacks, rollout_func=rollout)
+    with warnings.catch_warnings():  # chosen knowingly: TRL warns that rollout_func is experimental
+        warnings.filterwarnings("ignore", message="You are using 'rollout_func'")
+        return GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=dataset,
+                           processing_class=tokenizer, callbacks=callbacks, rollout_func=rollout)
 
 
 def fast_cpu_rollout(settings: GrpoSettings, seed: int):
