@@ -147,7 +147,7 @@ def test_a_round_on_one_or_two_replicas_stores_the_same_proposals_and_evaluation
                     [(a.puzzle_id, a.solution_source, a.status) for a in run.store.attempts_of_round(1)],
                     [(e.round, e.k, e.solved, e.total) for e in run.store.evals()],
                 )
-            assert asked and all(options == {"batch_size": 2, **generation} for _, _, options in asked)
+            assert asked and all(options == {"api": "auto", "batch_size": 2, **generation} for _, _, options in asked)
             asked.clear()
     proposals, _, evals = stored[1]
     assert len(proposals) == config.puzzles and evals
