@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from factory.errors import SettingError
 from factory.settings import check_declared, setting
@@ -31,6 +32,26 @@ APIS = ("auto", "chat", "completions")
 EVAL_SPLITS = ("train", "test")
 OBJECTIVES = ("sft", "dpo", "spin", "sft+dpo", "grpo")
 WEIGHTINGS = ("none", "learnability", "novelty", "both")
+
+
+def role_model(role: str, does: str, example: str) -> Any:
+    """The setting of the model that works in ``role`` ("propose" or "solve")."""
+    return setting(
+        None,
+        f"the model that {does}, with {role}_backend and {role}_base_url; "
+        '"student": the model being trained (default: as model generates)',
+        example=example,
+    )
+
+
+def role_backend(role: str) -> Any:
+    """The setting of the backend that ``{role}_model`` is reached through."""
+    return setting(None, f"{role}_model's backend (default: backend)", choices=BACKENDS, example="openai")
+
+
+def role_base_url(role: str) -> Any:
+    """The setting of the server URL of ``{role}_model``."""
+    return setting(None, f"{role}_model's server URL (default: base_url)", example="https://api.openai.com/v1")
 
 
 @dataclass(frozen=True)
@@ -58,30 +79,12 @@ class RunConfig:
         "a local model's chat template (a Jinja file) instead of its tokenizer's; implies api = chat",
         example="/path/to/template.jinja",
     )
-    propose_model: str | None = setting(
-        None,
-        "the model that proposes puzzles (a teacher: it is not trained), with propose_backend and "
-        'propose_base_url; "student": the model being trained (default: as model generates)',
-        example="gpt-4o-mini",
-    )
-    propose_backend: str | None = setting(
-        None, "propose_model's backend (default: backend)", choices=BACKENDS, example="openai"
-    )
-    propose_base_url: str | None = setting(
-        None, "propose_model's server URL (default: base_url)", example="https://api.openai.com/v1"
-    )
-    solve_model: str | None = setting(
-        None,
-        "the model that solves the proposed puzzles, with solve_backend and solve_base_url; "
-        '"student": the model being trained (default: as model generates)',
-        example="student",
-    )
-    solve_backend: str | None = setting(
-        None, "solve_model's backend (default: backend)", choices=BACKENDS, example="openai"
-    )
-    solve_base_url: str | None = setting(
-        None, "solve_model's server URL (default: base_url)", example="https://api.openai.com/v1"
-    )
+    propose_model: str | None = role_model("propose", "proposes puzzles (a teacher: it is not trained)", "gpt-4o-mini")
+    propose_backend: str | None = role_backend("propose")
+    propose_base_url: str | None = role_base_url("propose")
+    solve_model: str | None = role_model("solve", "solves the proposed puzzles", "student")
+    solve_backend: str | None = role_backend("solve")
+    solve_base_url: str | None = role_base_url("solve")
     train_model: str | None = setting(
         None,
         "the student: a local checkpoint dir or Hub id fine-tuned on the verified data and evaluated every "

@@ -116,12 +116,7 @@ def test_schema_version_mismatch(tmp_path, version, message):
 def test_a_version_1_store_is_migrated_keeping_its_rows(tmp_path):
     with RunStore.open(tmp_path) as store:
         store.add_seed_puzzles([seed(1, g(1))])
-    db = sqlite3.connect(tmp_path / "factory.sqlite")
-    with db:  # what version 1 looked like: no canaries table
-        db.execute("DROP TABLE canaries")
-        drop_token_usage_columns(db)
-        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    db.close()
+    as_version(tmp_path, 1, "DROP TABLE canaries")  # what version 1 looked like: no canaries table
     with RunStore.open(tmp_path) as store:
         assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
         assert len(store.stored_pairs()) == 1
@@ -132,21 +127,23 @@ def test_a_version_1_store_is_migrated_keeping_its_rows(tmp_path):
         assert round_stats(store, 2).canaries == CanaryCounts()
 
 
-def drop_token_usage_columns(db: sqlite3.Connection) -> None:
-    """What batches looked like before version 4."""
-    db.execute("ALTER TABLE batches DROP COLUMN prompt_tokens")
-    db.execute("ALTER TABLE batches DROP COLUMN tokens_counted_by")
+def as_version(run_dir, version: int, *statements: str) -> None:
+    """Make the store in ``run_dir`` look like schema ``version``: ``statements``, then the batches
+    without the columns of version 4 (token usage)."""
+    db = sqlite3.connect(run_dir / "factory.sqlite")
+    with db:
+        for statement in (*statements, "ALTER TABLE batches DROP COLUMN prompt_tokens",
+                          "ALTER TABLE batches DROP COLUMN tokens_counted_by"):
+            db.execute(statement)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    db.close()
 
 
 def test_a_version_3_store_gets_token_usage_and_keeps_its_batches(tmp_path):
     with RunStore.open(tmp_path) as store:
         store.start_round(1, "m")
         store.record_attempts(1, 0, [], tokens=40)
-    db = sqlite3.connect(tmp_path / "factory.sqlite")
-    with db:
-        drop_token_usage_columns(db)
-        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
-    db.close()
+    as_version(tmp_path, 3)
     with RunStore.open(tmp_path) as store:
         store.record_attempts(1, 1, [], usage=TokenUsage(7, 30, "server"))
         assert round_stats(store, 1).usage == {"solve": TokenUsage(7, 70, "server+unrecorded")}
@@ -168,15 +165,13 @@ def test_a_version_2_store_gets_the_round_indexes_and_keeps_its_rows(tmp_path):
         store.add_seed_puzzles([seed(1, g(1))])
         store.start_round(1, "m")
         store.record_attempts(1, 0, [AttemptRow(1, 0, g(2), VERIFIED)])
-    db = sqlite3.connect(tmp_path / "factory.sqlite")
-    with db:  # what version 2 looked like: narrower indexes, two fewer
-        for name in ("puzzles_round", "attempts_round_status", "proposals_round_status", "batches_finished"):
-            db.execute(f"DROP INDEX {name}")
-        db.execute("CREATE INDEX puzzles_round ON puzzles(round)")
-        db.execute("CREATE INDEX attempts_round_status ON attempts(round, status)")
-        drop_token_usage_columns(db)
-        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    db.close()
+    as_version(  # what version 2 looked like: narrower indexes, two fewer
+        tmp_path, 2,
+        *(f"DROP INDEX {name}" for name in ("puzzles_round", "attempts_round_status", "proposals_round_status",
+                                              "batches_finished")),
+        "CREATE INDEX puzzles_round ON puzzles(round)",
+        "CREATE INDEX attempts_round_status ON attempts(round, status)",
+    )
     with RunStore.open(tmp_path) as store:
         assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
         assert _indexes(store._db) == fresh
