@@ -53,17 +53,24 @@ class StopConditions:
     hours: float | None = setting(
         None, "stop after this many hours of this daemon (checked between batches)", example=24.0
     )
+    cost: float | None = setting(
+        None, "stop once the run's tokens cost this much at [run] price_per_mtok (checked after each round)",
+        example=50.0,
+    )
 
     def __post_init__(self) -> None:
         check_declared(self)
-        if self.hours is not None and self.hours <= 0:
-            raise SettingError("hours", f"hours must be positive (got {self.hours})")
+        for name in ("hours", "cost"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise SettingError(name, f"{name} must be positive (got {value})")
 
     def describe(self) -> str:
         parts = [
             f"{self.rounds} rounds" if self.rounds is not None else "",
             f"{self.pairs} pairs" if self.pairs is not None else "",
             f"{self.hours:g} hours" if self.hours is not None else "",
+            f"a cost of {self.cost:g}" if self.cost is not None else "",
         ]
         return ", ".join(p for p in parts if p) or "never (until stopped)"
 
@@ -154,7 +161,7 @@ def parse_config(data: dict, path: Path | str = DEFAULT_CONFIG_NAME) -> DaemonCo
     run_dir, placement, run = split_run_table(tables["run"])
     if run_dir is None:
         raise UserError(f"{where}: [run] run_dir is required: the directory of the run's store and checkpoints")
-    return DaemonConfig(
+    config = DaemonConfig(
         run_dir=run_dir,
         run=record_from(RunConfig, run, in_section(where, "run")),  # every rule on the values is RunConfig's
         placement=record_from(SandboxSettings, placement, in_section(where, "run")),
@@ -162,6 +169,9 @@ def parse_config(data: dict, path: Path | str = DEFAULT_CONFIG_NAME) -> DaemonCo
         daemon=record_from(DaemonSettings, tables["daemon"], in_section(where, "daemon")),
         source=path,
     )
+    if config.stop.cost is not None and config.run.prices() is None:
+        raise UserError(f"{where}: [stop] cost needs the token prices: set price_per_mtok in [run]")
+    return config
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from factory.errors import UserError
 from factory.loop.context import RunContext, prepare_run
 from factory.loop.rounds import RoundEvents, run_rounds
 from factory.store.lock import RunLock
-from factory.store.stats import generated_pairs
+from factory.store.stats import generated_pairs, run_usage, usage_cost
 from sandbox.engine import SandboxUnavailable
 
 
@@ -285,6 +285,8 @@ class Daemon:
             reason = f"{done} rounds are finished ([stop] rounds = {stop.rounds})"
         elif stop.pairs is not None and (pairs := generated_pairs(run.store)) >= stop.pairs:
             reason = f"{pairs} verified pairs are stored ([stop] pairs = {stop.pairs})"
+        elif stop.cost is not None and (cost := usage_cost(run_usage(run.store), run.config.prices() or (0, 0))) >= stop.cost:
+            reason = f"the run's tokens cost {cost:.4f} ([stop] cost = {stop.cost:g})"
         if reason is not None:
             self.log("stop.condition", reason=reason)
             return reason

@@ -129,9 +129,19 @@ _SCRAPE_STATS_LOCK = threading.Lock()
 def run_families(run_dir: Path | str) -> list[Metric]:
     """Metrics of the run in ``run_dir``'s store; none when there is no store yet. Each scrape recounts
     only the rounds that changed since the last one (``IncrementalStats``)."""
+    from factory.config import prices_of
     from factory.errors import StoreError
     from factory.models.steps import checkpoint_information_gain
-    from factory.store import STORE_FILENAME, IncrementalStats, RunStore, add_up, last_activity, seed_pairs
+    from factory.store import (
+        STORE_FILENAME,
+        IncrementalStats,
+        RunStore,
+        add_up,
+        add_usage,
+        last_activity,
+        seed_pairs,
+        usage_cost,
+    )
 
     if not (Path(run_dir) / STORE_FILENAME).exists():
         return []
@@ -148,6 +158,7 @@ def run_families(run_dir: Path | str) -> list[Metric]:
             evals = store.evals()
             activity = last_activity(store)
             checkpoints = {s.round: store.checkpoint(s.round) for s in stats}
+            prices = prices_of(store.config())
     finally:
         store.close()
     totals = add_up(stats)
@@ -182,6 +193,9 @@ def run_families(run_dir: Path | str) -> list[Metric]:
               labelled=[({"round": r}, gain) for r, c in sorted(checkpoints.items())
                         if c is not None and (gain := checkpoint_information_gain(c.path)) is not None]),
     ]
+    if prices is not None:
+        families.append(gauge("factory_token_cost", "What the run's prompt and completion tokens cost at its "
+                              "price_per_mtok.", usage_cost(add_usage(s.usage for s in stats), prices)))
     if activity is not None:
         families.append(gauge("factory_last_activity_timestamp_seconds",
                               "When the store last recorded progress (Unix time).", activity.at))

@@ -31,6 +31,8 @@ from sandbox.verdicts import ALL_VERDICTS, VERIFIED
 __all__ = [
     "add_usage",
     "describe_usage",
+    "run_usage",
+    "usage_cost",
     "Activity", "IncrementalStats", "RoundStats", "RunTotals", "add_up", "generated_pairs", "last_activity", "round_stats",
     "rounds_stats", "seed_pairs",
 ]
@@ -354,6 +356,16 @@ def add_usage(usages: Iterable[Mapping[str, TokenUsage]]) -> dict[str, TokenUsag
     return total
 
 
+def run_usage(store: RunStore) -> dict[str, TokenUsage]:
+    """The token usage of every round of the run in ``store``, by stage."""
+    return add_usage(s.usage for s in rounds_stats(store))
+
+
+def usage_cost(usage: Mapping[str, TokenUsage], prices: tuple[float, float]) -> float:
+    """What the tokens of every stage of ``usage`` cost at ``prices`` (of a million prompt, completion tokens)."""
+    return sum(u.cost(prices) for u in usage.values())
+
+
 def describe_usage(usage: Mapping[str, TokenUsage], prices: tuple[float, float] | None) -> str:
     """One line: prompt and completion tokens per stage, who counted them, and their cost at ``prices``."""
     parts = [
@@ -361,5 +373,5 @@ def describe_usage(usage: Mapping[str, TokenUsage], prices: tuple[float, float] 
         for stage, u in usage.items()
     ]
     if prices is not None:
-        parts.append(f"cost {sum(u.cost(prices) for u in usage.values()):.4f} at {prices[0]:g},{prices[1]:g} per million")
+        parts.append(f"cost {usage_cost(usage, prices):.4f} at {prices[0]:g},{prices[1]:g} per million")
     return "; ".join(parts) or "no tokens recorded"

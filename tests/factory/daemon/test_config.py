@@ -123,6 +123,8 @@ BAD = [
     ('[run]\nrun_dir = "r"\n[stop]\npairs = -5\n', "[stop] pairs must be at least 1"),
     ('[run]\nrun_dir = "r"\n[stop]\nhours = 0\n', "[stop] hours must be positive"),
     ('[run]\nrun_dir = "r"\n[stop]\nhours = "1h"\n', "[stop] hours must be a number"),
+    ('[run]\nrun_dir = "r"\n[stop]\ncost = 0\n', "[stop] cost must be positive"),
+    ('[run]\nrun_dir = "r"\n[stop]\ncost = 5.0\n', "[stop] cost needs the token prices: set price_per_mtok in [run]"),
     ('[run]\nrun_dir = "r"\n[daemon]\nmetrics_port = 70000\n', "[daemon] metrics_port must be in 0..65535"),
     ('[run]\nrun_dir = "r"\n[daemon]\nbackoff_max_seconds = 0\n', "[daemon] backoff_max_seconds must be positive"),
     ('[run]\nrun_dir = "r"\n[daemon]\nbackoff_initial_seconds = 9\nbackoff_max_seconds = 2\n',

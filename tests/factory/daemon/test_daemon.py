@@ -288,7 +288,7 @@ def test_metrics_follow_the_store_as_rounds_finish(tmp_path, scripted_model):
         scrape(port)
 
 
-def test_the_pairs_and_hours_limits_stop_the_daemon(tmp_path, scripted_model):
+def test_the_pairs_cost_and_hours_limits_stop_the_daemon(tmp_path, scripted_model):
     from factory.daemon.config import load_config
     from factory.daemon.daemon import Daemon
     from factory.store import RunStore
@@ -298,6 +298,13 @@ def test_the_pairs_and_hours_limits_stop_the_daemon(tmp_path, scripted_model):
     assert daemon.run() == 0 and "verified pairs are stored ([stop] pairs = 1)" in daemon.stop_reason
     with RunStore.open(tmp_path / "pairs" / "run") as store:
         assert [r.round for r in store.rounds() if r.finished_at] == [1]  # the round that crossed it finishes
+
+    priced = {**scripted_run(scripted_model), "price_per_mtok": "1000,1000"}
+    config = load_config(write_config(tmp_path / "cost", priced, stop={"cost": 1e-6}))
+    daemon = Daemon(config)
+    assert daemon.run() == 0 and "the run's tokens cost" in daemon.stop_reason and "([stop] cost = 1e-06)" in daemon.stop_reason
+    with RunStore.open(tmp_path / "cost" / "run") as store:
+        assert [r.round for r in store.rounds() if r.finished_at] == [1]
 
     config = load_config(write_config(tmp_path / "hours", scripted_run(scripted_model), stop={"hours": 0.5 / 3600}))
     daemon = Daemon(config)

@@ -221,3 +221,15 @@ def test_a_failing_scrape_answers_500_and_the_server_lives_on():
         status, _, body = get(server.url)
         assert status == 200 and samples(body) == {"factory_up": 1}
     assert messages == ["metrics scrape failed: RuntimeError: store locked"]
+
+
+def test_a_run_with_token_prices_publishes_what_its_tokens_cost(run, rows, tmp_path):
+    from tests.factory.played_run import copy_run, with_settings
+
+    priced = with_settings(copy_run(run, tmp_path / "run"), price_per_mtok="1000,2000")
+    generating = [b for b in rows.batches if b["stage"] in ("propose", "solve")]
+    prompt, completion = sum(b["prompt_tokens"] or 0 for b in generating), sum(b["tokens"] for b in generating)
+    assert completion > 0
+    cost = samples(text(run_families(priced)))["factory_token_cost"]
+    assert cost == pytest.approx((prompt * 1000 + completion * 2000) / 1e6)
+    assert "factory_token_cost" not in samples(text(run_families(run.run_dir)))  # no prices: no cost
