@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 
 from puzzles.records import InvalidProgram
+from puzzles.source import render_expression, shorten
 
 ANSWER_BASE_TYPES = ("int", "float", "str", "bool")
 MAX_TYPE_DEPTH = 10  # List[List[...]] nesting accepted; P3 goes to 3
@@ -32,7 +33,7 @@ def canonical_type(text: str) -> str:
     try:
         node = ast.parse(text.strip(), mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError, UnicodeError):
-        raise InvalidProgram(f"answer type {_short(text)!r} is not a type expression") from None
+        raise InvalidProgram(f"answer type {shorten(text)!r} is not a type expression") from None
     return annotation_to_type(node)
 
 
@@ -46,11 +47,11 @@ def _to_type(node: ast.expr, whole: ast.expr, depth: int) -> str:
     if isinstance(node, ast.Subscript) and _is_list_name(node.value):
         element = node.slice
         if isinstance(element, ast.Tuple):
-            raise InvalidProgram(f"answer type {_render(whole)} gives List more than one element type")
+            raise InvalidProgram(f"answer type {render_expression(whole)} gives List more than one element type")
         return f"List[{_to_type(element, whole, depth + 1)}]"
     if _is_list_name(node):
-        raise InvalidProgram(f"answer type {_render(whole)} needs an element type, e.g. List[int]")
-    raise InvalidProgram(f"answer type {_render(whole)} is not a P3 answer type ({_ALLOWED})")
+        raise InvalidProgram(f"answer type {render_expression(whole)} needs an element type, e.g. List[int]")
+    raise InvalidProgram(f"answer type {render_expression(whole)} is not a P3 answer type ({_ALLOWED})")
 
 
 def _is_list_name(node: ast.expr) -> bool:
@@ -62,14 +63,3 @@ def _is_list_name(node: ast.expr) -> bool:
         and isinstance(node.value, ast.Name)
         and node.value.id == "typing"
     )
-
-
-def _render(node: ast.expr) -> str:
-    try:
-        return _short(ast.unparse(node))
-    except (RecursionError, ValueError, MemoryError):
-        return "<unprintable>"
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -17,15 +17,10 @@ import textwrap
 import tokenize
 from dataclasses import dataclass
 
-from puzzles.parse import (
-    ALLOWED_IMPORTS,
-    MAX_SOURCE_CHARS,
-    int_digit_allowance,
-    is_typing_import,
-    parse_source,
-)
+from puzzles.hygiene import ALLOWED_IMPORTS, is_typing_import
 from puzzles.records import InvalidProgram
 from puzzles.rename import FUNCTION_DEFS, bound_names, rename_identifier
+from puzzles.source import MAX_SOURCE_CHARS, int_digit_allowance, parse_source
 
 CANONICAL_NAME = "f"
 SHINGLE_SIZE = 5

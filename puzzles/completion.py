@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
-from puzzles.parse import parse_source
 from puzzles.records import InvalidProgram
+from puzzles.source import parse_source
 from puzzles.text import DEF_LINE, indent_width, split_lines
 
 FENCED_BLOCK = re.compile(r"^[ \t]*```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)

@@ -38,9 +38,10 @@ from puzzles.p3 import (
     load_p3_report,
     read_splits,
 )
-from puzzles.parse import parse_puzzle, parse_solution, parse_source
+from puzzles.parse import parse_puzzle, parse_solution
 from puzzles.records import InvalidProgram, NamedPuzzle
 from puzzles.seeds import load_seeds
+from puzzles.source import parse_source
 from sandbox.backend import Sandbox
 from sandbox.verdicts import VERIFIED
 from sandbox.verify import SourcePair, verify_pairs

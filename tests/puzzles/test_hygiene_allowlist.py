@@ -19,24 +19,20 @@ import warnings
 import pytest
 
 from puzzles.canonical import canonical_hash
-from puzzles.parse import (
+from puzzles.hygiene import (
     ALLOWED_BUILTINS,
     ALLOWED_IMPORTS,
     ALLOWED_NODES,
     FORBIDDEN_ATTRIBUTES,
     FORBIDDEN_NAMES,
-    MAX_ARGUMENTS,
-    MAX_AST_NODES,
-    MAX_FOLDED_BYTES,
-    MAX_PATTERN_NODES,
     TYPING_ANNOTATION_NAMES,
     ZERO_ARGUMENT_METHODS,
     check_puzzle_hygiene,
-    parse_puzzle,
-    parse_solution,
 )
+from puzzles.parse import parse_puzzle, parse_solution
 from puzzles.records import InvalidProgram
 from puzzles.seeds import extra_training_seeds, load_seeds
+from puzzles.source import MAX_ARGUMENTS, MAX_AST_NODES, MAX_FOLDED_BYTES, MAX_PATTERN_NODES
 
 
 def reason(text: str, **kwargs) -> str:

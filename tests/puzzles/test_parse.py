@@ -6,12 +6,8 @@ import pytest
 
 from puzzles.canonical import canonical_hash, canonical_source, near_duplicate_tokens
 from puzzles.completion import complete_function
-from puzzles.parse import (
-    ALLOWED_IMPORTS,
-    MODULE_ESCAPE_ATTRIBUTES,
-    parse_puzzle,
-    parse_solution,
-)
+from puzzles.hygiene import ALLOWED_IMPORTS, MODULE_ESCAPE_ATTRIBUTES
+from puzzles.parse import parse_puzzle, parse_solution
 from puzzles.records import InvalidProgram, Puzzle, Solution
 
 PUZZLE = '''def f(li: List[int], target=-3, words=["a", 'b'], table={"k": (1, 2.5)}, flag=None) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import json
 
-from puzzles import parse
+from puzzles import source
 from sandbox import links, verdicts, worker
 from sandbox.image import WORKER_PATH
 
@@ -46,8 +46,8 @@ def test_the_hosts_limits_and_the_workers_defaults_agree(tmp_path):
 
 
 def test_what_the_host_accepts_the_worker_accepts():
-    assert parse.MAX_SOURCE_CHARS <= worker.MAX_SOURCE_CHARS
-    assert parse.MAX_INT_DIGITS <= worker.MAX_INT_DIGITS
+    assert source.MAX_SOURCE_CHARS <= worker.MAX_SOURCE_CHARS
+    assert source.MAX_INT_DIGITS <= worker.MAX_INT_DIGITS
 
 
 def test_the_largest_reply_fits_the_hosts_line_cap():
