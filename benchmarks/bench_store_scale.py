@@ -39,7 +39,7 @@ from factory.config import RunConfig  # noqa: E402
 from factory.daemon.metrics import run_families  # noqa: E402
 from factory.loop.filter import filter_proposals, probe  # noqa: E402
 from factory.loop.prompts import ExampleIndex, solve_prompt  # noqa: E402
-from factory.loop.run_sets import load_eval_set  # noqa: E402
+from factory.loop.run_sets import run_eval_set  # noqa: E402
 from factory.loop.select import select_pairs  # noqa: E402
 from factory.store import RunStore  # noqa: E402
 from factory.store.records import AttemptRow, ProposalRow, solution_hash  # noqa: E402
@@ -252,7 +252,7 @@ class Bench:
         config = RunConfig(model="unused", eval_p3=str(p3), eval_all_instances=True) if p3.exists() else \
             RunConfig(model="unused")
         t0 = time.perf_counter()
-        self.eval = load_eval_set(config, seeds)
+        self.eval = run_eval_set(config, seeds)
         print(f"# evaluation set {self.eval.name}: {len(self.eval.index.entries)} puzzles, index built in "
               f"{time.perf_counter() - t0:.1f} s", flush=True)
         self.grower = Grower(self.store.path, families)

@@ -37,7 +37,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
-from puzzles.completion import complete_function
+from puzzles.completion import complete_function, function_from_reply
 from puzzles.parse import parse_puzzle
 from puzzles.records import InvalidProgram
 from sandbox.backend import Sandbox
@@ -58,11 +58,14 @@ def reward_of(result: Result | None) -> float | None:
     return 1.0 if result.status == VERIFIED else 0.0
 
 
-def completion_text(completion: str | Sequence[dict]) -> str:
-    """The generated text of a standard (a string) or conversational (messages) completion."""
+def completion_source(prefix: str, completion: str | Sequence[dict]) -> str:
+    """The function a completion writes for a prompt that ended with ``prefix``: a standard completion (a
+    string) continues it; a conversational one (messages) is a chat reply, read by the one reply parser
+    (``function_from_reply``; no code: the bare prefix, which never verifies)."""
     if isinstance(completion, str):
-        return completion
-    return "".join(str(m.get("content") or "") for m in completion if m.get("role") == "assistant")
+        return complete_function(prefix, completion)
+    reply = "".join(str(m.get("content") or "") for m in completion if m.get("role") == "assistant")
+    return function_from_reply(prefix, reply) or prefix
 
 
 def puzzle_parses(source: str) -> bool:
@@ -98,7 +101,7 @@ class VerifierReward:
     ) -> list[float | None]:
         self.calls += 1
         prefixes = prefix if prefix is not None else [""] * len(completions)
-        sources = [complete_function(p, completion_text(c)) for p, c in zip(prefixes, completions, strict=True)]
+        sources = [completion_source(p, c) for p, c in zip(prefixes, completions, strict=True)]
         good_puzzle = {f: puzzle_parses(f) for f in set(puzzle)}
         asked = [i for i, f in enumerate(puzzle) if good_puzzle[f]]
         canaries = draw(self.rng) if self.canaries else []

@@ -84,7 +84,7 @@ def load_run_sets(config: RunConfig, sandbox: Sandbox | None) -> tuple[SeedSet, 
     return seeds, EvalSet(chosen.name, chosen.puzzles, guarded_index(chosen, seeds.puzzles), eval_record)
 
 
-def load_eval_set(config: RunConfig, training_seeds: list[NamedPuzzle], sandbox: Sandbox | None = None) -> EvalSet:
+def run_eval_set(config: RunConfig, training_seeds: list[NamedPuzzle], sandbox: Sandbox | None = None) -> EvalSet:
     """The evaluation set ``config`` names, indexed against ``training_seeds``."""
     chosen, record = eval_puzzles(config, sandbox)
     return EvalSet(chosen.name, chosen.puzzles, guarded_index(chosen, training_seeds), record)

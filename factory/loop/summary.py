@@ -9,9 +9,9 @@ from dataclasses import asdict
 from factory.loop.confidence import eval_intervals
 from factory.loop.parts import part_pass_at_k
 from factory.loop.proposer_reward import proposer_report
-from factory.models.steps import checkpoint_information_gain, read_training_facts
+from factory.models.steps import TrainingFacts, read_training_facts
 from factory.rewards import MASKED
-from factory.store import PROPOSAL_STATUSES, RunStore, TokenUsage, describe_usage, round_stats
+from factory.store import PROPOSAL_STATUSES, RunStore, TokenUsage, describe_usage, round_stats, usage_cost
 from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import VERIFIED
 
@@ -29,6 +29,7 @@ def round_summary(
     evals, base_evals = store.evals(round), store.evals(0)  # read once: pass@k, intervals and parts
     baseline = {e.k: e.pass_at_k for e in base_evals if e.dataset == eval_name}
     rate = stats.tokens_per_second
+    facts = read_training_facts(_checkpoint_path(store, round))  # read once: information gain and grpo
     return {
         "round": round,
         "model": model,
@@ -51,19 +52,18 @@ def round_summary(
         },
         # last, after the keys other tools read in order: the base model's loss on the round's new
         # pairs minus on seed pairs (None: nothing trained)
-        "information_gain": _rounded(checkpoint_information_gain(_checkpoint_path(store, round))),
+        "information_gain": _rounded(facts.information_gain if facts else None),
         # objective grpo: the mean reward of each step, and the samples the sandbox verified or masked
-        "grpo": grpo_rewards(_checkpoint_path(store, round)),
+        "grpo": grpo_rewards(facts),
         # the proposer's learnability reward and its drift (factory.loop.proposer_reward)
         "proposer": proposer_report(store, round).to_json(),
         "usage": usage_summary(stats.usage, prices),
     }
 
 
-def grpo_rewards(checkpoint: str | None) -> dict | None:
-    """A grpo checkpoint's rewards (``training.json``'s ``grpo``): the mean reward per step, samples
+def grpo_rewards(facts: TrainingFacts | None) -> dict | None:
+    """A grpo checkpoint's rewards (its ``training.json``'s ``grpo``): the mean reward per step, samples
     rewarded and masked (crashed: no reward, no gradient). None for another objective or no checkpoint."""
-    facts = read_training_facts(checkpoint)
     grpo = facts.grpo if facts else None
     if not grpo:
         return None
@@ -83,7 +83,7 @@ def usage_summary(usage: Mapping[str, TokenUsage], prices: tuple[float, float] |
     return {
         **stages,
         "price_per_mtok": list(prices) if prices is not None else None,
-        "cost": round(sum(u.cost(prices) for u in usage.values()), 6) if prices is not None else None,
+        "cost": round(usage_cost(usage, prices), 6) if prices is not None else None,
     }
 
 

@@ -91,11 +91,11 @@ def training_plan(ctx: RunContext, round: int, c: RunConfig, steps: int | None =
         prompts = grpo_rows(ctx, round, c)
         steps = steps if steps is not None else fixed_steps(ctx, round, c, [])
         return TrainingPlan([], prompts, (TrainingPass(GRPO, out_dir, steps),), len(prompts))
-    texts = sft_texts(ctx, round, c)
     rows = preference_data(ctx, round, c)
     if c.objective in (DPO, SPIN):
         passes = (TrainingPass(DPO, out_dir, preference_steps(c.objective, len(rows), c.epochs, None)),) if rows else ()
-        return TrainingPlan(texts, rows, passes, len(rows))
+        return TrainingPlan([], rows, passes, len(rows))
+    texts = sft_texts(ctx, round, c)  # dpo and spin train on rows alone
     steps = steps if steps is not None else fixed_steps(ctx, round, c, texts)
     if c.objective == SFT_DPO and rows and (steps is None or steps >= 2):
         dpo_steps = None if steps is None else preference_steps(c.objective, len(rows), c.epochs, steps)

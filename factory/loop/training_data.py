@@ -13,7 +13,6 @@ Each arm's texts go through the same ``training_texts``.
 
 from __future__ import annotations
 
-import ast
 import random
 from dataclasses import replace
 
@@ -26,13 +25,16 @@ from factory.loop.prompts import ExampleIndex, training_example
 from factory.loop.select import choose_pairs
 from factory.loop.weights import weighted_pairs
 from factory.store import RunStore, StoredAttempt
+from puzzles.records import InvalidProgram
+from puzzles.source import parse_source
 from sandbox.verdicts import VERIFIED
 
 
 def parses(source: str) -> bool:
+    """Whether an untrusted attempt parses (within ``parse_source``'s bounds)."""
     try:
-        ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        parse_source(source)
+    except InvalidProgram:
         return False
     return True
 

@@ -17,7 +17,7 @@ from factory.errors import UserError
 from factory.loop.context import open_run_store
 from factory.loop.corpus import eval_set, load_eval_puzzles
 from factory.loop.paper import PAPER_DATASET, PAPER_PROBLEMS
-from factory.loop.run_sets import load_eval_set
+from factory.loop.run_sets import run_eval_set
 from factory.store import RunStore
 from factory.verify_files import reference_pairs, run_verification
 from puzzles.canonical import canonical_hash
@@ -64,7 +64,7 @@ def test_all_instances_is_the_whole_test_split_and_the_paper_set_guards_all_of_i
 
 @pytest.mark.slow
 def test_a_run_evaluates_on_the_paper_set_and_keeps_its_data_away_from_every_instance(p3_path):
-    run_set = load_eval_set(RunConfig(model="m", eval_p3=str(p3_path)), load_seeds("train"))
+    run_set = run_eval_set(RunConfig(model="m", eval_p3=str(p3_path)), load_seeds("train"))
     assert (run_set.name, len(run_set.puzzles)) == ("p3-test", 228)
     every = load_eval_puzzles(p3_path, "test", all_instances=True).puzzles
     assert run_set.index.hashes() == {canonical_hash(p.puzzle.source) for p in every}

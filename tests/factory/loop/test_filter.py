@@ -6,7 +6,7 @@ import pytest
 
 from factory.config import RunConfig
 from factory.loop.filter import filter_proposals, probe
-from factory.loop.run_sets import load_eval_set
+from factory.loop.run_sets import run_eval_set
 from puzzles.canonical import canonical_hash
 from puzzles.seeds import load_seeds
 from sandbox.backend import open_sandbox
@@ -38,7 +38,7 @@ def test_filters_sort_proposals_into_the_funnel(process_sandbox):
     ]
     seeds = load_seeds("train")
     known = {canonical_hash(s.puzzle.source) for s in seeds}
-    eval_index = load_eval_set(RunConfig(model="unused"), seeds).index
+    eval_index = run_eval_set(RunConfig(model="unused"), seeds).index
     rows = filter_proposals(list(range(len(raws))), raws, known, eval_index, process_sandbox, timeout_s=2.0)
     assert [r.status for r in rows] == [
         "invalid",
@@ -61,7 +61,7 @@ def test_filters_sort_proposals_into_the_funnel(process_sandbox):
 def test_the_filter_does_not_change_the_known_hashes_it_is_given(process_sandbox):
     fresh = "def f(s: str, n=7):\n    return len(s) == n and s.count('z') == 3\n"
     known: set[str] = set()
-    eval_index = load_eval_set(RunConfig(model="unused"), load_seeds("train")).index
+    eval_index = run_eval_set(RunConfig(model="unused"), load_seeds("train")).index
     rows = filter_proposals([0], [fresh], known, eval_index, process_sandbox, timeout_s=2.0)
     assert rows[0].status == "accepted" and known == set()
     again = filter_proposals([0], [fresh], {rows[0].canonical_hash}, eval_index, process_sandbox, timeout_s=2.0)
@@ -88,7 +88,7 @@ def test_the_filter_dedups_against_the_store_s_live_hash_view(process_sandbox, t
 
     seeds = load_seeds("train")[:3]
     fresh = "def f(s: str, n=7):\n    return len(s) == n and s.count('z') == 3\n"
-    eval_index = load_eval_set(RunConfig(model="unused"), load_seeds("train")).index
+    eval_index = run_eval_set(RunConfig(model="unused"), load_seeds("train")).index
     with RunStore.open(tmp_path) as store:
         store.add_seed_puzzles((s, canonical_hash(s.puzzle.source)) for s in seeds)
         raws = [seeds[1].puzzle.source.replace("def f(", "def f7(", 1), fresh, fresh]
