@@ -44,7 +44,6 @@ def load_backend(kind: str, model: str | None, **options) -> ModelBackend:
 
         if options.get("replicas"):
             raise ModelError("generation replicas need a local backend (transformers or vllm), not 'openai'")
-        options = {k: v for k, v in options.items() if k != "replicas" and k not in RAY_OPTIONS}
 
         return OpenAIBackend(model, api=api, **options)
     if api == "chat" or chat_template is not None:
