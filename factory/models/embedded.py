@@ -18,6 +18,7 @@ import json
 import os
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -149,8 +150,10 @@ def add_chat_template(path: Path) -> None:
     target = path / CHAT_TEMPLATE_FILE
     if target.exists():
         return
-    partial = path / f".{CHAT_TEMPLATE_FILE}.{os.getpid()}"
-    partial.write_text(CHAT_TEMPLATE)
+    # a name of its own per call: callers in other threads of this process may write it at the same time
+    handle, partial = tempfile.mkstemp(prefix=f".{CHAT_TEMPLATE_FILE}.", dir=path)
+    with os.fdopen(handle, "w") as out:
+        out.write(CHAT_TEMPLATE)
     os.replace(partial, target)
 
 
