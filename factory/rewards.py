@@ -39,7 +39,7 @@ from collections.abc import Sequence
 
 from puzzles.completion import complete_function, function_from_reply
 from puzzles.parse import parse_puzzle
-from puzzles.records import InvalidProgram
+from puzzles.source import parses
 from sandbox.backend import Sandbox
 from sandbox.canaries import CanaryFlip, draw
 from sandbox.canaries import check as check_canaries
@@ -68,14 +68,6 @@ def completion_source(prefix: str, completion: str | Sequence[dict]) -> str:
     return function_from_reply(prefix, reply) or prefix
 
 
-def puzzle_parses(source: str) -> bool:
-    try:
-        parse_puzzle(source)
-    except InvalidProgram:
-        return False
-    return True
-
-
 class VerifierReward:
     """A TRL reward function: ``(prompts, completions, puzzle, prefix=None, **columns) -> list[float | None]``
     (see the module docstring). ``timeout_s``: seconds each of g and f may run; ``canaries``: canary
@@ -102,7 +94,7 @@ class VerifierReward:
         self.calls += 1
         prefixes = prefix if prefix is not None else [""] * len(completions)
         sources = [completion_source(p, c) for p, c in zip(prefixes, completions, strict=True)]
-        good_puzzle = {f: puzzle_parses(f) for f in set(puzzle)}
+        good_puzzle = {f: parses(f, parse_puzzle) for f in set(puzzle)}
         asked = [i for i, f in enumerate(puzzle) if good_puzzle[f]]
         canaries = draw(self.rng) if self.canaries else []
         pairs = [SourcePair(puzzle[i], sources[i]) for i in asked] + [SourcePair(k.f, k.g) for k in canaries]

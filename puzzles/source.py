@@ -10,7 +10,7 @@ import ast
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from puzzles.records import InvalidProgram
@@ -182,6 +182,16 @@ def _folded_estimate(node: ast.AST, folded: dict[int, tuple[bool, int]]) -> tupl
             return None  # '%' formatting is never folded
         return sequence, max(left[1], right[1]) + 1
     return None
+
+
+def parses(text: str, parse: Callable[[str], object] = parse_source) -> bool:
+    """Whether ``parse`` (``parse_source`` by default; ``puzzles.parse.parse_puzzle`` for the P3 rules
+    too) accepts ``text`` without an ``InvalidProgram``."""
+    try:
+        parse(text)
+    except InvalidProgram:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -25,18 +25,8 @@ from factory.loop.prompts import ExampleIndex, training_example
 from factory.loop.select import choose_pairs
 from factory.loop.weights import weighted_pairs
 from factory.store import RunStore, StoredAttempt
-from puzzles.records import InvalidProgram
-from puzzles.source import parse_source
+from puzzles.source import parses
 from sandbox.verdicts import VERIFIED
-
-
-def parses(source: str) -> bool:
-    """Whether an untrusted attempt parses (within ``parse_source``'s bounds)."""
-    try:
-        parse_source(source)
-    except InvalidProgram:
-        return False
-    return True
 
 
 def unverified_attempts(store: RunStore, round: int, max_per_puzzle: int) -> list[StoredAttempt]:
