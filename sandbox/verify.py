@@ -73,14 +73,20 @@ def verify_pairs(
     trusted_puzzles: bool = False,
 ) -> list[Result]:
     """One verdict per pair, in order. Pairs that break the P3 rules are ``invalid`` and never run.
+    A pair that repeats an earlier one of the call runs once and shares its verdict (verdicts are
+    reproducible: a sampled batch holds many identical attempts).
 
     ``trusted_puzzles`` (P3's own data) lets a puzzle call ``eval(answer)``; the worker gives it a
     guarded eval. Model-written puzzles never get it.
     """
     results: list[Result | None] = [None] * len(pairs)
     jobs: list[Job] = []
-    positions: list[int] = []
+    positions: list[list[int]] = []  # per job, the pairs it answers
+    job_of: dict[SourcePair, int] = {}
     for i, pair in enumerate(pairs):
+        if pair in job_of:
+            positions[job_of[pair]].append(i)
+            continue
         try:
             puzzle = parse_puzzle(pair.f, allow_eval=trusted_puzzles)
             solution = parse_solution(pair.g, puzzle)
@@ -89,13 +95,16 @@ def verify_pairs(
             if on_result is not None:
                 on_result(i, results[i])
             continue
-        positions.append(i)
+        job_of[pair] = len(jobs)
+        positions.append([i])
         jobs.append(job_for(len(jobs), puzzle, solution, timeout_s))
 
     def forward(job_index: int, result: Result) -> None:
         if on_result is not None:
-            on_result(positions[job_index], result)
+            for position in positions[job_index]:
+                on_result(position, result)
 
-    for position, result in zip(positions, sandbox.run(jobs, forward), strict=True):
-        results[position] = result
+    for answered, result in zip(positions, sandbox.run(jobs, forward), strict=True):
+        for position in answered:
+            results[position] = result
     return results  # type: ignore[return-value]

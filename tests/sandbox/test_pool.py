@@ -38,6 +38,23 @@ def test_results_come_back_in_input_order(sandbox):
     assert [r.status for r in results] == [WRONG if i == 7 else VERIFIED for i in range(60)]
 
 
+def test_a_repeated_pair_runs_once_and_every_copy_gets_its_verdict(sandbox):
+    ran: list[int] = []
+    reported: dict[int, str] = {}
+
+    class Counting:  # the real sandbox, counting the jobs it is given
+        def run(self, jobs, on_result=None):
+            ran.append(len(jobs))
+            return sandbox.run(jobs, on_result)
+
+    wrong = SourcePair(numbered(1).f, "def g(n=1):\n    return n * 3 + 1\n")
+    pairs = [numbered(0), wrong, numbered(0), SourcePair("def f(x: int):\n    return x == eval('1')\n", "def g():\n    return 1\n"), wrong, numbered(0)]
+    results = verify_pairs(pairs, Counting(), on_result=lambda i, r: reported.__setitem__(i, r.status))
+    assert ran == [2]  # the two distinct runnable pairs; the invalid one never runs
+    assert [r.status for r in results] == [VERIFIED, WRONG, VERIFIED, "invalid", WRONG, VERIFIED]
+    assert reported == dict(enumerate(r.status for r in results))
+
+
 def test_a_job_that_kills_its_worker_costs_that_job_alone(sandbox):
     pairs = [numbered(i) for i in range(12)]
     pairs[3] = KILL_WORKER
