@@ -23,8 +23,8 @@ IDENTITY_FIELDS = (
     "objective", "weighting",
 )
 # What a run recorded before a setting existed ran with: P3 evaluations used every instance, training
-# was supervised fine-tuning on unweighted pairs.
-BEFORE_SETTING = {"eval_all_instances": True, "objective": "sft", "weighting": "none", "seeds": "builtin",
+# was supervised fine-tuning on unweighted pairs, the seeds were the whole seed split (an oracle regime).
+BEFORE_SETTING = {"eval_all_instances": True, "objective": "sft", "weighting": "none", "seeds": "builtin-augmented",
                   "eval_set": None}
 
 BACKENDS = ("transformers", "vllm", "openai")
@@ -95,7 +95,9 @@ class RunConfig:
     seed: int = setting(0, "the run seed: prompts and sampling seeds derive from it")
     seeds: str = setting(
         "builtin",
-        'the seed puzzles: "builtin", a JSONL file of {"f": ..., "g": ...} lines (optional "id"), or P3\'s '
+        'the seed puzzles: "builtin" (a few instances of 33 task families the embedded model never saw), '
+        '"builtin-augmented" (623 instances of 97 families, the embedded model trained on more of each: an '
+        'oracle no user has), a JSONL file of {"f": ..., "g": ...} lines (optional "id"), or P3\'s '
         "puzzles.json (its seeds_split); each is checked by the proposals' rules and verified when the run starts",
     )
     seeds_split: str = setting("train", "with a P3 file as seeds: its split (test is for evaluation only)",

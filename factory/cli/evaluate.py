@@ -85,7 +85,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config = eval_config_from(args)
     settings = eval_settings(config)
     options = {**backend_options(config), **generation_options(args)}
-    model = config.model if config.model is not None or config.backend == "openai" else embedded_model_path()
+    model = config.model if config.model is not None or config.backend == "openai" else embedded_model_path(config.seeds)
     backend = load_backend(config.backend, model, **options)
     try:
         with open_sandbox_from(args) as sandbox:

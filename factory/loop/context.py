@@ -164,7 +164,7 @@ class RunContext:
             return self.config.model
         from factory.loop.corpus import embedded_model_path
 
-        return embedded_model_path(log=self.log)
+        return embedded_model_path(self.config.seeds, log=self.log)
 
     def model_for_round(self, round: int) -> str:
         """The model that generates in ``round``: the previous round's checkpoint, else the base model."""

@@ -11,9 +11,12 @@ from pathlib import Path
 from factory.errors import UserError
 from factory.loop.prompts import puzzle_listing, training_example
 from puzzles.records import NamedPuzzle
-from puzzles.seeds import load_seeds
+from puzzles.seeds import extra_training_seeds, load_seeds, load_task_seeds, pretraining_seeds
 
-SEED_EVAL = "seeds-test"
+SEED_EVAL = "seeds-test"  # builtin-augmented's evaluation
+TASK_EVAL = "task-test"  # builtin's evaluation
+BUILTIN, BUILTIN_AUGMENTED = "builtin", "builtin-augmented"  # the built-in seed sets (``puzzles.seeds``)
+BUILTIN_SETS = (BUILTIN, BUILTIN_AUGMENTED)
 
 
 def training_texts(
@@ -33,23 +36,42 @@ def training_texts(
     return texts
 
 
-def seed_training_pairs() -> list[tuple[str, str]]:
-    """(f, g) sources of the seed set's training split: never the held-out evaluation split."""
-    return [(s.puzzle.source, s.solutions[0].source) for s in load_seeds("train")]
+def pairs_of(puzzles: Sequence[NamedPuzzle]) -> list[tuple[str, str]]:
+    """(f, g) sources of seed puzzles (each one's first solution)."""
+    return [(s.puzzle.source, s.solutions[0].source) for s in puzzles]
+
+
+def seed_training_pairs(seeds: str = BUILTIN) -> list[tuple[str, str]]:
+    """(f, g) sources of a built-in seed set's training split: never its evaluation."""
+    return pairs_of(builtin_seeds(seeds, "train"))
+
+
+def builtin_seeds(seeds: str, split: str) -> list[NamedPuzzle]:
+    """A built-in set's seeds (``"train"``) or evaluation (``"test"``): the task families' for
+    ``builtin``, the whole seed split for ``builtin-augmented`` (``puzzles.seeds``)."""
+    if seeds == BUILTIN_AUGMENTED:
+        return load_seeds(split)
+    if seeds == BUILTIN:
+        return load_task_seeds(split)
+    raise ValueError(f"{seeds!r} is not a built-in seed set; use {BUILTIN!r} or {BUILTIN_AUGMENTED!r}")
 
 
 EXTRA_INSTANCES_PER_FAMILY = 24
 
 
 @functools.lru_cache(maxsize=4)  # every look-up of the embedded model fingerprints it: build it once
-def seed_corpus(listings: int = 240, per_listing: int = 3) -> tuple[str, ...]:
-    """Texts the embedded default model learns from: each training seed, plus more instances of the
-    training families (``extra_training_seeds``), as a solve block (f, g, assert), and random listings
-    of those puzzles, the shape of a propose prompt. Deterministic. Held-out families never appear."""
-    from puzzles.seeds import extra_training_seeds
+def base_corpus(seeds: str = BUILTIN, listings: int = 240, per_listing: int = 3) -> tuple[str, ...]:
+    """Texts the embedded model learns from, as solve blocks (f, g, assert) and random listings of
+    their puzzles (the shape of a propose prompt). Deterministic; held-out families never appear.
 
-    pairs = seed_training_pairs()
-    pairs += [(s.puzzle.source, s.solutions[0].source) for s in extra_training_seeds(EXTRA_INSTANCES_PER_FAMILY)]
+    For a user's seeds and ``builtin``: the pretraining families (``pretraining_seeds``), never the
+    task families the built-in seeds and evaluation are made of. For ``builtin-augmented``: the seed
+    split's training puzzles plus ``EXTRA_INSTANCES_PER_FAMILY`` drawn instances of each training
+    family: an oracle of the seeds' own families, which no user has."""
+    if seeds == BUILTIN_AUGMENTED:
+        pairs = seed_training_pairs(BUILTIN_AUGMENTED) + pairs_of(extra_training_seeds(EXTRA_INSTANCES_PER_FAMILY))
+    else:
+        pairs = pairs_of(pretraining_seeds(EXTRA_INSTANCES_PER_FAMILY))
     return tuple(training_texts(pairs, [f for f, _ in pairs], listings, per_listing, random.Random(0)))
 
 
@@ -63,12 +85,17 @@ class EvalPuzzles:
     guarded: list[NamedPuzzle]
 
 
-def load_eval_puzzles(p3_path: Path | None = None, split: str = "test", all_instances: bool = False) -> EvalPuzzles:
-    """The held-out seeds by default; with ``p3_path``, a split of P3's puzzles.json: the paper's set,
-    each problem's first instance (``p3-test``: 228 problems), or every instance (``p3-test-all``: 1,009)."""
+def load_eval_puzzles(
+    p3_path: Path | None = None, split: str = "test", all_instances: bool = False, seeds: str = BUILTIN
+) -> EvalPuzzles:
+    """The built-in evaluation that goes with ``seeds`` by default (``builtin_seeds``: ``task-test``, or
+    ``seeds-test`` for ``builtin-augmented``); with ``p3_path``, a split of P3's puzzles.json: the
+    paper's set, each problem's first instance (``p3-test``: 228 problems), or every instance
+    (``p3-test-all``: 1,009)."""
     if p3_path is None:
-        seeds = load_seeds("test")
-        return EvalPuzzles(SEED_EVAL, seeds, seeds)
+        augmented = seeds == BUILTIN_AUGMENTED
+        held_out = builtin_seeds(BUILTIN_AUGMENTED if augmented else BUILTIN, "test")
+        return EvalPuzzles(SEED_EVAL if augmented else TASK_EVAL, held_out, held_out)
     from puzzles.p3 import first_instances, load_p3
 
     try:
@@ -83,15 +110,16 @@ def load_eval_puzzles(p3_path: Path | None = None, split: str = "test", all_inst
 
 
 def eval_set(
-    p3_path: Path | None = None, split: str = "test", all_instances: bool = False
+    p3_path: Path | None = None, split: str = "test", all_instances: bool = False, seeds: str = BUILTIN
 ) -> tuple[str, list[NamedPuzzle]]:
     """The named evaluation set of ``load_eval_puzzles``: its name and the puzzles evaluated."""
-    chosen = load_eval_puzzles(p3_path, split, all_instances)
+    chosen = load_eval_puzzles(p3_path, split, all_instances, seeds)
     return chosen.name, chosen.puzzles
 
 
-def embedded_model_path(log=None) -> str:
-    """The embedded default model, built from the seed corpus on first use and cached."""
+def embedded_model_path(seeds: str = BUILTIN, log=None) -> str:
+    """The embedded default model for a run with ``seeds``, built from ``base_corpus`` on first use
+    and cached."""
     from factory.models.embedded import default_model_path
 
-    return str(default_model_path(seed_corpus, log=log))
+    return str(default_model_path(functools.partial(base_corpus, BUILTIN_AUGMENTED if seeds == BUILTIN_AUGMENTED else BUILTIN), log=log))

@@ -1,9 +1,10 @@
 """The parts of an evaluation set and pass@k on each, so a reader sees where a gain is.
 
-The held-out seeds (``seeds-test``) hold two kinds of puzzle: a fresh instance of every training
-family (its last, never trained on: can the model read new constants of a family it knows?) and every
-instance of the held-out families (never seen at all: does it read a new puzzle?). Other sets have
-no parts."""
+The built-in evaluations hold two kinds of puzzle. ``task-test`` (the default regime's): the task
+families' instances that are not seeds (can the model solve new constants of the families it was given
+a few seeds of?) and every instance of the held-out families (never seen at all: does it read a new
+puzzle?). ``seeds-test`` (``builtin-augmented``'s): a fresh instance of every training family (its last,
+never trained on) and the held-out families. Other sets have no parts."""
 
 from __future__ import annotations
 
@@ -11,28 +12,31 @@ import functools
 from collections.abc import Sequence
 
 from factory.loop.confidence import pass_at_k_interval, per_puzzle_pass_at_k, puzzle_counts, rounded
-from factory.loop.corpus import SEED_EVAL
+from factory.loop.corpus import BUILTIN, BUILTIN_AUGMENTED, SEED_EVAL, TASK_EVAL, builtin_seeds
 from factory.store import EvalRecord
 
 FRESH_INSTANCES = "fresh instances of training families"
+TASK_INSTANCES = "fresh instances of task families"
 HELD_OUT_FAMILIES = "held-out families"
+_BUILTIN_EVALS = {SEED_EVAL: (BUILTIN_AUGMENTED, FRESH_INSTANCES), TASK_EVAL: (BUILTIN, TASK_INSTANCES)}
 
 
-@functools.lru_cache(maxsize=1)
-def _seed_eval_parts() -> dict[str, frozenset[str]]:
-    from puzzles.seeds import held_out_families, load_seeds
+@functools.lru_cache(maxsize=2)
+def _builtin_eval_parts(dataset: str) -> dict[str, frozenset[str]]:
+    from puzzles.seeds import held_out_families
 
+    seeds, fresh = _BUILTIN_EVALS[dataset]
     held_out = held_out_families()
-    test = load_seeds("test")
+    test = builtin_seeds(seeds, "test")
     return {
-        FRESH_INSTANCES: frozenset(s.key for s in test if s.family not in held_out),
+        fresh: frozenset(s.key for s in test if s.family not in held_out),
         HELD_OUT_FAMILIES: frozenset(s.key for s in test if s.family in held_out),
     }
 
 
 def eval_parts(dataset: str) -> dict[str, frozenset[str]]:
     """Part name -> puzzle keys of ``dataset``; empty for a set without parts."""
-    return _seed_eval_parts() if dataset == SEED_EVAL else {}
+    return _builtin_eval_parts(dataset) if dataset in _BUILTIN_EVALS else {}
 
 
 def part_pass_at_k(

@@ -1,8 +1,8 @@
 """Seed and evaluation sets a user brings, loaded, checked and hashed into one record (``PuzzleSet``).
 
 Sources: a JSONL file of ``{"f": ..., "g": ...}`` lines (optional ``"id"``; blank lines are skipped), a P3
-``puzzles.json`` (or its folder, with ``split.json`` beside it) read for one split, or ``"builtin"``: the
-project's seed families (their training split as seeds, their held-out split for evaluation).
+``puzzles.json`` (or its folder, with ``split.json`` beside it) read for one split, or a built-in set
+(``"builtin"``, ``"builtin-augmented"``: ``factory.loop.corpus.builtin_seeds``; their seeds, or their evaluation).
 
 A seed passes the rules a proposal passes (it parses; the P3 signature and hygiene rules of
 ``puzzles.parse`` without P3's ``eval(x)`` allowance; no bool answer), has a solution, differs in canonical
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from factory.errors import UserError
+from factory.loop.corpus import BUILTIN, BUILTIN_SETS, builtin_seeds
 from factory.verify_files import read_jsonl_lines
 from puzzles.canonical import canonical_hash
 from puzzles.p3 import (
@@ -40,13 +41,11 @@ from puzzles.p3 import (
 )
 from puzzles.parse import parse_puzzle, parse_solution
 from puzzles.records import InvalidProgram, NamedPuzzle
-from puzzles.seeds import load_seeds
 from puzzles.source import parse_source
 from sandbox.backend import Sandbox
 from sandbox.verdicts import VERIFIED
 from sandbox.verify import SourcePair, verify_pairs
 
-BUILTIN = "builtin"
 JSONL = "jsonl"
 P3 = "p3"
 SPLITS = ("train", "test")
@@ -75,7 +74,7 @@ class PuzzleSet:
     of it: each puzzle's source, and for seeds each solution's source too; it does not depend on the
     file's name, format or ids, and is stable across runs and machines."""
 
-    name: str  # the path as given, or "builtin"
+    name: str  # the path as given, or a built-in set's name
     kind: str  # BUILTIN, JSONL or P3
     split: str | None  # the P3 split read; None for the other kinds
     content_hash: str
@@ -117,7 +116,7 @@ def load_seed_set(
     skip_bad: bool = False,
     timeout_s: float = 5.0,
 ) -> PuzzleSet:
-    """The seed set at ``source`` (a path or ``"builtin"``), checked against the ``evaluation`` puzzles
+    """The seed set at ``source`` (a path or a built-in set's name), checked against the ``evaluation`` puzzles
     (an evaluation set's ``guarded``) and verified in ``sandbox``. Only a P3 file reads ``split``; the
     test split is refused whatever the source: it is for evaluation only. Raises UserError naming the
     first bad entry, unless ``skip_bad``."""
@@ -140,7 +139,7 @@ def load_eval_set(
     skip_bad: bool = False,
     timeout_s: float = 5.0,
 ) -> PuzzleSet:
-    """The evaluation set at ``source`` (a path or ``"builtin"``: the held-out seeds). From a P3 file, the
+    """The evaluation set at ``source`` (a path or a built-in set's name: its evaluation). From a P3 file, the
     first instance of each problem of ``split`` (the paper's test set for "test"), or every instance with
     ``all_instances``; ``guarded`` holds every instance of the split either way. Raises UserError naming
     the first bad entry, unless ``skip_bad``."""
@@ -182,9 +181,9 @@ def _load(
 ) -> PuzzleSet:
     name = str(source)
     label = "train" if checks.for_seeds else "test"
-    if name == BUILTIN:
+    if name in BUILTIN_SETS:
         kind, read_split = BUILTIN, None
-        items: list[Item] = [(f"{BUILTIN}: {s.key}", s) for s in load_seeds(label)]
+        items: list[Item] = [(f"{name}: {s.key}", s) for s in builtin_seeds(name, label)]
     else:
         path = Path(source)
         kind = kind_of(path)
@@ -237,7 +236,7 @@ def kind_of(path: Path) -> str:
         return P3
     raise UserError(
         f'{path}: unknown format: expected a .jsonl file of {{"f": ..., "g": ...}} lines, a P3 '
-        f"{PUZZLES_FILE} (or its folder), or {BUILTIN!r}"
+        f"{PUZZLES_FILE} (or its folder), or one of {', '.join(map(repr, BUILTIN_SETS))}"
     )
 
 

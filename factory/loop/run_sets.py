@@ -9,13 +9,12 @@ from pathlib import Path
 
 from factory.config import RunConfig
 from factory.errors import UserError
-from factory.loop.corpus import EvalPuzzles, load_eval_puzzles, seed_training_pairs
-from factory.loop.puzzle_sets import BUILTIN, P3, content_hash, kind_of, load_seed_set
+from factory.loop.corpus import BUILTIN_SETS, EvalPuzzles, builtin_seeds, load_eval_puzzles, pairs_of
+from factory.loop.puzzle_sets import P3, content_hash, kind_of, load_seed_set
 from factory.loop.puzzle_sets import load_eval_set as load_user_eval_set
 from factory.store import RunStore
 from puzzles.filters import EvalIndex
 from puzzles.records import NamedPuzzle
-from puzzles.seeds import load_seeds
 from sandbox.backend import Sandbox
 
 SEED_SET, EVAL_SET = "seed_set", "eval_set"  # the store's records of them
@@ -42,7 +41,8 @@ class EvalSet:
 
 
 def eval_puzzles(config: RunConfig, sandbox: Sandbox | None) -> tuple[EvalPuzzles, dict]:
-    """The evaluation puzzles ``config`` names, and their record: the held-out seeds by default; a P3
+    """The evaluation puzzles ``config`` names, and their record: the built-in evaluation of the seeds'
+    regime by default (``corpus.load_eval_puzzles``); a P3
     file (``eval_set`` or ``eval_p3``) as ``factory.loop.corpus.load_eval_puzzles`` reads it; a JSONL
     file through ``puzzle_sets`` (checked, and any ``g`` it gives verified in ``sandbox``)."""
     source = config.eval_set or config.eval_p3
@@ -50,20 +50,22 @@ def eval_puzzles(config: RunConfig, sandbox: Sandbox | None) -> tuple[EvalPuzzle
         loaded = load_user_eval_set(config.eval_set, sandbox, split=config.eval_split)
         chosen = EvalPuzzles(Path(config.eval_set).stem, list(loaded.puzzles), list(loaded.guarded))
         return chosen, {**loaded.describe(), "name": chosen.name, "source": config.eval_set}
-    chosen = load_eval_puzzles(Path(source) if source else None, config.eval_split, config.eval_all_instances)
-    record = {"name": chosen.name, "source": source or BUILTIN, "hash": content_hash(chosen.puzzles, False),
+    chosen = load_eval_puzzles(
+        Path(source) if source else None, config.eval_split, config.eval_all_instances, config.seeds
+    )
+    record = {"name": chosen.name, "source": source or chosen.name, "hash": content_hash(chosen.puzzles, False),
               "count": len(chosen.puzzles)}
     return chosen, record
 
 
 def load_run_seeds(config: RunConfig, sandbox: Sandbox | None, evaluation: list[NamedPuzzle]) -> SeedSet:
-    """The seeds ``config.seeds`` names: the built-in training split (verified by the test suite, not
-    at every start), or a user's file, checked against the ``evaluation`` puzzles and verified in
-    ``sandbox`` (``skip_bad_seeds``: bad entries skipped and counted)."""
-    if config.seeds == BUILTIN:
-        seeds = load_seeds("train")
-        record = {"name": BUILTIN, "source": BUILTIN, "hash": content_hash(seeds, True), "count": len(seeds)}
-        return SeedSet(seeds, seed_training_pairs(), record)
+    """The seeds ``config.seeds`` names: a built-in set (verified by the test suite, not at every
+    start), or a user's file, checked against the ``evaluation`` puzzles and verified in ``sandbox``
+    (``skip_bad_seeds``: bad entries skipped and counted)."""
+    if config.seeds in BUILTIN_SETS:
+        seeds = builtin_seeds(config.seeds, "train")
+        record = {"name": config.seeds, "source": config.seeds, "hash": content_hash(seeds, True), "count": len(seeds)}
+        return SeedSet(seeds, pairs_of(seeds), record)
     loaded = load_seed_set(config.seeds, sandbox, split=config.seeds_split, evaluation=evaluation,
                            skip_bad=config.skip_bad_seeds, timeout_s=config.timeout_s)
     return SeedSet(list(loaded.puzzles), loaded.pairs(), {**loaded.describe(), "source": config.seeds})

@@ -16,9 +16,6 @@ from factory.store.export_reads import duplicate_pair_keys, puzzle_pairs
 from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD
 from puzzles.filters import EvalIndex
 
-SEEDS_TEST = "seeds-test"
-NEAR_SET_NAMES = (SEEDS_TEST,)
-
 
 @dataclass(frozen=True)
 class NearSet:
@@ -185,15 +182,17 @@ def format_rounds(rounds: frozenset[int]) -> str:
 
 
 def near_set(name: str, threshold: float = NEAR_DUPLICATE_THRESHOLD) -> NearSet:
-    """A named evaluation set: ``seeds-test`` (the held-out seeds)."""
-    from factory.loop.corpus import eval_set
+    """A built-in evaluation set by name: ``task-test`` (the default seeds') or ``seeds-test``
+    (``builtin-augmented``'s)."""
+    from factory.loop.corpus import BUILTIN, BUILTIN_AUGMENTED, SEED_EVAL, TASK_EVAL, eval_set
 
-    if name != SEEDS_TEST:
+    by_name = {TASK_EVAL: BUILTIN, SEED_EVAL: BUILTIN_AUGMENTED}
+    if name not in by_name:
         raise UserError(
-            f"no evaluation set named {name!r}: known sets are {', '.join(NEAR_SET_NAMES)} "
+            f"no evaluation set named {name!r}: known sets are {', '.join(by_name)} "
             "(P3's puzzles.json files: near_set_p3)"
         )
-    label, puzzles = eval_set(None, "test")
+    label, puzzles = eval_set(None, "test", seeds=by_name[name])
     return NearSet(label, EvalIndex.from_sources(((p.key, p.puzzle.source) for p in puzzles), threshold))
 
 

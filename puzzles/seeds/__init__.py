@@ -2,7 +2,14 @@
 
 ``load_seeds()`` gives one :class:`NamedPuzzle` per (family, instance), keyed ``seed/<family>:<i>``.
 Split: every instance of a ``held_out`` family is ``"test"``; so is the last instance of every other
-family (a fresh instance of a seen family); everything else is ``"train"``.
+family (a fresh instance of a seen family); everything else is ``"train"``. That split, with more drawn
+instances of every training family in the embedded model's corpus, is the ``builtin-augmented`` regime.
+
+The default regime is a user's: ``load_task_seeds`` splits the families three ways. The *task* families
+(every third training family, so every topic has some) are what the user wants better at: a few of each
+family's fixed instances are the seeds, the others are evaluated as fresh instances. The other training
+families are the embedded model's *pretraining* (``pretraining_seeds``: every fixed and many drawn
+instances), never seeds or evaluated. The held-out families are evaluated in both regimes.
 """
 
 from __future__ import annotations
@@ -26,7 +33,16 @@ from puzzles.seeds import (
 )
 from puzzles.seeds.family import Family, fill_defaults, find_function
 
-__all__ = ["Family", "SPLITS", "all_families", "extra_training_seeds", "load_seeds"]
+__all__ = [
+    "Family",
+    "SPLITS",
+    "all_families",
+    "extra_training_seeds",
+    "load_seeds",
+    "load_task_seeds",
+    "pretraining_seeds",
+    "task_families",
+]
 
 SPLITS = ("train", "test")
 
@@ -60,6 +76,48 @@ def load_seeds(split: str | None = None) -> list[NamedPuzzle]:
     if split is not None and split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {SPLITS} or None for all")
     return [seed for seed in _build_all() if split is None or seed.split == split]
+
+
+TASK_EVERY = 3  # every third training family is a task family
+TASK_SEEDS_PER_FAMILY = 2  # the seeds of a task family: its first fixed instances
+
+
+def task_families() -> frozenset[str]:
+    """Names of the built-in task's families: every ``TASK_EVERY``-th training family in topic order."""
+    training = [family.name for _, family in all_families() if not family.held_out]
+    return frozenset(training[::TASK_EVERY])
+
+
+def load_task_seeds(split: str) -> list[NamedPuzzle]:
+    """The default regime's seeds (``"train"``: the first ``TASK_SEEDS_PER_FAMILY`` instances of each
+    task family) or its evaluation (``"test"``: the task families' other fixed instances, then every
+    instance of the held-out families), each with that split."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
+    tasks = task_families()
+    chosen = []
+    for topic, family in all_families():
+        for index, values in enumerate(family.instances):
+            if family.name in tasks:
+                own = "train" if index < TASK_SEEDS_PER_FAMILY else "test"
+            else:
+                own = "test" if family.held_out else None
+            if own == split:
+                chosen.append(_build_one(topic, family, index, values, split=own))
+    return chosen
+
+
+def pretraining_seeds(per_family: int) -> list[NamedPuzzle]:
+    """The embedded model's pretraining in the default regime: every fixed instance of the training
+    families that are not task families, and ``per_family`` more drawn instances of each."""
+    tasks = task_families()
+    fixed = [
+        _build_one(topic, family, index, values, split="train")
+        for topic, family in all_families()
+        if not family.held_out and family.name not in tasks
+        for index, values in enumerate(family.instances)
+    ]
+    return fixed + [s for s in extra_training_seeds(per_family) if s.family not in tasks]
 
 
 def extra_training_seeds(per_family: int) -> list[NamedPuzzle]:

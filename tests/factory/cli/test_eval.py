@@ -14,7 +14,7 @@ from factory.cli.evaluate import eval_config_from
 from factory.cli.main import build_parser, main
 from factory.loop.evaluate import EvalResult, eval_settings
 from factory.loop.paper import NOT_COMPARABLE, PAPER_KS
-from factory.loop.parts import FRESH_INSTANCES, HELD_OUT_FAMILIES
+from factory.loop.parts import HELD_OUT_FAMILIES, TASK_INSTANCES
 from factory.loop.progress import EtaLine, duration
 from factory.outputs.dataset_card import CardFacts, EvalFacts, card_body
 from factory.outputs.report import collect_report, render_html
@@ -84,10 +84,10 @@ def test_an_evaluation_on_the_held_out_seeds_reports_each_part_and_each_puzzle(s
     out, err = capsys.readouterr()
     assert code == 0, err
     report = json.loads(out)
-    assert report["dataset"] == "seeds-test" and len(report["solved"]) == report["puzzles"] == 20
+    assert report["dataset"] == "task-test" and len(report["solved"]) == report["puzzles"] == 20
     assert set(report["pass_at_k_ci"]) == {"1", "2"}
     parts = report["parts"]
-    assert set(parts) == {FRESH_INSTANCES, HELD_OUT_FAMILIES}  # the first 20 hold both kinds
+    assert set(parts) == {TASK_INSTANCES, HELD_OUT_FAMILIES}  # the first 20 hold both kinds
     assert sum(part["puzzles"] for part in parts.values()) == 20
     for part in parts.values():
         assert set(part["pass_at_k"]) == set(part["pass_at_k_ci"]) == {"1", "2"}

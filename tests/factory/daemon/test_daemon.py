@@ -44,10 +44,10 @@ CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
-    from factory.loop.corpus import seed_corpus
+    from factory.loop.corpus import base_corpus
     from factory.models.embedded import BuildConfig, default_model_path
 
-    return str(default_model_path(seed_corpus, tmp_path_factory.mktemp("models"), config=BuildConfig.tiny(), log=lambda m: None))
+    return str(default_model_path(base_corpus, tmp_path_factory.mktemp("models"), config=BuildConfig.tiny(), log=lambda m: None))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def test_metrics_follow_the_store_as_rounds_finish(tmp_path, scripted_model):
     with RunStore.open(tmp_path / "run", create=False) as store:
         stored = {e.k: e.pass_at_k for e in store.evals(0)}
     assert base["factory_rounds_finished"] == 0
-    assert base['factory_pass_at_k{dataset="seeds-test",k="1",round="0"}'] == pytest.approx(stored[1])
+    assert base['factory_pass_at_k{dataset="task-test",k="1",round="0"}'] == pytest.approx(stored[1])
     assert after["factory_rounds_finished"] == 1 and after["factory_pairs_verified_total"] > 0
     assert after['factory_attempts_total{verdict="verified"}'] > 0 and after['factory_attempts_total{verdict="error"}'] > 0
     assert after['factory_daemon_state{state="running"}'] == 1 and after["factory_sandbox_workers"] == 2

@@ -1,14 +1,14 @@
-"""The held-out seeds split into their two parts, and pass@k on each."""
+"""The built-in evaluations split into their two parts, and pass@k on each."""
 
 from __future__ import annotations
 
 import json
 
-from factory.loop.corpus import SEED_EVAL
-from factory.loop.parts import FRESH_INSTANCES, HELD_OUT_FAMILIES, eval_parts, part_pass_at_k
+from factory.loop.corpus import SEED_EVAL, TASK_EVAL
+from factory.loop.parts import FRESH_INSTANCES, HELD_OUT_FAMILIES, TASK_INSTANCES, eval_parts, part_pass_at_k
 from factory.outputs.report import collect_report
 from factory.store import EvalRecord, RunStore
-from puzzles.seeds import all_families, load_seeds
+from puzzles.seeds import all_families, load_seeds, load_task_seeds, task_families
 
 
 def record(k: int, n: int, solved: dict[str, int], dataset: str = SEED_EVAL) -> EvalRecord:
@@ -26,6 +26,15 @@ def test_the_parts_partition_the_held_out_seeds_by_family():
     train_families = {s.family for s in load_seeds("train")}
     assert sorted(test[key] for key in fresh) == sorted(train_families)
     assert eval_parts("p3-test") == {}
+
+
+def test_the_task_evaluation_parts_are_the_task_families_and_the_held_out_ones():
+    parts = eval_parts(TASK_EVAL)
+    test = {s.key: s.family for s in load_task_seeds("test")}
+    fresh, held = parts[TASK_INSTANCES], parts[HELD_OUT_FAMILIES]
+    assert fresh | held == set(test) and not fresh & held
+    assert {test[key] for key in fresh} == task_families()
+    assert held == eval_parts(SEED_EVAL)[HELD_OUT_FAMILIES]
 
 
 def test_pass_at_k_of_each_part_is_the_mean_over_its_puzzles():
@@ -46,11 +55,11 @@ def test_pass_at_k_of_each_part_is_the_mean_over_its_puzzles():
 def test_round_summaries_and_the_report_show_the_parts(run_dir):
     summary = json.loads((run_dir / "rounds" / "round-1.json").read_text())
     parts = summary["eval"]["parts"]
-    assert parts and set(parts) <= {FRESH_INSTANCES, HELD_OUT_FAMILIES}
+    assert parts and set(parts) <= {TASK_INSTANCES, HELD_OUT_FAMILIES}
     for entry in parts.values():
         assert set(entry["pass_at_k"]) == set(summary["eval"]["pass_at_k"]) == set(entry["pass_at_k_ci"])
     assert summary["eval"]["base_parts"].keys() == parts.keys()
     with RunStore.open(run_dir, create=False) as store:
         series = collect_report(store, run_dir).pass_at_k()
     for part in parts:
-        assert any(dataset == f"{SEED_EVAL}: {part}" for dataset, _ in series)
+        assert any(dataset == f"{TASK_EVAL}: {part}" for dataset, _ in series)

@@ -19,7 +19,7 @@ from factory.loop.puzzle_sets import (
     load_seed_set,
 )
 from puzzles.p3 import SPLIT_FILE
-from puzzles.seeds import load_seeds
+from puzzles.seeds import load_seeds, load_task_seeds
 from sandbox.backend import open_sandbox
 
 SQUARE = {"f": "def f(x: int) -> bool:\n    return x * x == 49 and x > 0", "g": "def g():\n    return 7"}
@@ -186,11 +186,14 @@ def test_an_evaluation_set_needs_only_f_and_verifies_a_g_when_given(tmp_path, sa
     assert refusal(load_eval_set, wrong, sandbox).startswith(f"{wrong}:2: {NOT_VERIFIED}: wrong")
 
 
-def test_the_builtin_sets_are_the_seed_splits_and_stay_apart(sandbox):
-    evaluation = load_eval_set("builtin", sandbox)
-    seeds = load_seed_set("builtin", sandbox, evaluation=evaluation.guarded)
-    assert [p.key for p in seeds.puzzles] == [s.key for s in load_seeds("train")]
-    assert [p.key for p in evaluation.puzzles] == [s.key for s in load_seeds("test")]
+@pytest.mark.parametrize(
+    "name, load", [("builtin", load_task_seeds), ("builtin-augmented", load_seeds)], ids=["builtin", "augmented"]
+)
+def test_the_builtin_sets_are_their_seed_splits_and_stay_apart(sandbox, name, load):
+    evaluation = load_eval_set(name, sandbox)
+    seeds = load_seed_set(name, sandbox, evaluation=evaluation.guarded)
+    assert [p.key for p in seeds.puzzles] == [s.key for s in load("train")]
+    assert [p.key for p in evaluation.puzzles] == [s.key for s in load("test")]
     assert seeds.content_hash != evaluation.content_hash
 
 

@@ -26,12 +26,12 @@ QUIET = {"log": lambda m: None}
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
     """A ~0.1M-parameter model trained for seconds on the seed corpus: real, fast, nearly useless."""
-    from factory.loop.corpus import seed_corpus
+    from factory.loop.corpus import base_corpus
     from factory.models.embedded import BuildConfig, default_model_path
 
     return str(
         default_model_path(
-            seed_corpus, tmp_path_factory.mktemp("models"), config=BuildConfig.tiny(), log=lambda m: None
+            base_corpus, tmp_path_factory.mktemp("models"), config=BuildConfig.tiny(), log=lambda m: None
         )
     )
 

@@ -22,7 +22,7 @@ from factory.outputs.export_row import COLUMNS, features
 from factory.outputs.hub import HubTarget, hub_target, push_to_hub
 from factory.store import RunStore
 from puzzles.canonical import NEAR_DUPLICATE_THRESHOLD, near_duplicate_tokens, similarity
-from puzzles.seeds import load_seeds
+from puzzles.seeds import load_seeds, load_task_seeds
 from sandbox.verdicts import VERIFIED
 from tests.factory.played_run import StoreRows, copy_run, expected_novelty, expected_rates, with_settings
 
@@ -128,7 +128,7 @@ def test_include_seeds_adds_the_seed_reference_pairs(run_dir, tmp_path):
     assert loaded == expected_rows(run_dir, include_seeds=True)
     seeds = [row for row in loaded if row["origin"] == "seed"]
     assert len(seeds) == len(StoreRows(run_dir).of("pairs", 0))
-    assert {row["seed_key"] for row in seeds} == {s.key for s in load_seeds("train")}
+    assert {row["seed_key"] for row in seeds} == {s.key for s in load_task_seeds("train")}
     assert all(
         r["round"] == 0 and r["attempt_id"] is None and r["model"] is None and r["seed_key"] for r in seeds
     )
@@ -222,7 +222,7 @@ def test_exclude_near_seeds_test(run_dir, tmp_path):
         assert kept == {pair_id for pair_id, score in closest.items() if score < threshold}
         assert result.dropped["near_eval"] == len(every) - len(kept)
     assert 0 < len(kept) < len(every)
-    with pytest.raises(UserError, match="known sets are seeds-test") as error:
+    with pytest.raises(UserError, match="known sets are task-test, seeds-test") as error:
         near_set("seeds-train")
     assert "--" not in str(error.value)
 

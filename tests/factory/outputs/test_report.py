@@ -30,7 +30,7 @@ from factory.store import PROPOSAL_STATUSES, ProposalRow, RunStore
 from puzzles.canonical import canonical_hash, near_duplicate_tokens, similarity
 from puzzles.parse import parse_puzzle
 from puzzles.records import InvalidProgram
-from puzzles.seeds import load_seeds
+from puzzles.seeds import load_seeds, load_task_seeds
 from sandbox.verdicts import ALL_VERDICTS
 from tests.factory.played_run import StoreRows, copy_run, expected_novelty, with_settings, without_zeros
 
@@ -152,7 +152,7 @@ def test_collected_numbers_are_the_store_numbers(run, run_dir, rows):
     with RunStore.open(run_dir, create=False) as store:
         report = collect_report(store, run_dir)
     assert [r.round for r in report.rounds] == [row["round"] for row in rows.rounds] == [1, 2, run.open_round]
-    seeds = load_seeds("train")
+    seeds = load_task_seeds("train")
     seed_tokens = [near_duplicate_tokens(s.puzzle.source) for s in seeds]
     known = {canonical_hash(s.puzzle.source) for s in seeds}
     for r, row in zip(report.rounds, rows.rounds, strict=True):
