@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shlex
 from pathlib import Path
 
 import pytest
@@ -51,8 +50,7 @@ def shown_commands(text: str) -> list[tuple[str, list[str], str]]:
         if match is None:
             continue
         rest = match.group(2).split(" #", 1)[0]  # a shell comment is not part of the command
-        words = shlex.split(rest, comments=False, posix=False)
-        shown.append((match.group(1), [w for word in words for w in FLAG.findall(word)], line))
+        shown.append((match.group(1), FLAG.findall(rest), line))
     return shown
 
 
