@@ -142,6 +142,11 @@ class RunConfig:
         "puzzles; both: their product; none: every pair once",
         choices=WEIGHTINGS,
     )
+    seed_share: float = setting(
+        0.5,
+        "the least share of a round's training pairs that the seed pairs make up: each seed repeats as often "
+        "as that takes, so a few seeds are not drowned by many generated pairs (0: each seed once)",
+    )
     epochs: float = setting(2.0, "passes over the training texts per round")
     learning_rate: float | None = setting(None, "default: 1e-4 (full) or 1e-3 (LoRA)", example=1e-4)
     eval_samples: int = setting(5, "samples per evaluation puzzle (the n of pass@k)")
@@ -186,6 +191,7 @@ class RunConfig:
         check("top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
         check("timeout_s", self.timeout_s > 0, "must be positive")
         check("epochs", self.epochs > 0, "must be positive")
+        check("seed_share", 0 <= self.seed_share < 1, "must be at least 0 and below 1")
         check("learning_rate", self.learning_rate is None or self.learning_rate > 0, "must be positive")
         check("eval_limit", self.eval_limit is None or self.eval_limit >= 1, "must be at least 1")
         check("eval_ks", bool(self.eval_ks) and all(k >= 1 for k in self.eval_ks),

@@ -8,11 +8,13 @@
   (``choose_pairs``: the ``max_pairs_per_puzzle`` shortest distinct), verified or not (the ablation of
   Haluptzok et al. 2023);
 - ``seeds-only``: the seed pairs alone.
-Each arm's texts go through the same ``training_texts``.
+Each arm's pairs then repeat the seeds up to ``RunConfig.seed_share`` of them (``with_seed_share``), and
+go through the same ``training_texts``.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import replace
 
@@ -57,6 +59,19 @@ def control_data(
     return pairs, pool
 
 
+def with_seed_share(pairs: list[tuple[str, str]], seeds: list[tuple[str, str]], share: float) -> list[tuple[str, str]]:
+    """``pairs`` with each of its ``seeds`` repeated (in place, each as often) until the seeds make up at
+    least ``share`` of them: 66 seeds among 800 generated pairs would otherwise be 8% of a round's
+    training (measured: the task families' fresh instances pass@1 0.008 against 0.203 for seeds alone)."""
+    seed_set = set(seeds)
+    in_pairs = sum(pair in seed_set for pair in pairs)
+    others = len(pairs) - in_pairs
+    if not in_pairs or share <= 0:
+        return pairs
+    times = max(1, math.ceil(share * others / ((1 - share) * in_pairs)))
+    return [copy for pair in pairs for copy in [pair] * (times if pair in seed_set else 1)]
+
+
 def sft_texts(ctx: RunContext, round: int, c: RunConfig) -> list[str]:
     """The sft texts of ``round`` for the context's arm (see the module docstring)."""
     if ctx.arm.is_control:
@@ -65,7 +80,9 @@ def sft_texts(ctx: RunContext, round: int, c: RunConfig) -> list[str]:
         pairs = weighted_pairs(ctx.store, round, c.weighting)
         pool = [p.source for p in ctx.store.pool_puzzles(up_to_round=round)]
     rng = random.Random(f"{c.seed}:{round}:listings")
-    return training_texts(pairs, pool, len(pairs) // 3, c.propose_examples, rng)
+    listings = len(pairs) // 3
+    pairs = with_seed_share(pairs, ctx.store.training_pairs(up_to_round=0), c.seed_share)
+    return training_texts(pairs, pool, listings, c.propose_examples, rng)
 
 
 def preference_data(ctx: RunContext, round: int, c: RunConfig) -> list[dict]:

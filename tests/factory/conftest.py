@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from factory.loop.corpus import seed_training_pairs, training_texts
+from factory.loop.corpus import BUILTIN_AUGMENTED, seed_training_pairs, training_texts
 from factory.models.embedded import BuildConfig, default_model_path
 from tests.factory.played_run import PlayedRun, StoreRows, play
 from tests.factory.real_server import TransformersServer
@@ -27,7 +27,7 @@ def one_torch_thread():
 def synthetic_tiny_model(tmp_path_factory):
     """A ~0.1M-parameter model built in about a second from real seed texts: the seed corpus's recipe
     (``training_texts``) on every third training seed, with 50 listings."""
-    pairs = seed_training_pairs()[::3]
+    pairs = seed_training_pairs(BUILTIN_AUGMENTED)[::3]
     texts = training_texts(pairs, [f for f, _ in pairs], 50, 3, random.Random(0))
     cache = tmp_path_factory.getbasetemp() / "model-cache"
     return default_model_path(lambda: texts, cache, config=BuildConfig.tiny(), log=lambda m: None)
