@@ -153,10 +153,13 @@ def test_auto_says_when_it_chose_docker(tmp_path, docker_ready):
 
 
 def long_verification(tmp_path: Path) -> list[str]:
-    """A `factory verify` of 50000 pairs in one process worker: far more than a second's work."""
-    pair = {"f": "def f(x: int):\n    return x == 2\n", "g": "def g():\n    return 2\n"}
+    """A `factory verify` of 50000 distinct pairs (a repeated pair runs once) in one process worker: far
+    more than a second's work."""
     path = tmp_path / "in.jsonl"
-    path.write_text("".join(json.dumps({"id": i, **pair}) + "\n" for i in range(50_000)))
+    path.write_text("".join(
+        json.dumps({"id": i, "f": f"def f(x: int):\n    return x == {i}\n", "g": f"def g():\n    return {i}\n"}) + "\n"
+        for i in range(50_000)
+    ))
     return [sys.executable, "-m", "factory.cli", "verify", str(path), "--out", str(tmp_path / "r.jsonl"),
             "--sandbox", "process", "--workers", "1"]
 

@@ -391,7 +391,7 @@ def test_an_experiment_killed_in_its_second_arm_resumes_through_the_cli(
     assert result == comparison(root) and set(result["arms"]) == {VERIFIED_ARM, SEEDS_ONLY_ARM}
     over = result["arms"][VERIFIED_ARM]["over_seeds_only"]["1"]["1"]
     assert over["puzzles"] == 6 and over["ci"][0] <= over["difference"] <= over["ci"][1]
-    assert over_seeds_only(verified) == {"arm": VERIFIED_ARM, "round": 1, "dataset": "seeds-test", **over}
+    assert over_seeds_only(verified) == {"arm": VERIFIED_ARM, "round": 1, "dataset": "task-test", **over}
     assert over_seeds_only(seeds) is None and is_experiment(root) and not is_experiment(verified)
 
     # the report: one curve per arm; the dataset card of the verified arm: its gain over seeds-only
@@ -399,7 +399,7 @@ def test_an_experiment_killed_in_its_second_arm_resumes_through_the_cli(
     page = (tmp_path / "report" / "index.html").read_text()
     assert (tmp_path / "report" / "pass_at_k_compare.png").stat().st_size > 0
     assert all((tmp_path / "report" / arm / "index.html").exists() for arm in (VERIFIED_ARM, SEEDS_ONLY_ARM))
-    assert page.count("<tr><td class=l>verified</td><td class=l>seeds-test</td>") == 4  # k 1, 2 x rounds 0, 1
+    assert page.count("<tr><td class=l>verified</td><td class=l>task-test</td>") == 4  # k 1, 2 x rounds 0, 1
     assert f"{over['difference']:+.3f}</td><td>[{over['ci'][0]:+.3f}, {over['ci'][1]:+.3f}]" in page
     assert main(["export", str(verified), "--out", str(tmp_path / "data"), "--include-seeds", "--no-reverify"]) == 0
     card = (tmp_path / "data" / "README.md").read_text()

@@ -23,7 +23,7 @@ from factory.loop.weights import (
 from factory.store import ACCEPTED, ProposalRow, RunStore
 from puzzles.canonical import canonical_hash
 from puzzles.parse import parse_puzzle
-from puzzles.seeds import load_seeds
+from puzzles.seeds import load_task_seeds
 from tests.factory.played_run import copy_run, expected_novelty, expected_rates, played_config, with_settings
 
 UNRELATED = (
@@ -37,13 +37,13 @@ UNRELATED = (
 
 
 def test_novelty_is_zero_for_a_copy_of_a_seed_and_near_one_for_an_unrelated_puzzle(run, tmp_path):
-    seeds = [s.puzzle.source for s in load_seeds("train")]
+    seeds = [s.puzzle.source for s in load_task_seeds("train")]
     distance = PuzzleDistance.of_sources(seeds)
     assert distance(seeds[7]) == 0.0 and distance(UNRELATED) > 0.9
     assert PuzzleDistance()(seeds[0]) == 1.0
     # in a store: a seed with other constants (a new canonical form, the same shingles) proposed in a round
     run_dir = copy_run(run, tmp_path / "run")
-    copy = seeds[7].replace("'vtl'", "'abc'").replace("'vtlrwvtf'", "'abcrwvtf'")  # another instance
+    copy = seeds[7].replace("pairs=10, depth=5", "pairs=17, depth=9")  # another instance
     assert canonical_hash(copy) != canonical_hash(seeds[7])
     with RunStore.open(run_dir, create=False) as store:
         store.start_round(4, "scripted")
