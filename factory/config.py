@@ -144,8 +144,9 @@ class RunConfig:
     )
     seed_share: float = setting(
         0.5,
-        "the least share of a round's training pairs that the seed pairs make up: each seed repeats as often "
-        "as that takes, so a few seeds are not drowned by many generated pairs (0: each seed once)",
+        "the least share of a round's training pairs, and of the puzzles its propose prompts draw from, that the "
+        "seeds make up: each seed repeats as often as that takes, so a few seeds are not drowned by many "
+        "generated puzzles (0: each seed once)",
     )
     epochs: float = setting(2.0, "passes over the training texts per round")
     learning_rate: float | None = setting(None, "default: 1e-4 (full) or 1e-3 (LoRA)", example=1e-4)

@@ -13,6 +13,7 @@ from factory.loop.context import RunContext, batch_progress, generator_for, samp
 from factory.loop.filter import filter_proposals
 from factory.loop.prompts import propose_prompt
 from factory.loop.seeds import seed_of
+from factory.loop.weights import with_seed_share
 from factory.models.base import function_sources, token_usage
 from factory.store import PROPOSE_STAGE, RunStore
 from factory.store.copy import copy_stage
@@ -32,6 +33,8 @@ def propose(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
     pool = [p.source for p in ctx.store.pool_puzzles(up_to_round=round - 1)]
     if not pool:
         raise UserError("the seed pool is empty: nothing to show the model as examples")
+    # the seeds keep their share of the examples, or later rounds imitate earlier rounds' puzzles alone
+    pool = with_seed_share(pool, [p.source for p in ctx.store.pool_puzzles(up_to_round=0)], c.seed_share)
     backend = ctx.models.backend(generator_for(c, "propose", model), c)
     for b in batch_progress(ctx, todo, f"round {round} propose"):
         indices = range(b * c.batch_size, min((b + 1) * c.batch_size, c.puzzles))

@@ -14,7 +14,6 @@ go through the same ``training_texts``.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import replace
 
@@ -25,7 +24,7 @@ from factory.loop.corpus import training_texts
 from factory.loop.preferences import DPO, SPIN, preference_rows, round_solve_prompt, weighted_rows
 from factory.loop.prompts import ExampleIndex, training_example
 from factory.loop.select import choose_pairs
-from factory.loop.weights import weighted_pairs
+from factory.loop.weights import weighted_pairs, with_seed_share
 from factory.store import RunStore, StoredAttempt
 from puzzles.source import parses
 from sandbox.verdicts import VERIFIED
@@ -57,19 +56,6 @@ def control_data(
         pairs += [(sources[a.puzzle_id], a.source) for a in attempts]
         pool += [sources[i] for i in sorted({a.puzzle_id for a in attempts})]
     return pairs, pool
-
-
-def with_seed_share(pairs: list[tuple[str, str]], seeds: list[tuple[str, str]], share: float) -> list[tuple[str, str]]:
-    """``pairs`` with each of its ``seeds`` repeated (in place, each as often) until the seeds make up at
-    least ``share`` of them: 66 seeds among 800 generated pairs would otherwise be 8% of a round's
-    training (measured: the task families' fresh instances pass@1 0.008 against 0.203 for seeds alone)."""
-    seed_set = set(seeds)
-    in_pairs = sum(pair in seed_set for pair in pairs)
-    others = len(pairs) - in_pairs
-    if not in_pairs or share <= 0:
-        return pairs
-    times = max(1, math.ceil(share * others / ((1 - share) * in_pairs)))
-    return [copy for pair in pairs for copy in [pair] * (times if pair in seed_set else 1)]
 
 
 def sft_texts(ctx: RunContext, round: int, c: RunConfig) -> list[str]:

@@ -16,12 +16,15 @@ weight.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import groupby
+from typing import TypeVar
 
 from factory.store import GENERATED, RunStore
 from puzzles.canonical import near_duplicate_tokens
 from puzzles.similarity import ShingleIndex
+
+T = TypeVar("T")
 
 MAX_COPIES = 4  # copies of a generated pair of weight 1
 NONE, LEARNABILITY, NOVELTY, BOTH = "none", "learnability", "novelty", "both"
@@ -107,3 +110,18 @@ def weighted_pairs(store: RunStore, up_to_round: int, weighting: str) -> list[tu
         times = copies(weights[pair.id], weighting, seed=pair.round == 0)
         pairs += [(pair.puzzle_source, pair.solution_source)] * times
     return pairs
+
+
+def with_seed_share(items: Sequence[T], seeds: Sequence[T], share: float) -> list[T]:
+    """``items`` (training pairs, or the pool of propose examples) with each of its ``seeds`` repeated
+    (in place, each as often) until the seeds make up at least ``share`` of them
+    (``RunConfig.seed_share``): 66 seeds among 800 generated pairs would otherwise be 8% of a round's
+    training (measured: the task families' fresh instances pass@1 0.008 against 0.203 for seeds alone),
+    and of the examples its proposals imitate."""
+    seed_set = set(seeds)
+    in_items = sum(item in seed_set for item in items)
+    others = len(items) - in_items
+    if not in_items or share <= 0:
+        return list(items)
+    times = max(1, math.ceil(share * others / ((1 - share) * in_items)))
+    return [copy for item in items for copy in [item] * (times if item in seed_set else 1)]

@@ -6,7 +6,7 @@ import pytest
 
 from factory.config import RunConfig
 from factory.errors import SettingError
-from factory.loop.training_data import with_seed_share
+from factory.loop.weights import with_seed_share
 
 SEEDS = [(f"def f(x: int, n={i}):\n    return x == n\n", f"def g(n={i}):\n    return n\n") for i in range(3)]
 GENERATED = [(f"def f(s: str, t='{i}'):\n    return s == t\n", f"def g(t='{i}'):\n    return t\n") for i in range(10)]
