@@ -8,8 +8,8 @@
   (``choose_pairs``: the ``max_pairs_per_puzzle`` shortest distinct), verified or not (the ablation of
   Haluptzok et al. 2023);
 - ``seeds-only``: the seed pairs alone.
-Each arm's pairs then repeat the seeds up to ``RunConfig.seed_share`` of them (``with_seed_share``), and
-go through the same ``training_texts``.
+Each arm's pairs, and the pool its listings are drawn from, then repeat the seeds up to
+``RunConfig.seed_share`` of them (``weights.with_seed_share``), and go through the same ``training_texts``.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def sft_texts(ctx: RunContext, round: int, c: RunConfig) -> list[str]:
     rng = random.Random(f"{c.seed}:{round}:listings")
     listings = len(pairs) // 3
     pairs = with_seed_share(pairs, ctx.store.training_pairs(up_to_round=0), c.seed_share)
+    pool = with_seed_share(pool, [p.source for p in ctx.store.pool_puzzles(up_to_round=0)], c.seed_share)
     return training_texts(pairs, pool, listings, c.propose_examples, rng)
 
 
