@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 import factory.models.train as train
-from factory.loop.corpus import seed_training_pairs
+from factory.loop.corpus import BUILTIN_AUGMENTED, seed_training_pairs
 from factory.loop.prompts import training_example
 from factory.models import ModelError, SamplingConfig
 from factory.models.steps import TRAINING_FILENAME, optimizer_steps
@@ -26,7 +26,7 @@ from factory.models.transformers_backend import TransformersBackend, load_pretra
 
 # new texts (other seeds than the base model's corpus, which has every third), as verified pairs of a
 # round would be
-TEXTS = [training_example(f, g) for f, g in seed_training_pairs()[1::18][:24]]
+TEXTS = [training_example(f, g) for f, g in seed_training_pairs(BUILTIN_AUGMENTED)[1::18][:24]]
 
 
 @torch.no_grad()
