@@ -318,7 +318,7 @@ def test_no_container_outlives_the_sandbox(docker_ready):
 
     before = mine()
     with open_sandbox("docker", workers=2, log=lambda m: None) as sandbox:
-        verify_pairs([LEGIT, LEGIT, LEGIT], sandbox)
+        verify_pairs([LEGIT, SourcePair(LEGIT.f, LEGIT.g + "\n"), SourcePair(LEGIT.f, "def g(n=3):\n    return [0, 1, 2]\n")], sandbox)
         assert len(mine() - before) == 2
     assert mine() - before == set()
 

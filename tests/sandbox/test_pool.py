@@ -58,7 +58,7 @@ def test_a_repeated_pair_runs_once_and_every_copy_gets_its_verdict(sandbox):
 def test_a_job_that_kills_its_worker_costs_that_job_alone(sandbox):
     pairs = [numbered(i) for i in range(12)]
     pairs[3] = KILL_WORKER
-    pairs[9] = KILL_WORKER
+    pairs[9] = SourcePair(KILL_WORKER.f, KILL_WORKER.g + "    return 1\n")  # another pair: a repeat runs once
     results = verify_pairs(pairs, sandbox)
     if sandbox.kind == "docker":  # the job's uid cannot signal its worker: the job alone fails
         assert [r.status for r in results] == [ERROR if i in (3, 9) else VERIFIED for i in range(12)]
