@@ -144,7 +144,7 @@ class RunConfig:
     )
     seed_share: float = setting(
         0.5,
-        "the least share of a round's training pairs, and of the puzzles its propose prompts draw from, that the "
+        "the least share of a round's training pairs, and of the puzzles its training listings and propose prompts draw from, that the "
         "seeds make up: each seed repeats as often as that takes, so a few seeds are not drowned by many "
         "generated puzzles (0: each seed once)",
     )
