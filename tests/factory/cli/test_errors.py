@@ -153,12 +153,13 @@ def test_auto_says_when_it_chose_docker(tmp_path, docker_ready):
 
 
 def long_verification(tmp_path: Path) -> list[str]:
-    """A `factory verify` of 50000 distinct pairs (a repeated pair runs once) in one process worker: far
-    more than a second's work."""
+    """A `factory verify` of 3000 distinct pairs (a repeated pair runs once), each g a few milliseconds of
+    work, in one process worker: far more than a second's work, nearly all of it in the sandbox."""
     path = tmp_path / "in.jsonl"
     path.write_text("".join(
-        json.dumps({"id": i, "f": f"def f(x: int):\n    return x == {i}\n", "g": f"def g():\n    return {i}\n"}) + "\n"
-        for i in range(50_000)
+        json.dumps({"id": i, "f": f"def f(x: int):\n    return x == {i}\n",
+                    "g": f"def g():\n    return sum(range(300000)) * 0 + {i}\n"}) + "\n"
+        for i in range(3_000)
     ))
     return [sys.executable, "-m", "factory.cli", "verify", str(path), "--out", str(tmp_path / "r.jsonl"),
             "--sandbox", "process", "--workers", "1"]
