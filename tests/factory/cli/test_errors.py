@@ -168,8 +168,10 @@ def long_verification(tmp_path: Path) -> list[str]:
 @pytest.mark.parametrize(("signum", "code", "message"), [(signal.SIGTERM, 143, "factory: stopped by SIGTERM"),
                                                          (signal.SIGINT, 130, "factory: interrupted")])
 def test_a_signal_mid_command_is_one_line_and_its_exit_code(tmp_path, signum, code, message):
+    # a pytest-xdist worker ignores SIGINT, and a child would inherit that: the child starts with the default
     process = subprocess.Popen(long_verification(tmp_path), cwd=REPO, env=CHILD_ENV, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = process.stderr.readline()  # the process sandbox's warning: the sandbox is open
         assert "NOT an isolation boundary" in first, first
