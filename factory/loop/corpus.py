@@ -17,6 +17,13 @@ SEED_EVAL = "seeds-test"  # builtin-augmented's evaluation
 TASK_EVAL = "task-test"  # builtin's evaluation
 BUILTIN, BUILTIN_AUGMENTED = "builtin", "builtin-augmented"  # the built-in seed sets (``puzzles.seeds``)
 BUILTIN_SETS = (BUILTIN, BUILTIN_AUGMENTED)
+BUILTIN_EVALS = {TASK_EVAL: BUILTIN, SEED_EVAL: BUILTIN_AUGMENTED}  # each built-in evaluation's seed set
+
+
+def regime_of(seeds: str) -> str:
+    """The built-in set whose embedded model and evaluation a run with ``seeds`` uses: a user's file
+    gets the default regime's."""
+    return BUILTIN_AUGMENTED if seeds == BUILTIN_AUGMENTED else BUILTIN
 
 
 def training_texts(
@@ -93,9 +100,9 @@ def load_eval_puzzles(
     paper's set, each problem's first instance (``p3-test``: 228 problems), or every instance
     (``p3-test-all``: 1,009)."""
     if p3_path is None:
-        augmented = seeds == BUILTIN_AUGMENTED
-        held_out = builtin_seeds(BUILTIN_AUGMENTED if augmented else BUILTIN, "test")
-        return EvalPuzzles(SEED_EVAL if augmented else TASK_EVAL, held_out, held_out)
+        name = SEED_EVAL if regime_of(seeds) == BUILTIN_AUGMENTED else TASK_EVAL
+        held_out = builtin_seeds(BUILTIN_EVALS[name], "test")
+        return EvalPuzzles(name, held_out, held_out)
     from puzzles.p3 import first_instances, load_p3
 
     try:
@@ -122,4 +129,4 @@ def embedded_model_path(seeds: str = BUILTIN, log=None) -> str:
     and cached."""
     from factory.models.embedded import default_model_path
 
-    return str(default_model_path(functools.partial(base_corpus, BUILTIN_AUGMENTED if seeds == BUILTIN_AUGMENTED else BUILTIN), log=log))
+    return str(default_model_path(functools.partial(base_corpus, regime_of(seeds)), log=log))

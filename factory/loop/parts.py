@@ -12,22 +12,21 @@ import functools
 from collections.abc import Sequence
 
 from factory.loop.confidence import pass_at_k_interval, per_puzzle_pass_at_k, puzzle_counts, rounded
-from factory.loop.corpus import BUILTIN, BUILTIN_AUGMENTED, SEED_EVAL, TASK_EVAL, builtin_seeds
+from factory.loop.corpus import BUILTIN_EVALS, SEED_EVAL, builtin_seeds
 from factory.store import EvalRecord
 
 FRESH_INSTANCES = "fresh instances of training families"
 TASK_INSTANCES = "fresh instances of task families"
 HELD_OUT_FAMILIES = "held-out families"
-_BUILTIN_EVALS = {SEED_EVAL: (BUILTIN_AUGMENTED, FRESH_INSTANCES), TASK_EVAL: (BUILTIN, TASK_INSTANCES)}
 
 
 @functools.lru_cache(maxsize=2)
 def _builtin_eval_parts(dataset: str) -> dict[str, frozenset[str]]:
     from puzzles.seeds import held_out_families
 
-    seeds, fresh = _BUILTIN_EVALS[dataset]
+    fresh = FRESH_INSTANCES if dataset == SEED_EVAL else TASK_INSTANCES
     held_out = held_out_families()
-    test = builtin_seeds(seeds, "test")
+    test = builtin_seeds(BUILTIN_EVALS[dataset], "test")
     return {
         fresh: frozenset(s.key for s in test if s.family not in held_out),
         HELD_OUT_FAMILIES: frozenset(s.key for s in test if s.family in held_out),
@@ -36,7 +35,7 @@ def _builtin_eval_parts(dataset: str) -> dict[str, frozenset[str]]:
 
 def eval_parts(dataset: str) -> dict[str, frozenset[str]]:
     """Part name -> puzzle keys of ``dataset``; empty for a set without parts."""
-    return _builtin_eval_parts(dataset) if dataset in _BUILTIN_EVALS else {}
+    return _builtin_eval_parts(dataset) if dataset in BUILTIN_EVALS else {}
 
 
 def part_pass_at_k(

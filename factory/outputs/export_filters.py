@@ -184,15 +184,14 @@ def format_rounds(rounds: frozenset[int]) -> str:
 def near_set(name: str, threshold: float = NEAR_DUPLICATE_THRESHOLD) -> NearSet:
     """A built-in evaluation set by name: ``task-test`` (the default seeds') or ``seeds-test``
     (``builtin-augmented``'s)."""
-    from factory.loop.corpus import BUILTIN, BUILTIN_AUGMENTED, SEED_EVAL, TASK_EVAL, eval_set
+    from factory.loop.corpus import BUILTIN_EVALS, eval_set
 
-    by_name = {TASK_EVAL: BUILTIN, SEED_EVAL: BUILTIN_AUGMENTED}
-    if name not in by_name:
+    if name not in BUILTIN_EVALS:
         raise UserError(
-            f"no evaluation set named {name!r}: known sets are {', '.join(by_name)} "
+            f"no evaluation set named {name!r}: known sets are {', '.join(BUILTIN_EVALS)} "
             "(P3's puzzles.json files: near_set_p3)"
         )
-    label, puzzles = eval_set(None, "test", seeds=by_name[name])
+    label, puzzles = eval_set(None, "test", seeds=BUILTIN_EVALS[name])
     return NearSet(label, EvalIndex.from_sources(((p.key, p.puzzle.source) for p in puzzles), threshold))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import functools
+from dataclasses import replace
 
 from puzzles.records import NamedPuzzle, Puzzle, Solution
 from puzzles.seeds import (
@@ -82,6 +83,7 @@ TASK_EVERY = 3  # every third training family is a task family
 TASK_SEEDS_PER_FAMILY = 2  # the seeds of a task family: its first fixed instances
 
 
+@functools.lru_cache(maxsize=1)
 def task_families() -> frozenset[str]:
     """Names of the built-in task's families: every ``TASK_EVERY``-th training family in topic order."""
     training = [family.name for _, family in all_families() if not family.held_out]
@@ -90,34 +92,27 @@ def task_families() -> frozenset[str]:
 
 def load_task_seeds(split: str) -> list[NamedPuzzle]:
     """The default regime's seeds (``"train"``: the first ``TASK_SEEDS_PER_FAMILY`` instances of each
-    task family) or its evaluation (``"test"``: the task families' other fixed instances, then every
-    instance of the held-out families), each with that split."""
+    task family) or its evaluation (``"test"``: the task families' other fixed instances and every
+    instance of the held-out families), in family order, each with that split."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
-    tasks = task_families()
-    chosen = []
-    for topic, family in all_families():
-        for index, values in enumerate(family.instances):
-            if family.name in tasks:
-                own = "train" if index < TASK_SEEDS_PER_FAMILY else "test"
-            else:
-                own = "test" if family.held_out else None
-            if own == split:
-                chosen.append(_build_one(topic, family, index, values, split=own))
-    return chosen
+    return [replace(seed, split=split) for seed in _build_all() if _task_split(seed) == split]
 
 
 def pretraining_seeds(per_family: int) -> list[NamedPuzzle]:
     """The embedded model's pretraining in the default regime: every fixed instance of the training
     families that are not task families, and ``per_family`` more drawn instances of each."""
+    fixed = [replace(seed, split="train") for seed in _build_all() if _task_split(seed) is None]
     tasks = task_families()
-    fixed = [
-        _build_one(topic, family, index, values, split="train")
-        for topic, family in all_families()
-        if not family.held_out and family.name not in tasks
-        for index, values in enumerate(family.instances)
-    ]
     return fixed + [s for s in extra_training_seeds(per_family) if s.family not in tasks]
+
+
+def _task_split(seed: NamedPuzzle) -> str | None:
+    """A fixed instance's split in the default regime; None for a pretraining family's."""
+    if seed.family in task_families():
+        index = int(seed.key.rsplit(":", 1)[1])
+        return "train" if index < TASK_SEEDS_PER_FAMILY else "test"
+    return "test" if seed.family in held_out_families() else None
 
 
 def extra_training_seeds(per_family: int) -> list[NamedPuzzle]:
