@@ -25,7 +25,7 @@ IDENTITY_FIELDS = (
 # What a run recorded before a setting existed ran with: P3 evaluations used every instance, training
 # was supervised fine-tuning on unweighted pairs, the seeds were the whole seed split (an oracle regime).
 BEFORE_SETTING = {"eval_all_instances": True, "objective": "sft", "weighting": "none", "seeds": "builtin-augmented",
-                  "eval_set": None}
+                  "eval_set": None, "variant_share": 0.0}
 
 BACKENDS = ("transformers", "vllm", "openai")
 APIS = ("auto", "chat", "completions")
@@ -105,6 +105,12 @@ class RunConfig:
     skip_bad_seeds: bool = setting(False, "skip and count the seeds that break a rule or do not verify, "
                                    "instead of refusing the file")
     puzzles: int = setting(2048, "puzzles proposed per round")
+    variant_share: float = setting(
+        0.5,
+        "the share of a round's proposals that are seed variants instead of the model's: a seed with the "
+        "numbers and strings of its default arguments perturbed, a new instance of the seed's family that "
+        "the model must still solve (puzzles.variants); 0: the model proposes every puzzle",
+    )
     attempts: int = setting(16, "solutions sampled per new puzzle")
     propose_examples: int = setting(3, 'few-shot puzzles in each propose prompt (shown before "def f{k+1}(")')
     solve_examples: int = setting(
@@ -193,6 +199,7 @@ class RunConfig:
         check("timeout_s", self.timeout_s > 0, "must be positive")
         check("epochs", self.epochs > 0, "must be positive")
         check("seed_share", 0 <= self.seed_share < 1, "must be at least 0 and below 1")
+        check("variant_share", 0 <= self.variant_share <= 1, "must be between 0 and 1")
         check("learning_rate", self.learning_rate is None or self.learning_rate > 0, "must be positive")
         check("eval_limit", self.eval_limit is None or self.eval_limit >= 1, "must be at least 1")
         check("eval_ks", bool(self.eval_ks) and all(k >= 1 for k in self.eval_ks),

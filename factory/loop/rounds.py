@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TypeVar
 
-from factory.config import RunConfig
+from factory.config import BEFORE_SETTING, RunConfig
 from factory.loop.context import RunContext, generator_for, log_to_stderr, student_of
 from factory.loop.evaluation import evaluate_base, evaluate_model
 from factory.loop.propose import propose
@@ -26,6 +26,7 @@ from factory.loop.select import select_pairs
 from factory.loop.solve import solve
 from factory.loop.summary import format_summary, round_summary
 from factory.loop.training import train
+from factory.store import variant_counts
 
 # Settings a resumed round takes from the current config rather than from its start: where the model
 # is served, not what the round does.
@@ -57,7 +58,9 @@ def round_config(started_with: dict | None, current: RunConfig) -> RunConfig:
     before settings were recorded), with the ``CURRENT_SETTINGS`` taken from ``current``."""
     if started_with is None:
         return current
-    data = {**current.to_json(), **started_with}
+    # a setting the round's record predates ran with its old value, not today's default
+    predates = {name: value for name, value in BEFORE_SETTING.items() if name not in started_with}
+    data = {**current.to_json(), **predates, **started_with}
     data.update({name: getattr(current, name) for name in CURRENT_SETTINGS})
     return RunConfig.from_json(data)
 
@@ -98,6 +101,8 @@ def run_round(ctx: RunContext, round: int, stages: Stages = ROUND_STAGES) -> dic
         "student": asdict(student_of(c, model)),
         "evaluated": trained or model,
     }
+    # the seed variants among the proposals (RunConfig.variant_share): their part of the funnel
+    summary["variants"] = variant_counts(ctx.store, round)
     ctx.store.finish_round(round, summary)
     write_summary(ctx, round, summary)
     return summary

@@ -11,7 +11,14 @@ from factory.loop.parts import part_pass_at_k
 from factory.loop.proposer_reward import proposer_report
 from factory.models.steps import TrainingFacts, read_training_facts
 from factory.rewards import MASKED
-from factory.store import PROPOSAL_STATUSES, RunStore, TokenUsage, describe_usage, round_stats, usage_cost
+from factory.store import (
+    PROPOSAL_STATUSES,
+    RunStore,
+    TokenUsage,
+    describe_usage,
+    round_stats,
+    usage_cost,
+)
 from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import VERIFIED
 
@@ -150,6 +157,11 @@ def format_summary(summary: dict) -> str:
         ),
         *([_format_grpo(summary["grpo"])] if summary.get("grpo") else []),
         *([_format_proposer(summary["proposer"])] if summary.get("proposer") else []),
+        *(
+            ["  seed variants: " + ", ".join(f"{k} {v}" for k, v in summary["variants"].items())]
+            if summary.get("variants", {}).get("proposed")
+            else []
+        ),
         f"  {summary['eval']['dataset']}: "
         + ", ".join(
             f"pass@{k} {v:.3f} (base {summary['eval']['base_pass_at_k'].get(k, float('nan')):.3f})"

@@ -84,8 +84,9 @@ def proposal_row(p: StoredProposal, puzzles: Mapping[int, StoredPuzzle]) -> Prop
     if p.status == ACCEPTED:
         assert p.puzzle_id is not None
         stored = puzzles[p.puzzle_id]
-        return ProposalRow(p.idx, p.raw, p.status, p.reason, p.prompt_seed, stored.puzzle, stored.canonical_hash)
-    return ProposalRow(p.idx, p.raw, p.status, p.reason, p.prompt_seed)
+        return ProposalRow(p.idx, p.raw, p.status, p.reason, p.prompt_seed, stored.puzzle, stored.canonical_hash,
+                           p.origin, p.parent)
+    return ProposalRow(p.idx, p.raw, p.status, p.reason, p.prompt_seed, origin=p.origin, parent=p.parent)
 
 
 def attempt_row(a: StoredAttempt, puzzle_id: int) -> AttemptRow:

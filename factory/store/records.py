@@ -13,8 +13,8 @@ from puzzles.records import Puzzle
 from puzzles.rename import FUNCTION_DEFS, rename_identifier
 
 __all__ = [
-    "ACCEPTED", "CONTAMINATED", "DUPLICATE", "GENERATED", "INVALID", "PROPOSAL_STATUSES", "PROPOSE_STAGE", "SEED",
-    "SELECT_STAGE", "SOLVE_STAGE", "TRIVIAL", "AttemptRow", "CheckpointInfo", "EvalRecord", "ProposalRow",
+    "ACCEPTED", "CONTAMINATED", "DUPLICATE", "GENERATED", "INVALID", "MODEL", "PROPOSAL_STATUSES", "PROPOSE_STAGE", "SEED",
+    "SELECT_STAGE", "SOLVE_STAGE", "TRIVIAL", "VARIANT", "AttemptRow", "CheckpointInfo", "EvalRecord", "ProposalRow",
     "RoundInfo", "StoredAttempt", "StoredPair", "StoredProposal", "StoredPuzzle", "TokenUsage", "solution_hash",
     "solution_length",
 ]
@@ -34,6 +34,10 @@ SELECT_STAGE = "select"
 
 SEED = "seed"
 GENERATED = "generated"
+
+# Where a proposal came from: the model's text, or a seed variant (``puzzles.variants``).
+MODEL = "model"
+VARIANT = "variant"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -55,6 +59,8 @@ class ProposalRow:
     prompt_seed: int | None = None
     puzzle: Puzzle | None = None
     canonical_hash: str | None = None
+    origin: str = MODEL
+    parent: str | None = None  # a variant's seed (its key)
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,8 @@ class StoredProposal:
     status: str
     reason: str
     puzzle_id: int | None
+    origin: str = MODEL
+    parent: str | None = None
 
 
 @dataclass(frozen=True)

@@ -398,15 +398,16 @@ class RunStore(StoreFile):
                         new_ids.append(puzzle_id)
                 db.execute(
                     "INSERT INTO proposals(round, batch, idx, prompt_seed, raw, status, reason, puzzle_id, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (round, batch, row.idx, row.prompt_seed, row.raw, status, reason, puzzle_id, now),
+                    "created_at, origin, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (round, batch, row.idx, row.prompt_seed, row.raw, status, reason, puzzle_id, now, row.origin,
+                     row.parent),
                 )
             self._mark(db, round, PROPOSE_STAGE, batch, len(rows), timings, tokens, usage)
         return tuple(new_ids)
 
     def proposals_of_round(self, round: int) -> list[StoredProposal]:
         rows = self._db.execute(
-            "SELECT id, round, batch, idx, prompt_seed, raw, status, reason, puzzle_id FROM proposals "
+            "SELECT id, round, batch, idx, prompt_seed, raw, status, reason, puzzle_id, origin, parent FROM proposals "
             "WHERE round = ? ORDER BY batch, idx",
             (round,),
         )

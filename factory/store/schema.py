@@ -1,5 +1,6 @@
 """The store's SQLite schema and its version (bump SCHEMA_VERSION, with a migration, on any change).
 
+Version 5 added each proposal's origin (the model's, or a seed variant) and a variant's parent seed.
 Version 4 added the prompt tokens of each batch and who counted its tokens (``TokenUsage``).
 Version 2 added ``canaries`` (the verifier's canary counts per solve batch). Version 3 added the
 indexes that keep per-round reads proportional to the round, not the store: ``round_stats`` counts
@@ -12,7 +13,7 @@ from __future__ import annotations
 from factory.store.records import PROPOSAL_STATUSES
 from sandbox.verdicts import ALL_VERDICTS
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 STORE_FILENAME = "factory.sqlite"
 
 _STATUS_CHECK = ", ".join(f"'{s}'" for s in PROPOSAL_STATUSES)
@@ -80,6 +81,8 @@ SCHEMA_STATEMENTS = (
         reason TEXT NOT NULL,
         puzzle_id INTEGER REFERENCES puzzles(id),
         created_at REAL NOT NULL,
+        origin TEXT NOT NULL DEFAULT 'model',
+        parent TEXT,
         UNIQUE (round, batch, idx))""",
     f"""CREATE TABLE attempts (
         id INTEGER PRIMARY KEY,
@@ -140,4 +143,5 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (CANARIES_TABLE,),
     2: (*(f"DROP INDEX IF EXISTS {i.split()[2]}" for i in ROUND_INDEXES), *ROUND_INDEXES),
     3: ("ALTER TABLE batches ADD COLUMN prompt_tokens INTEGER", "ALTER TABLE batches ADD COLUMN tokens_counted_by TEXT"),
+    4: ("ALTER TABLE proposals ADD COLUMN origin TEXT NOT NULL DEFAULT 'model'", "ALTER TABLE proposals ADD COLUMN parent TEXT"),
 }

@@ -17,10 +17,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from factory.store.records import (
+    ACCEPTED,
     GENERATED,
     PROPOSAL_STATUSES,
     PROPOSE_STAGE,
     SOLVE_STAGE,
+    VARIANT,
     RoundInfo,
     TokenUsage,
 )
@@ -34,7 +36,7 @@ __all__ = [
     "run_usage",
     "usage_cost",
     "Activity", "IncrementalStats", "RoundStats", "RunTotals", "add_up", "generated_pairs", "last_activity", "round_stats",
-    "rounds_stats", "seed_pairs",
+    "rounds_stats", "seed_pairs", "variant_counts",
 ]
 
 
@@ -308,6 +310,25 @@ def _funnel(db: sqlite3.Connection, round: int, verdicts: Mapping[str, int]) -> 
     ).fetchone()[0]
     counts["pairs"] = db.execute("SELECT COUNT(*) FROM pairs WHERE round = ?", (round,)).fetchone()[0]
     return counts
+
+
+def variant_counts(store: RunStore, round: int) -> dict[str, int]:
+    """The seed variants among ``round``'s proposals (``RunConfig.variant_share``): proposed, accepted,
+    the puzzles an attempt verified, and the pairs kept from them."""
+    with store.snapshot() as db:
+        by_status = dict(db.execute(
+            "SELECT status, COUNT(*) FROM proposals WHERE round = ? AND origin = ? GROUP BY status", (round, VARIANT)
+        ).fetchall())
+        solved = db.execute(
+            "SELECT COUNT(DISTINCT a.puzzle_id) FROM attempts a JOIN proposals o ON o.puzzle_id = a.puzzle_id "
+            "WHERE a.round = ? AND a.status = ? AND o.origin = ?", (round, VERIFIED, VARIANT)
+        ).fetchone()[0]
+        pairs = db.execute(
+            "SELECT COUNT(*) FROM pairs p JOIN proposals o ON o.puzzle_id = p.puzzle_id "
+            "WHERE p.round = ? AND o.origin = ?", (round, VARIANT)
+        ).fetchone()[0]
+    return {"proposed": sum(by_status.values()), ACCEPTED: by_status.get(ACCEPTED, 0), "solved_puzzles": solved,
+            "pairs": pairs}
 
 
 def _verdict_counts(db: sqlite3.Connection, round: int) -> dict[str, int]:

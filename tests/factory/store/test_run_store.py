@@ -14,6 +14,8 @@ from factory import store as store_module
 from factory.errors import StoreError
 from factory.loop.select import select_pairs
 from factory.store import (
+    INVALID,
+    VARIANT,
     AttemptRow,
     ProposalRow,
     RunStore,
@@ -71,7 +73,7 @@ def test_open_creates_file_and_settings(tmp_path):
         assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert store.rounds() == []
     with RunStore.open(tmp_path / "a" / "run", create=False) as again:  # reopens
-        assert again._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
+        assert again._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "5"
 
 
 def test_missing_store_without_create(tmp_path):
@@ -102,7 +104,7 @@ def test_directory_at_path(tmp_path):
         RunStore(tmp_path)
 
 
-@pytest.mark.parametrize(("version", "message"), [("5", "newer version"), ("zero", "cannot read it")])
+@pytest.mark.parametrize(("version", "message"), [("6", "newer version"), ("zero", "cannot read it")])
 def test_schema_version_mismatch(tmp_path, version, message):
     RunStore.open(tmp_path).close()
     db = sqlite3.connect(tmp_path / "factory.sqlite")
@@ -118,7 +120,7 @@ def test_a_version_1_store_is_migrated_keeping_its_rows(tmp_path):
         store.add_seed_puzzles([seed(1, g(1))])
     as_version(tmp_path, 1, "DROP TABLE canaries")  # what version 1 looked like: no canaries table
     with RunStore.open(tmp_path) as store:
-        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
+        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "5"
         assert len(store.stored_pairs()) == 1
         store.start_round(1, "m")
         store.record_attempts(1, 0, [], canaries=CanaryCounts(2, 0, 1, 0))
@@ -128,12 +130,15 @@ def test_a_version_1_store_is_migrated_keeping_its_rows(tmp_path):
 
 
 def as_version(run_dir, version: int, *statements: str) -> None:
-    """Make the store in ``run_dir`` look like schema ``version``: ``statements``, then the batches
-    without the columns of version 4 (token usage)."""
+    """Make the store in ``run_dir`` look like schema ``version``: ``statements``, then the proposals
+    without the columns of version 5 (origin, parent) and, below 4, the batches without those of
+    version 4 (token usage)."""
+    older = ["ALTER TABLE proposals DROP COLUMN origin", "ALTER TABLE proposals DROP COLUMN parent"]
+    if version < 4:
+        older += ["ALTER TABLE batches DROP COLUMN prompt_tokens", "ALTER TABLE batches DROP COLUMN tokens_counted_by"]
     db = sqlite3.connect(run_dir / "factory.sqlite")
     with db:
-        for statement in (*statements, "ALTER TABLE batches DROP COLUMN prompt_tokens",
-                          "ALTER TABLE batches DROP COLUMN tokens_counted_by"):
+        for statement in (*statements, *older):
             db.execute(statement)
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
     db.close()
@@ -148,6 +153,17 @@ def test_a_version_3_store_gets_token_usage_and_keeps_its_batches(tmp_path):
         store.record_attempts(1, 1, [], usage=TokenUsage(7, 30, "server"))
         assert round_stats(store, 1).usage == {"solve": TokenUsage(7, 70, "server+unrecorded")}
         assert round_stats(store, 1).tokens == 70
+
+
+def test_a_version_4_store_reads_its_proposals_as_the_models(tmp_path):
+    with RunStore.open(tmp_path) as store:
+        store.start_round(1, "m")
+        store.record_proposals(1, 0, [ProposalRow(0, "def f(x: int) -> bool:", INVALID, "cut")])
+    as_version(tmp_path, 4)
+    with RunStore.open(tmp_path) as store:
+        assert [tuple(r) for r in store._db.execute("SELECT origin, parent FROM proposals")] == [("model", None)]
+        store.record_proposals(1, 1, [ProposalRow(0, "x", INVALID, "cut", origin=VARIANT, parent="seed/a:0")])
+        assert [(p.origin, p.parent) for p in store.proposals_of_round(1)] == [("model", None), (VARIANT, "seed/a:0")]
 
 
 def _indexes(db: sqlite3.Connection) -> dict[str, str]:
@@ -173,7 +189,7 @@ def test_a_version_2_store_gets_the_round_indexes_and_keeps_its_rows(tmp_path):
         "CREATE INDEX attempts_round_status ON attempts(round, status)",
     )
     with RunStore.open(tmp_path) as store:
-        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
+        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "5"
         assert _indexes(store._db) == fresh
         assert round_stats(store, 1).funnel["solved_puzzles"] == 1 and len(store.stored_pairs()) == 1
 
@@ -733,4 +749,4 @@ def test_open_write_transaction_does_not_block_readers(tmp_path):
 
 def test_module_constants_are_consistent():
     assert store_module.ACCEPTED in store_module.PROPOSAL_STATUSES
-    assert store_module.SCHEMA_VERSION == 4
+    assert store_module.SCHEMA_VERSION == 5
