@@ -111,7 +111,14 @@ class OpenAIBackend:
                 f"{self.name} at {self.base_url}: /completions refused it ({refused.detail}); "
                 "using /chat/completions (api = chat)"
             )
-            completions = self._request(prompt, sampling, 0, sampling.n)
+            try:
+                completions = self._request(prompt, sampling, 0, sampling.n)
+            except RefusedRequest as also:  # say both: the first refusal is often the one that explains
+                raise RefusedRequest(
+                    f"{self.base_url} refused model {self.name!r} on both APIs: /completions answered "
+                    f"{refused.detail}; /chat/completions answered {also.detail} (check the model name and options)",
+                    also.detail,
+                ) from also
         else:
             self.log(f"{self.name} at {self.base_url}: using /completions (api = completions)")
         self._check_count(len(completions), sampling.n)

@@ -44,6 +44,8 @@ class FakeCompletionsServer(JsonServer):
         try:
             time.sleep(self.delay_s)
             if path == "/v1/chat/completions":
+                if body["model"] != "tiny":
+                    return 400, {"error": {"message": f"cannot load {body['model']}"}}
                 choices = [{"index": i, "message": {"role": "assistant", "content": f"```python\ndef f2(x{i}: int):\n"
                             f"    return x{i} > 1\n```"}, "finish_reason": "stop"} for i in range(body["n"])]
                 return 200, {"choices": choices, "usage": {"prompt_tokens": 7, "completion_tokens": 5 * body["n"]}}
@@ -134,6 +136,14 @@ def test_auto_turns_to_chat_where_completions_are_refused(server):
     assert [c.prompt_tokens for c in out[0]] == [7, 0]  # one request, its prompt counted once
     chat_request = server.requests[-1]
     assert "stop" not in chat_request and chat_request["messages"][1]["content"].endswith("def f2(\n```")
+
+
+def test_auto_with_a_model_the_server_does_not_serve_names_both_refusals(server):
+    backend = OpenAIBackend("no-such-model", base_url=server.base_url, timeout_s=5.0, max_retries=0, api_key="",
+                            api="auto", log=lambda m: None)
+    with pytest.raises(ModelError, match="on both APIs: /completions answered HTTP 404: The model `no-such-model` "
+                       "does not exist.; /chat/completions answered HTTP 400: cannot load no-such-model"):
+        backend.generate(["def f1("], SamplingConfig(n=1))
 
 
 def test_a_malformed_body_is_a_model_error(server):
