@@ -136,6 +136,7 @@ class WorkerPool:
                     str(reply.get("status", CRASHED)),
                     float(reply.get("seconds", 0.0)),
                     str(reply.get("detail", "")),
+                    str(reply.get("answer_digest", "")),
                 ),
             )
             if reply.get("retire"):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from puzzles.parse import parse_puzzle, parse_solution
 from puzzles.records import InvalidProgram, Puzzle, Solution
 from sandbox.interface import Sandbox
-from sandbox.verdicts import DEFAULT_TIMEOUT_S, ERROR, INVALID, VERIFIED, WRONG, Job, Result
+from sandbox.verdicts import CRASHED, DEFAULT_TIMEOUT_S, ERROR, FLAKY, INVALID, VERIFIED, WRONG, Job, Result
 from sandbox.worker import F_RAISED, F_RETURNED
 
 # What one probe of a puzzle showed (``probe_outcome``).
@@ -74,7 +74,10 @@ def verify_pairs(
 ) -> list[Result]:
     """One verdict per pair, in order. Pairs that break the P3 rules are ``invalid`` and never run.
     A pair that repeats an earlier one of the call runs once and shares its verdict (verdicts are
-    reproducible: a sampled batch holds many identical attempts).
+    reproducible: a sampled batch holds many identical attempts). Every pair that verifies runs a second
+    time, in fresh processes, and stays ``verified`` only if that run verifies the same answer (else it
+    is ``flaky``, see ``rechecked``): a verified pair verifies the same anywhere. ``on_result`` hears each
+    pair's final verdict once (a verified pair's after its second run).
 
     ``trusted_puzzles`` (P3's own data) lets a puzzle call ``eval(answer)``; the worker gives it a
     guarded eval. Model-written puzzles never get it.
@@ -104,7 +107,31 @@ def verify_pairs(
             for position in positions[job_index]:
                 on_result(position, result)
 
-    for answered, result in zip(positions, sandbox.run(jobs, forward), strict=True):
+    def forward_unless_verified(job_index: int, result: Result) -> None:
+        if result.status != VERIFIED:  # a verified pair's verdict waits for its second run
+            forward(job_index, result)
+
+    first = sandbox.run(jobs, forward_unless_verified)
+    verified = [j for j, result in enumerate(first) if result.status == VERIFIED]
+    final = list(first)
+    again = sandbox.run([replace(jobs[j], recheck=True) for j in verified])
+    for j, second in zip(verified, again, strict=True):
+        final[j] = rechecked(first[j], second)
+        forward(j, final[j])
+    for answered, result in zip(positions, final, strict=True):
         for position in answered:
             results[position] = result
     return results  # type: ignore[return-value]
+
+
+def rechecked(first: Result, second: Result) -> Result:
+    """A verified pair's verdict once it ran again in fresh processes: ``verified`` only when the second
+    run verified the same answer; a second run the sandbox lost stays ``crashed`` (no verdict), anything
+    else is ``flaky``. The seconds are both runs'."""
+    seconds = first.seconds + second.seconds
+    if second.status == CRASHED:
+        return replace(second, seconds=seconds)
+    if second.status == VERIFIED and second.answer_digest == first.answer_digest:
+        return replace(first, seconds=seconds)
+    again = "another answer" if second.status == VERIFIED else f"{second.status} ({second.detail})"
+    return Result(FLAKY, seconds, f"verified, then {again} in a second run", first.answer_digest)

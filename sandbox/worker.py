@@ -15,6 +15,8 @@ forked from it)
      that runs ``f(answer)`` and reports whether it returned exactly ``True``. f's zygote has its
      own random hash secret and address layout, which no g ever ran in, so a g that asks its own
      process for ``hash()``, set order or ``id()`` learns nothing about f's process.
+A verified pair that the host runs again (a job with ``recheck``) goes through a second pair of
+zygotes, exec'd separately; every reply carries a digest of g's answer for the host to compare.
 Each child gets its own session, rlimits, an empty working directory, stdout/stderr drained into a
 capped pipe, and a wall-clock deadline enforced by the worker with SIGKILL. Limits are checked again
 when a result is accepted (a job that stops the worker gains no time and no output). After each job
@@ -67,6 +69,8 @@ import typing
 VERIFIED, WRONG, ERROR, TIMEOUT, MEMORY, OUTPUT, CRASHED = (
     "verified", "wrong", "error", "timeout", "memory", "output", "crashed"
 )  # fmt: skip
+RECHECK = "recheck"  # a job's key: true when the host runs a verified pair again (sandbox.verdicts.Job)
+ANSWER_DIGEST = "answer_digest"  # a reply's key: a digest of g's answer bytes (sandbox.verdicts.Result)
 DEFAULT_MEMORY_MB = 512  # per job process (RLIMIT_AS)
 DEFAULT_OUTPUT_BYTES = 64 * 1024  # stdout and stderr of one job process together
 DEFAULT_ANSWER_BYTES = 16 * 1024 * 1024  # g's answer as UTF-8 JSON
@@ -497,12 +501,17 @@ def child_main(close_fds: tuple[int, ...], job_fd: int, setup_args: tuple, role:
         os._exit(code)
 
 
-def run_in_zygote(role: str, payload: bytes, limits: Limits, timeout: float) -> ChildOutcome:
+def run_in_zygote(role: str, payload: bytes, limits: Limits, timeout: float, recheck: bool) -> ChildOutcome:
     """Run g or f (``role``) on ``payload`` (``job_payload``) in a fresh child of that role's zygote:
     an interpreter exec'd at start that never held any job's data (the child alone reads this job,
     from a memfd), f's with its own hash secret and address layout, so that nothing per-process g
-    could learn in its own process holds in f's. Handing the job over counts in its time."""
-    zygote = ZYGOTES[role]
+    could learn in its own process holds in f's. A ``recheck`` runs in the role's second zygote (see
+    ZYGOTES). Handing the job over counts in its time."""
+    zygote = ZYGOTES[role, recheck]
+    try:
+        zygote.ensure()  # starting a zygote (the first recheck, or after a job killed it) is not the job's time
+    except (ZygoteLost, OSError):
+        pass  # spawning below tries once more and reports
     out_r, out_w = os.pipe()
     res_r, res_w = os.pipe()
     start = time.monotonic()
@@ -789,7 +798,10 @@ class Zygote:
             return None
 
 
-ZYGOTES = {role: Zygote(role) for role in ("g", "f")}
+# Each role has two zygotes, exec'd separately: first runs fork from one, the host's recheck of a verified
+# pair from the other (started at the first recheck), so that the recheck's f has another hash secret and
+# both have another address layout: a verdict that hangs on either comes back different (``flaky``).
+ZYGOTES = {(role, recheck): Zygote(role) for role in ("g", "f") for recheck in (False, True)}
 G_ENVIRONMENT = {"PYTHONHASHSEED": "0"}
 
 
@@ -1018,13 +1030,19 @@ def run_job(job: dict, limits: Limits) -> dict:
     timeout = float(job.get("timeout_s", 5.0))
     total = 0.0
 
+    recheck = job.get(RECHECK) is True
+    digest = ""
+
     def verdict(status: str, detail: str = "") -> dict:
-        return {
+        reply = {
             "id": job.get("id"),
             "status": status,
             "seconds": round(total, 6),
             "detail": detail[:MAX_DETAIL_CHARS],
         }
+        if digest:
+            reply[ANSWER_DIGEST] = digest
+        return reply
 
     g_seconds = 0.0
     if "answer_json" in job:
@@ -1032,7 +1050,7 @@ def run_job(job: dict, limits: Limits) -> dict:
         answer_bytes = answer_text.encode("utf-8", "surrogatepass")
     else:
         g_payload = job_payload(job["g_name"], job["g_source"], seed_of(job["f_source"], job["g_source"]))
-        g = run_in_zygote("g", g_payload, limits, timeout)
+        g = run_in_zygote("g", g_payload, limits, timeout, recheck)
         del g_payload
         total += g.seconds
         g_seconds = g.seconds
@@ -1056,6 +1074,7 @@ def run_job(job: dict, limits: Limits) -> dict:
     try:
         answer = parse_answer(answer_text)
         why = type_mismatch(answer, job["answer_type"])
+        digest = answer_digest(answer_bytes)
     except AnswerTooBig as e:
         total += time.monotonic() - checking
         return verdict(WRONG, str(e))
@@ -1074,7 +1093,7 @@ def run_job(job: dict, limits: Limits) -> dict:
     del answer, answer_text  # f's process parses the answer's bytes again: it shares nothing with this one
     f_payload = job_payload(job["f_name"], job["f_source"], seed_of(job["f_source"]), answer_bytes)
     del answer_bytes
-    f = run_in_zygote("f", f_payload, limits, timeout)
+    f = run_in_zygote("f", f_payload, limits, timeout, recheck)
     del f_payload
     total += f.seconds
     if f.status:
@@ -1091,6 +1110,12 @@ def run_job(job: dict, limits: Limits) -> dict:
     if kind == EXCEPTION:
         return verdict(ERROR, F_RAISED + decode_message(f.message))
     return verdict(ERROR, "f sent a malformed result")
+
+
+def answer_digest(answer_bytes: bytes) -> str:
+    """What the host compares between a verified pair's two runs: the answer's bytes as g sent them
+    (``random``'s SHA-512: hashlib would map OpenSSL into the worker)."""
+    return random._sha512(answer_bytes).hexdigest()[:32]  # type: ignore[attr-defined]
 
 
 class CannotRestore(Exception):
@@ -1219,7 +1244,7 @@ def parse_args(argv: list[str]) -> tuple[Limits, int | None]:
         key, _, value = arg.removeprefix("--").partition("=")
         if key == "job-uid" and value.isdigit() and int(value) > 0:
             job_uid = int(value)
-        elif key == "zygote-fd" and value.isdigit() or key == "zygote-role" and value in ZYGOTES:
+        elif key == "zygote-fd" and value.isdigit() or key == "zygote-role" and value in CHILD_TARGETS:
             options[key] = value
         elif key == "scratch" and value:
             scratch.append(value)
@@ -1251,12 +1276,15 @@ def main(argv: list[str]) -> int:
     OOM_KILLS_SEEN = oom_kills()
     limit_worker(limits)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a job file's too-large write fails, never kills
-    # Both zygotes start before the worker reads any job: no job's data is ever in their memory.
-    for role_zygote in ZYGOTES.values():
-        role_zygote.start(
-            [a for a in argv if not a.startswith("--scratch=")]
-            + [f"--scratch={d}" for d in limits.scratch_dirs]
-        )
+    # The first runs' zygotes start before the worker reads any job; the rechecks' start at the first
+    # recheck, exec'd afresh: no job's data is ever in their memory.
+    zygote_argv = [a for a in argv if not a.startswith("--scratch=")] + [
+        f"--scratch={d}" for d in limits.scratch_dirs
+    ]
+    for (_, recheck), role_zygote in ZYGOTES.items():
+        role_zygote.argv = zygote_argv
+        if not recheck:
+            role_zygote.start(zygote_argv)
     workdir = os.path.join(limits.scratch_dirs[0], WORKDIR_NAME)
     if JOB_UID is not None:
         clean_up(limits, workdir)  # makes the work dir, as the job user's
