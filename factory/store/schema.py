@@ -1,5 +1,6 @@
 """The store's SQLite schema and its version (bump SCHEMA_VERSION, with a migration, on any change).
 
+Version 6 let attempts hold the verdict ``flaky`` (a verified pair whose second run disagreed).
 Version 5 added each proposal's origin (the model's, or a seed variant) and a variant's parent seed.
 Version 4 added the prompt tokens of each batch and who counted its tokens (``TokenUsage``).
 Version 2 added ``canaries`` (the verifier's canary counts per solve batch). Version 3 added the
@@ -13,7 +14,7 @@ from __future__ import annotations
 from factory.store.records import PROPOSAL_STATUSES
 from sandbox.verdicts import ALL_VERDICTS
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 STORE_FILENAME = "factory.sqlite"
 
 _STATUS_CHECK = ", ".join(f"'{s}'" for s in PROPOSAL_STATUSES)
@@ -28,6 +29,34 @@ CANARIES_TABLE = """CREATE TABLE canaries (
         good INTEGER NOT NULL,
         good_failed INTEGER NOT NULL,
         PRIMARY KEY (round, stage, batch))"""
+
+ATTEMPTS_TABLE = f"""CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        puzzle_id INTEGER NOT NULL REFERENCES puzzles(id),
+        round INTEGER NOT NULL REFERENCES rounds(round),
+        batch INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        solution_hash TEXT NOT NULL,
+        length INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ({_VERDICT_CHECK})),
+        seconds REAL NOT NULL,
+        detail TEXT NOT NULL,
+        model TEXT,
+        prompt_seed INTEGER,
+        created_at REAL NOT NULL,
+        UNIQUE (puzzle_id, round, idx))"""
+PAIRS_INDEX = "CREATE INDEX pairs_round ON pairs(round)"
+PAIRS_TABLE = """CREATE TABLE pairs (
+        id INTEGER PRIMARY KEY,
+        puzzle_id INTEGER NOT NULL REFERENCES puzzles(id),
+        attempt_id INTEGER UNIQUE REFERENCES attempts(id),
+        round INTEGER NOT NULL,
+        solution_source TEXT NOT NULL,
+        solution_hash TEXT NOT NULL,
+        length INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (puzzle_id, solution_hash))"""
 
 # Version 3's indexes; two of them widen a version 2 index of the same name.
 ROUND_INDEXES = (
@@ -84,33 +113,9 @@ SCHEMA_STATEMENTS = (
         origin TEXT NOT NULL DEFAULT 'model',
         parent TEXT,
         UNIQUE (round, batch, idx))""",
-    f"""CREATE TABLE attempts (
-        id INTEGER PRIMARY KEY,
-        puzzle_id INTEGER NOT NULL REFERENCES puzzles(id),
-        round INTEGER NOT NULL REFERENCES rounds(round),
-        batch INTEGER NOT NULL,
-        idx INTEGER NOT NULL,
-        source TEXT NOT NULL,
-        solution_hash TEXT NOT NULL,
-        length INTEGER NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ({_VERDICT_CHECK})),
-        seconds REAL NOT NULL,
-        detail TEXT NOT NULL,
-        model TEXT,
-        prompt_seed INTEGER,
-        created_at REAL NOT NULL,
-        UNIQUE (puzzle_id, round, idx))""",
-    """CREATE TABLE pairs (
-        id INTEGER PRIMARY KEY,
-        puzzle_id INTEGER NOT NULL REFERENCES puzzles(id),
-        attempt_id INTEGER UNIQUE REFERENCES attempts(id),
-        round INTEGER NOT NULL,
-        solution_source TEXT NOT NULL,
-        solution_hash TEXT NOT NULL,
-        length INTEGER NOT NULL,
-        created_at REAL NOT NULL,
-        UNIQUE (puzzle_id, solution_hash))""",
-    "CREATE INDEX pairs_round ON pairs(round)",
+    ATTEMPTS_TABLE,
+    PAIRS_TABLE,
+    PAIRS_INDEX,
     """CREATE TABLE blocked_hashes (
         canonical_hash TEXT PRIMARY KEY,
         reason TEXT NOT NULL)""",
@@ -144,4 +149,20 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (*(f"DROP INDEX IF EXISTS {i.split()[2]}" for i in ROUND_INDEXES), *ROUND_INDEXES),
     3: ("ALTER TABLE batches ADD COLUMN prompt_tokens INTEGER", "ALTER TABLE batches ADD COLUMN tokens_counted_by TEXT"),
     4: ("ALTER TABLE proposals ADD COLUMN origin TEXT NOT NULL DEFAULT 'model'", "ALTER TABLE proposals ADD COLUMN parent TEXT"),
+    # SQLite cannot widen a CHECK in place: attempts is made again with the new verdict, its child (pairs)
+    # set aside first, since dropping a parent that rows still reference fails with foreign keys on.
+    5: (
+        "CREATE TABLE pairs_kept AS SELECT * FROM pairs",
+        "DROP TABLE pairs",
+        "CREATE TABLE attempts_kept AS SELECT * FROM attempts",
+        "DROP TABLE attempts",
+        ATTEMPTS_TABLE,
+        "INSERT INTO attempts SELECT * FROM attempts_kept",
+        "DROP TABLE attempts_kept",
+        PAIRS_TABLE,
+        "INSERT INTO pairs SELECT * FROM pairs_kept",
+        "DROP TABLE pairs_kept",
+        PAIRS_INDEX,
+        *(i for i in ROUND_INDEXES if " ON attempts(" in i),
+    ),
 }

@@ -25,7 +25,7 @@ from factory.store import (
 )
 from puzzles.records import NamedPuzzle, Puzzle, Solution
 from sandbox.canaries import CanaryCounts
-from sandbox.verdicts import ALL_VERDICTS, ERROR, TIMEOUT, VERIFIED, WRONG
+from sandbox.verdicts import ALL_VERDICTS, ERROR, FLAKY, TIMEOUT, VERIFIED, WRONG
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -73,7 +73,7 @@ def test_open_creates_file_and_settings(tmp_path):
         assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert store.rounds() == []
     with RunStore.open(tmp_path / "a" / "run", create=False) as again:  # reopens
-        assert again._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "5"
+        assert again._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "6"
 
 
 def test_missing_store_without_create(tmp_path):
@@ -104,7 +104,7 @@ def test_directory_at_path(tmp_path):
         RunStore(tmp_path)
 
 
-@pytest.mark.parametrize(("version", "message"), [("6", "newer version"), ("zero", "cannot read it")])
+@pytest.mark.parametrize(("version", "message"), [("7", "newer version"), ("zero", "cannot read it")])
 def test_schema_version_mismatch(tmp_path, version, message):
     RunStore.open(tmp_path).close()
     db = sqlite3.connect(tmp_path / "factory.sqlite")
@@ -120,7 +120,7 @@ def test_a_version_1_store_is_migrated_keeping_its_rows(tmp_path):
         store.add_seed_puzzles([seed(1, g(1))])
     as_version(tmp_path, 1, "DROP TABLE canaries")  # what version 1 looked like: no canaries table
     with RunStore.open(tmp_path) as store:
-        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "5"
+        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "6"
         assert len(store.stored_pairs()) == 1
         store.start_round(1, "m")
         store.record_attempts(1, 0, [], canaries=CanaryCounts(2, 0, 1, 0))
@@ -130,10 +130,12 @@ def test_a_version_1_store_is_migrated_keeping_its_rows(tmp_path):
 
 
 def as_version(run_dir, version: int, *statements: str) -> None:
-    """Make the store in ``run_dir`` look like schema ``version``: ``statements``, then the proposals
-    without the columns of version 5 (origin, parent) and, below 4, the batches without those of
-    version 4 (token usage)."""
-    older = ["ALTER TABLE proposals DROP COLUMN origin", "ALTER TABLE proposals DROP COLUMN parent"]
+    """Make the store in ``run_dir`` look like schema ``version``: ``statements``, then the attempts
+    without the verdict of version 6 (flaky) in their CHECK, below 5 the proposals without the columns
+    of version 5 (origin, parent) and below 4 the batches without those of version 4 (token usage)."""
+    older = []
+    if version < 5:
+        older += ["ALTER TABLE proposals DROP COLUMN origin", "ALTER TABLE proposals DROP COLUMN parent"]
     if version < 4:
         older += ["ALTER TABLE batches DROP COLUMN prompt_tokens", "ALTER TABLE batches DROP COLUMN tokens_counted_by"]
     db = sqlite3.connect(run_dir / "factory.sqlite")
@@ -141,6 +143,11 @@ def as_version(run_dir, version: int, *statements: str) -> None:
         for statement in (*statements, *older):
             db.execute(statement)
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    db.close()
+    db = sqlite3.connect(run_dir / "factory.sqlite")
+    with db:
+        db.execute("PRAGMA writable_schema = ON")
+        db.execute("UPDATE sqlite_master SET sql = replace(sql, ', ''flaky''', '') WHERE name = 'attempts'")
     db.close()
 
 
@@ -166,6 +173,26 @@ def test_a_version_4_store_reads_its_proposals_as_the_models(tmp_path):
         assert [(p.origin, p.parent) for p in store.proposals_of_round(1)] == [("model", None), (VARIANT, "seed/a:0")]
 
 
+def test_a_version_5_store_takes_flaky_attempts_and_keeps_its_rows(tmp_path):
+    with RunStore.open(tmp_path) as store:
+        fresh = _indexes(store._db)
+        store.add_seed_puzzles([seed(1, g(1))])
+        store.start_round(1, "m")
+        store.record_attempts(1, 0, [AttemptRow(1, 0, g(2), VERIFIED), AttemptRow(1, 1, g(3), WRONG)])
+    as_version(tmp_path, 5)
+    old = sqlite3.connect(tmp_path / "factory.sqlite")
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        old.execute("UPDATE attempts SET status = 'flaky'")
+    old.close()
+    with RunStore.open(tmp_path) as store:
+        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "6"
+        assert _indexes(store._db) == fresh
+        assert len(store.stored_pairs()) == 1
+        store.record_attempts(1, 1, [AttemptRow(1, 2, g(4), FLAKY)])
+        assert round_stats(store, 1).verdicts[FLAKY] == 1
+        assert store._db.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
 def _indexes(db: sqlite3.Connection) -> dict[str, str]:
     return {name: sql for name, sql in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
             if sql is not None}  # the UNIQUE constraints' own indexes have no SQL
@@ -189,7 +216,7 @@ def test_a_version_2_store_gets_the_round_indexes_and_keeps_its_rows(tmp_path):
         "CREATE INDEX attempts_round_status ON attempts(round, status)",
     )
     with RunStore.open(tmp_path) as store:
-        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "5"
+        assert store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "6"
         assert _indexes(store._db) == fresh
         assert round_stats(store, 1).funnel["solved_puzzles"] == 1 and len(store.stored_pairs()) == 1
 
@@ -749,4 +776,4 @@ def test_open_write_transaction_does_not_block_readers(tmp_path):
 
 def test_module_constants_are_consistent():
     assert store_module.ACCEPTED in store_module.PROPOSAL_STATUSES
-    assert store_module.SCHEMA_VERSION == 5
+    assert store_module.SCHEMA_VERSION == 6
