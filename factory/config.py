@@ -134,7 +134,7 @@ class RunConfig:
         "failed attempts, against the generating model), spin (verified over the generating model's own "
         "samples, from and against the previous round's model), sft+dpo (sft, then a dpo pass), grpo (online RL "
         "from the previous round's model on solve prompts of the round's puzzles and the seeds, rewarded by the "
-        "sandbox's verdicts: verified 1, else 0, crashed masked)",
+        "sandbox's verdicts: verified 1, else 0 (flaky too), crashed masked)",
         choices=OBJECTIVES,
     )
     grpo_generations: int = setting(

@@ -7,6 +7,9 @@ completion is cut to one function the way the solve stage does (``complete_funct
 verified in one ``verify_pairs`` call, with canary pairs riding along:
 
 - verified: 1.0; wrong, error, timeout, memory, output, invalid (no code, a syntax error, prose, too long): 0.0;
+  flaky (verified once, then not, or another answer, in fresh processes): 0.0 too, not masked: it is a verdict
+  on the code (an answer that hangs on the clock, os.urandom or an address is not a solution), not the
+  sandbox failing to give one, and a 1 or a mask would leave the policy free to write such answers;
 - crashed, a verdict the sandbox could not give, a puzzle that does not parse (not the model's doing), or
   every completion of a batch whose canaries got the wrong verdict: None. TRL (>= 1.16) takes a completion
   whose every reward is None as unscorable: it is left out of its group's baseline and its advantage is

@@ -4,7 +4,8 @@ puzzle, with the solve prompt the model saw (DPO), or over the generating model'
 A row pairs, for one generated puzzle of one round, a stored pair of it (``chosen``: its solution
 verified) with one attempt of the same round that did not verify (``rejected``). Only real failures
 count for DPO (``REJECTED_VERDICTS``: wrong, error, timeout, memory); ``crashed`` (the sandbox lost
-the job) and ``invalid`` (never ran) say nothing about the solution and are never rejected. Each
+the job), ``invalid`` (never ran) and ``flaky`` (verified once but not again: not a wrong answer) say
+nothing about the solution and are never rejected. Each
 failed attempt (distinct solution hash) appears once, paired with the puzzle's verified solutions in
 turn. SPIN (``spin_rows``) takes every sample of the model that is not verified (``invalid`` and
 ``output`` too: any own sample is a negative there), never ``crashed``.

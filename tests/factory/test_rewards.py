@@ -8,7 +8,7 @@ import torch
 
 from factory.rewards import CANARY_FLIPS, MASKED, VerifierReward
 from sandbox.backend import open_sandbox
-from sandbox.verdicts import CRASHED, VERIFIED, Result
+from sandbox.verdicts import CRASHED, FLAKY, VERIFIED, Result
 
 PUZZLE = "def f(x: int, n=3):\n    return x == n * 2\n"
 PREFIX = "def g(n=3):\n"
@@ -40,6 +40,14 @@ def test_verdicts_become_rewards_and_a_crash_is_masked(sandbox):
     assert rewards_of(reward, completions) == [1.0, 0.0, 0.0, 0.0, None]
     assert reward.counts[VERIFIED] == 1 and reward.counts[CRASHED] == 1 and reward.counts[MASKED] == 1
     assert reward.counts[CANARY_FLIPS] == 0
+
+
+def test_a_flaky_answer_is_a_0_neither_a_1_nor_masked(sandbox):
+    """An answer g cannot give again (the clock) verifies once and then differs: flaky, a verdict on the code."""
+    reward = VerifierReward(sandbox, timeout_s=1.0)
+    any_int = "def f(x: int, n=3):\n    return x >= n\n"
+    assert rewards_of(reward, ["    import time\n    return time.time_ns()\n", SOLVES], puzzle=any_int) == [0.0, 1.0]
+    assert reward.counts[FLAKY] == 1 and reward.counts[MASKED] == 0
 
 
 def test_malformed_completions_get_zero_without_raising(sandbox):

@@ -6,7 +6,7 @@ import pytest
 
 from sandbox.backend import open_sandbox
 from sandbox.engine import OWNER_LABEL, SANDBOX_LABEL, SandboxUnavailable, docker_client, sandbox_containers
-from sandbox.verdicts import CRASHED, ERROR, MEMORY, OUTPUT, TIMEOUT, VERIFIED, WRONG
+from sandbox.verdicts import CRASHED, ERROR, FLAKY, MEMORY, OUTPUT, TIMEOUT, VERIFIED, WRONG
 from sandbox.verify import SourcePair, verify_pairs
 
 
@@ -193,3 +193,20 @@ def numbered_job(n: int):
 
     f, g = f"def f(x: int):\n    return x == {n}\n", f"def g():\n    return {n}\n"
     return Job(id=n, f_source=f, f_name="f", answer_type="int", g_source=g, g_name="g", timeout_s=2)
+
+
+def test_a_verified_pair_whose_second_run_is_lost_stays_crashed_and_one_that_changes_is_flaky(tmp_path):
+    """The process backend, where g can leave a mark outside its scratch space: the first run verifies,
+    the second kills its worker (lost: crashed, no verdict) or answers something else (flaky)."""
+    mark = tmp_path / "ran"
+    second_run = f"    import os\n    if os.path.exists({str(mark)!r}):\n"
+    first_run = f"    open({str(mark)!r}, 'a').close()\n    return 1\n"
+    kills_on_rerun = SourcePair(KILL_WORKER.f, KILL_WORKER.g.replace("    os.kill", second_run + "        os.kill") + first_run)
+    wrong_on_rerun = SourcePair(KILL_WORKER.f, "def g():\n" + second_run + "        return 2\n" + first_run)
+    with open_sandbox("process", workers=1, **QUIET) as box:
+        lost = verify_pairs([kills_on_rerun, numbered(0)], box)
+        mark.unlink()
+        changed = verify_pairs([wrong_on_rerun, numbered(0)], box)
+    assert [r.status for r in lost] == [CRASHED, VERIFIED]
+    assert [r.status for r in changed] == [FLAKY, VERIFIED]
+    assert changed[0].detail == "verified, then wrong (f returned False) in a second run"

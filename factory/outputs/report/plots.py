@@ -29,6 +29,7 @@ VERDICT_COLORS = {
     "output": "#e377c2",
     "invalid": "#9e9e9e",
     "crashed": "#333333",
+    "flaky": "#17becf",
 }
 STAGE_COLORS = {
     "propose": "#4c72b0",

@@ -14,7 +14,7 @@ from factory.loop.preferences import (
 from factory.loop.seeds import seed_of
 from factory.loop.weights import learnability, weighted_pairs
 from factory.store import RunStore
-from sandbox.verdicts import CRASHED, VERIFIED
+from sandbox.verdicts import CRASHED, FLAKY, VERIFIED
 from tests.factory.played_run import played_config
 from tests.factory.scripted_model import scripted_completion
 
@@ -43,6 +43,10 @@ def test_rows_pair_a_stored_pair_with_a_failed_attempt_at_the_same_puzzle(run_di
     }
     used = [(r.puzzle_id, attempts[r.rejected_attempt_id]["solution_hash"]) for r in preferences]
     assert sorted(used) == sorted(failed)
+
+
+def test_a_flaky_attempt_is_never_rejected_it_is_not_a_wrong_answer():
+    assert FLAKY not in REJECTED_VERDICTS and CRASHED not in REJECTED_VERDICTS
 
 
 def test_the_prompt_is_the_one_the_model_saw(run_dir, rows):

@@ -31,7 +31,7 @@ SUMMARY_KEYS = [
 FUNNEL_KEYS = [
     "proposed", "invalid", "trivial", "duplicate", "contaminated", "accepted", "puzzles", "attempts",
     "attempts_verified", "attempts_wrong", "attempts_error", "attempts_timeout", "attempts_memory",
-    "attempts_output", "attempts_invalid", "attempts_crashed", "solved_puzzles", "pairs",
+    "attempts_output", "attempts_invalid", "attempts_crashed", "attempts_flaky", "solved_puzzles", "pairs",
 ]
 
 
