@@ -8,8 +8,10 @@ minimal interpreter, the same forking twice per pair (g, then f in a fresh proce
 the verification rule allows), and "the rule alone": two forks per pair with nothing but what the
 other rules add (g and f each forked from an interpreter of its own that never held any job's text,
 the child reading its job from a pipe; each child in its own session under a CPU limit and, as root,
-the job uid). The Docker pool runs again at 4 workers (--scale-workers), for the growth with
-workers. The last lines are the ratios of the Docker pool to them. Each backend is warmed up before
+the job uid). The pool rows verify as the factory does (``verify_pairs``: the P3 rules on the host,
+then every verified pair, here all of them, runs a second time in fresh processes); the row "each job
+once" runs the same jobs once, without either. The Docker pool runs again at 4 workers
+(--scale-workers), for the growth with workers. The last lines are the ratios of the Docker pool to them. Each backend is warmed up before
 it is timed; start-up costs are printed separately.
 
 Peers (benchmarks/peers.py; install them with benchmarks/install_peers.sh, or they are skipped
@@ -36,6 +38,7 @@ import peers  # noqa: E402  (benchmarks/peers.py, next to this file)
 
 from sandbox.backend import open_sandbox  # noqa: E402
 from sandbox.verdicts import VERIFIED, Job  # noqa: E402
+from sandbox.verify import SourcePair, verify_pairs  # noqa: E402
 
 
 def trivial_pairs(count: int) -> list[tuple[str, str]]:
@@ -164,13 +167,20 @@ def bench_baseline(pairs: list[tuple[str, str]], workers: int, mode: str = "one"
     return len(pairs) / report["seconds"]
 
 
-def bench_pool(kind: str, pairs: list[tuple[str, str]], workers: int) -> tuple[float, float]:
+def bench_pool(
+    kind: str, pairs: list[tuple[str, str]], workers: int, once: bool = False
+) -> tuple[float, float]:
+    """Pairs/s of ``verify_pairs`` on a warm pool, as the factory verifies (the P3 rules on the host, and
+    every verified pair, here all of them, run a second time); ``once``: each job run once, nothing else."""
     start = time.perf_counter()
     with open_sandbox(kind, workers=workers, log=lambda m: None) as sandbox:
         sandbox.run(jobs_of(pairs[:workers]))  # start (warm) every worker
+        verify_pairs([SourcePair(*p) for p in pairs[:workers]], sandbox)  # and its second zygotes
         started = time.perf_counter() - start
         t0 = time.perf_counter()
-        results = sandbox.run(jobs_of(pairs))
+        results = (
+            sandbox.run(jobs_of(pairs)) if once else verify_pairs([SourcePair(*p) for p in pairs], sandbox)
+        )
         elapsed = time.perf_counter() - t0
     bad = [r for r in results if r.status != VERIFIED]
     assert not bad, f"{kind}: {len(bad)} pairs not verified, e.g. {bad[0]}"
@@ -290,6 +300,7 @@ def main() -> None:
     two_forks = bench_baseline(pairs, args.workers, "two")
     rule = bench_baseline(pairs, args.workers, "rule")
     docker_rate, docker_start = bench_pool("docker", pairs, args.workers)
+    once_rate, _ = bench_pool("docker", pairs, args.workers, once=True)
     scaled_rate, scaled_start = bench_pool("docker", pairs, args.scale_workers)
     process_rate, process_start = bench_pool("process", pairs, args.workers)
     per_run = bench_docker_run(pairs[: args.docker_run_pairs], args.workers)
@@ -298,6 +309,7 @@ def main() -> None:
     print(f"{'unisolated, g and f each in a fork':40s} {two_forks:8.1f} pairs/s")
     print(f"{'the rule alone: g and f from zygotes':40s} {rule:8.1f} pairs/s")
     print(f"{'docker pool':40s} {docker_rate:8.1f} pairs/s   (start {docker_start:.2f} s)")
+    print(f"{'docker pool, each job once (no recheck)':40s} {once_rate:8.1f} pairs/s")
     scaled = f"docker pool, {args.scale_workers} workers"
     print(f"{scaled:40s} {scaled_rate:8.1f} pairs/s   (start {scaled_start:.2f} s)")
     print(f"{'process backend':40s} {process_rate:8.1f} pairs/s   (start {process_start:.2f} s)")
@@ -306,6 +318,10 @@ def main() -> None:
     print(f"ratio docker pool / two forks per pair: {docker_rate / two_forks:.2f}")
     print(f"ratio the rule alone / two forks per pair: {rule / two_forks:.2f} (the most a pool can reach)")
     print(f"ratio docker pool / the rule alone: {docker_rate / rule:.2f}")
+    print(f"ratio docker pool, each job once / the rule alone: {once_rate / rule:.2f}")
+    print(
+        f"ratio docker pool / each job once (the recheck of every verified pair): {docker_rate / once_rate:.2f}"
+    )
     print(f"ratio docker pool {args.scale_workers} / {args.workers} workers: {scaled_rate / docker_rate:.2f}")
     if not args.no_peers:
         report_peers(args, pairs, docker_rate)
