@@ -509,7 +509,7 @@ def run_in_zygote(role: str, payload: bytes, limits: Limits, timeout: float, rec
     ZYGOTES). Handing the job over counts in its time."""
     zygote = ZYGOTES[role, recheck]
     try:
-        zygote.ensure()  # starting a zygote (the first recheck, or after a job killed it) is not the job's time
+        zygote.ensure()  # starting one (a first recheck, or after a job killed it) is not the job's time
     except (ZygoteLost, OSError):
         pass  # spawning below tries once more and reports
     out_r, out_w = os.pipe()

@@ -157,7 +157,8 @@ def test_an_actor_killed_mid_batch_loses_nothing(cluster):
 
 
 def test_no_actor_left_fails_the_batch_as_a_whole(cluster):
-    pairs = [numbered(i) for i in range(48)]
+    # wrong pairs among them: a verified pair's verdict is delivered only after its second run
+    pairs = [numbered(i) if i % 7 else SourcePair(numbered(i).f, f"def g(n={i}):\n    return n * 3 + 1\n") for i in range(48)]
     with open_sandbox("ray", workers=1, **QUIET) as box:
         delivered = Delivered(lambda: [ray.kill(s.handle) for s in box.pool.slots])
         with pytest.raises(SandboxUnavailable, match="lost every verifier actor"):
