@@ -8,9 +8,10 @@ execs this file again twice: a zygote that g's children fork from and one that f
 each job the worker (trusted: it never runs untrusted code itself, and nothing untrusted is ever
 forked from it)
   1. writes g's source to a memfd and has g's zygote fork a child that reads it (the zygote passes
-     the fd on unread), compiles and runs ``g()``, with ``random`` seeded from the pair's text and a
-     fixed hash secret, and sends its answer back as plain JSON data, which the worker parses
-     (bounded in size and int-conversion work, and counted in g's time) and type-checks, then
+     the fd on unread), compiles and runs ``g()``, with ``random`` seeded from the pair's text
+     (every generator, and SystemRandom) and a fixed hash secret, and sends its answer back as
+     plain JSON data, which the worker parses (bounded in size and int-conversion work, and
+     counted in g's time) and type-checks, then
   2. writes f's source and the answer's bytes to a memfd, the same way, for a child of f's zygote
      that runs ``f(answer)`` and reports whether it returned exactly ``True``. f's zygote has its
      own random hash secret and address layout, which no g ever ran in, so a g that asks its own
@@ -407,8 +408,24 @@ def load_job_function(header: dict, source: str, role: str) -> object:
     """Compile and define the job's function, with ``random`` seeded from the job's text."""
     code = compile_source(source, header["name"])
     fn = load_function(code, header["name"], guarded_eval if role == "f" else None)
-    random.seed(header["seed"])
+    seed_randomness(header["seed"])
     return fn
+
+
+def seed_randomness(seed: int) -> None:
+    """Every draw of ``random`` in this (one-job) process comes from ``seed``: the module's generator,
+    and those that would read os.urandom: a generator made or reseeded without a seed (``Random()``,
+    ``seed()``) and ``SystemRandom`` (a puzzle may use all three)."""
+    stream = random.Random(seed)
+    random.seed(seed)
+    seed_with = random.Random.seed
+
+    def seed_or_draw(self: random.Random, a: object = None, version: int = 2) -> None:
+        seed_with(self, stream.getrandbits(64) if a is None else a, version)
+
+    random.Random.seed = seed_or_draw  # type: ignore[method-assign]
+    random.seed = types.MethodType(seed_or_draw, random.seed.__self__)  # the module's, bound at import
+    random._urandom = stream.randbytes  # type: ignore[attr-defined]
 
 
 def child_run_g(header: dict, source: str, answer: bytes) -> bytes:

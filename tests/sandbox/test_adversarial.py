@@ -459,13 +459,15 @@ HOLES = {
         WRONG,
     ),
     # A verified pair runs a second time in fresh processes (the worker's second zygotes): an answer that
-    # g cannot give again is `flaky`, not verified. g's own seeded draws and string hashes stay verified.
-    "g's answer from an unseeded Random (os.urandom)": (
+    # g cannot give again is `flaky`, not verified. Draws of `random` come from the pair's seed, those
+    # that would read os.urandom too, and g's string hashes are fixed: those verify, reproducibly.
+    "g's answer from an unseeded Random": (
         F_ANY_INT,
-        g("import random\nreturn random.Random().getrandbits(60)"),
-        FLAKY,
+        g("import random\nr = random.Random()\nr.seed()\nrandom.seed()\nreturn r.getrandbits(60) + random.getrandbits(60)"),
+        VERIFIED,
     ),
-    "g's answer from SystemRandom": (F_ANY_INT, g("import random\nreturn random.SystemRandom().getrandbits(60)"), FLAKY),
+    "g's answer from SystemRandom": (F_ANY_INT, g("import random\nreturn random.SystemRandom().getrandbits(60)"), VERIFIED),
+    "g's answer from os.urandom": (F_ANY_INT, g("import os\nreturn int.from_bytes(os.urandom(8), 'big')"), FLAKY),
     "g's answer from an object's address": (F_ANY_INT, g("return id(object())"), FLAKY),
     "g's answer from an object's hash": (F_ANY_INT, g("return hash(object())"), FLAKY),
     "g's answer from the clock": (F_ANY_INT, g("import time\nreturn time.time_ns()"), FLAKY),
@@ -748,26 +750,27 @@ def test_an_answer_of_astral_characters_crosses_compactly(each_backend):
 # ---------------------------------------------------------------- reproducible verdicts
 
 def coin_flip_pairs(count: int) -> list[SourcePair]:
-    """Pairs whose verdicts hang on randomness in g, on randomness in f, on g's hash secret, and on a
-    draw g cannot repeat (an unseeded Random: os.urandom)."""
+    """Pairs whose verdicts hang on randomness in g, on randomness in f (the module's, an unseeded
+    Random's, SystemRandom's), on g's hash secret, and on a value g cannot give again (the clock)."""
     pairs = []
     for i in range(count):
         f_one = f"def f(x: int, n={i}):\n    return x == 1\n"
-        f_draws = f"def f(x: int, n={i}):\n    import random\n    return x == random.randrange(2)\n"
+        draw = ("random.randrange(2)", "random.Random().randrange(2)", "random.SystemRandom().randrange(2)")[i % 3]
+        f_draws = f"def f(x: int, n={i}):\n    import random\n    return x == {draw}\n"
         pairs += [
             SourcePair(f_one, f"def g(n={i}):\n    import random\n    return random.randrange(2)\n"),
             SourcePair(f_draws, f"def g(n={i}):\n    return 1\n"),
             SourcePair(f_one, f"def g(n={i}):\n    return len(list(set(str(k) for k in range(n + 9)))[0]) % 2\n"),
-            SourcePair(f"def f(x: int, n={i}):\n    return x >= n\n", f"def g(n={i}):\n    import random\n    return random.Random().getrandbits(60)\n"),
+            SourcePair(f"def f(x: int, n={i}):\n    return x >= n\n", f"def g(n={i}):\n    import time\n    return time.time_ns()\n"),
         ]
     return pairs
 
 
 def test_the_same_pairs_get_the_same_verdicts_in_every_run_and_worker(each_backend):
     """A run on one worker and a run on two fresh ones: identical verdicts, and a mix of them (so the
-    draws decided something). g's random is seeded from the pair, f's from the puzzle, and g's hash
-    secret is fixed (f's stays its own); an answer g cannot give again is flaky in every run. Before,
-    such runs flipped 14 of 40 verdicts."""
+    draws decided something). g's random is seeded from the pair, f's from the puzzle (unseeded
+    generators and SystemRandom too), and g's hash secret is fixed (f's stays its own); an answer g
+    cannot give again is flaky in every run. Before, such runs flipped 14 of 40 verdicts."""
     from sandbox.backend import open_sandbox
 
     pairs = coin_flip_pairs(10)
@@ -779,17 +782,13 @@ def test_the_same_pairs_get_the_same_verdicts_in_every_run_and_worker(each_backe
     assert first[3::4] == [FLAKY] * 10
 
 
-def test_an_f_that_hangs_on_its_hash_secret_or_an_unseeded_draw_is_caught_as_flaky(each_backend):
-    """f's hash secret is its zygote's own (random: g must not know it), and an unseeded Random in f
-    draws from os.urandom: such a puzzle's verdict is a coin. Its second run has another hash secret
-    and other draws, so each of these coins comes back flaky a quarter of the time (verified once,
-    then not); none of 60 coming back flaky happens with probability (3/4)**60, under 1e-7."""
-    pairs = []
-    for i in range(30):
-        pairs += [
-            SourcePair(f"def f(x: int):\n    return x == 1 and list({{'a{i}', 'b{i}'}})[0] == 'a{i}'\n", g("return 1")),
-            SourcePair(f"def f(x: int, n={i}):\n    import random\n    return x == random.Random().randrange(2)\n", g("return 1")),
-        ]
+def test_an_f_that_hangs_on_its_hash_secret_is_caught_as_flaky(each_backend):
+    """f's hash secret is its zygote's own (random: g must not know it), so a puzzle whose verdict hangs
+    on the order of a set of strings is a coin. Its second run has another hash secret, so each such
+    coin comes back flaky a quarter of the time (verified once, then not); none of 60 coming back flaky
+    happens with probability (3/4)**60, under 1e-7."""
+    one = g("return 1")
+    pairs = [SourcePair(f"def f(x: int):\n    return x == 1 and list({{'a{i}', 'b{i}'}})[0] == 'a{i}'\n", one) for i in range(60)]
     statuses = [r.status for r in verify_pairs(pairs, each_backend, timeout_s=5)]
     assert FLAKY in statuses
     assert set(statuses) <= {VERIFIED, WRONG, FLAKY}
