@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from sandbox.engine import SandboxUnavailable
+from sandbox.installation import installation_hash_seeds
 from sandbox.interface import Sandbox
 from sandbox.links import WorkerLimits
 from sandbox.local import default_workers, open_docker_sandbox, open_process_sandbox
@@ -32,16 +33,17 @@ def open_sandbox(
     if kind not in KINDS:
         raise ValueError(f"unknown sandbox {kind!r}: choose one of {', '.join(KINDS)}")
     limits = limits or WorkerLimits()
+    hash_seeds = installation_hash_seeds()  # read here, on the host: every node of a cluster gets the same
     if kind == "ray":
         from sandbox.ray_sandbox import open_ray_sandbox  # Ray is optional and slow to import
 
-        return open_ray_sandbox(workers, limits, build_missing_image, log, ray_address)
+        return open_ray_sandbox(workers, limits, hash_seeds, build_missing_image, log, ray_address)
     workers = workers or default_workers()
     if kind in ("docker", "auto"):
         try:
-            return open_docker_sandbox(workers, limits, build_missing_image, log)
+            return open_docker_sandbox(workers, limits, hash_seeds, build_missing_image, log)
         except SandboxUnavailable as e:
             if kind == "docker":
                 raise
             log(f"sandbox: Docker unavailable ({e}); falling back to local processes")
-    return open_process_sandbox(workers, limits, log)
+    return open_process_sandbox(workers, limits, hash_seeds, log)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from sandbox.engine import OWNER_LABEL, SANDBOX_LABEL, SandboxUnavailable, owner_id
 from sandbox.image import WORKER_PATH
+from sandbox.installation import HashSeeds
+from sandbox.worker import F_HASH_SEEDS
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 
@@ -86,7 +88,10 @@ class WorkerLink:
             raise LinkBroken("worker sent a malformed reply")
         return reply
 
-    def wait_ready(self, deadline_s: float) -> None:
+    def handshake(self, hash_seeds: HashSeeds, deadline_s: float) -> None:
+        """Send the worker f's hash seeds (its first line: never a command line or an environment, which
+        a job could read), then wait until it says it is ready."""
+        self._send(json.dumps({F_HASH_SEEDS: [hash_seeds.first, hash_seeds.recheck]}).encode() + b"\n")
         if not self._read_line(time.monotonic() + deadline_s).get("ready"):
             raise LinkBroken("worker did not start")
 
@@ -104,7 +109,7 @@ class WorkerLink:
 class ProcessLink(WorkerLink):
     """The worker as a local child process: no isolation boundary at all."""
 
-    def __init__(self, limits: WorkerLimits, start_timeout_s: float = 30.0):
+    def __init__(self, limits: WorkerLimits, hash_seeds: HashSeeds, start_timeout_s: float = 30.0):
         super().__init__()
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-S", str(WORKER_PATH), *limits.worker_args()],
@@ -114,7 +119,7 @@ class ProcessLink(WorkerLink):
             start_new_session=True,  # a Ctrl-C meant for us does not reach jobs half-way
         )
         try:
-            self.wait_ready(start_timeout_s)
+            self.handshake(hash_seeds, start_timeout_s)
         except LinkBroken:
             self.close()
             raise
@@ -155,7 +160,9 @@ WORKER_CAPABILITIES = ["SETUID", "SETGID"]
 class DockerLink(WorkerLink):
     """One hardened container with the worker exec'd in it, talking over the exec's attached stdio."""
 
-    def __init__(self, client, image: str, limits: WorkerLimits, start_timeout_s: float = 60.0):
+    def __init__(
+        self, client, image: str, limits: WorkerLimits, hash_seeds: HashSeeds, start_timeout_s: float = 60.0
+    ):
         super().__init__()
         from docker.types import LogConfig
 
@@ -201,7 +208,7 @@ class DockerLink(WorkerLink):
             )["Id"]
             raw = client.api.exec_start(exec_id, socket=True)
             self.sock = getattr(raw, "_sock", raw)
-            self.wait_ready(start_timeout_s)
+            self.handshake(hash_seeds, start_timeout_s)
         except Exception:
             self.close()
             raise

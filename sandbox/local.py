@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from sandbox.engine import SandboxUnavailable, docker_client, leftover_containers, remove_containers
 from sandbox.image import build_image, has_image, image_tag
+from sandbox.installation import HashSeeds
 from sandbox.interface import Sandbox
 from sandbox.links import DockerLink, ProcessLink, WorkerLimits
 from sandbox.pool import WorkerPool
@@ -23,7 +24,11 @@ def default_workers() -> int:
 
 
 def open_docker_sandbox(
-    workers: int, limits: WorkerLimits, build_missing_image: bool, log: Callable[[str], None]
+    workers: int,
+    limits: WorkerLimits,
+    hash_seeds: HashSeeds,
+    build_missing_image: bool,
+    log: Callable[[str], None],
 ) -> Sandbox:
     client = docker_client()
     swept = remove_containers(leftover_containers(client))
@@ -37,11 +42,14 @@ def open_docker_sandbox(
         build_image(client, log=log)
 
     def start_link() -> DockerLink:
-        return DockerLink(docker_client(), image, limits)
+        return DockerLink(docker_client(), image, limits, hash_seeds)
 
     return Sandbox("docker", WorkerPool(start_link, workers, log), note=f"Docker image {image}")
 
 
-def open_process_sandbox(workers: int, limits: WorkerLimits, log: Callable[[str], None]) -> Sandbox:
+def open_process_sandbox(
+    workers: int, limits: WorkerLimits, hash_seeds: HashSeeds, log: Callable[[str], None]
+) -> Sandbox:
     log(PROCESS_WARNING)
-    return Sandbox("process", WorkerPool(lambda: ProcessLink(limits), workers, log), note="local processes")
+    pool = WorkerPool(lambda: ProcessLink(limits, hash_seeds), workers, log)
+    return Sandbox("process", pool, note="local processes")

@@ -2,7 +2,8 @@
 
 One verifier actor per live node with a CPU, pinned there (node affinity, not soft). Each actor owns an
 ordinary Docker sandbox (``open_docker_sandbox``: the same hardened containers, the same WorkerPool,
-the same sweep of dead runs' containers at start) and runs whole chunks of a batch on it. The driver
+the same sweep of dead runs' containers at start, f's hash seeds derived from the driver's installation
+secret so that every node gives the same verdicts) and runs whole chunks of a batch on it. The driver
 keeps two chunks queued per actor, so an actor never waits for the next one, and puts verdicts back
 in input order.
 
@@ -38,6 +39,7 @@ from sandbox.engine import (
     remove_containers,
     sandbox_containers,
 )
+from sandbox.installation import HashSeeds
 from sandbox.interface import Sandbox
 from sandbox.links import WorkerLimits
 from sandbox.local import default_workers, open_docker_sandbox
@@ -81,7 +83,9 @@ class VerifierActor:
         self.sandbox: Sandbox | None = None
         self.notes: list[str] = []  # the pool's log lines, handed to the driver with each reply
 
-    def start(self, workers: int | None, limits: WorkerLimits, build_missing_image: bool) -> dict:
+    def start(
+        self, workers: int | None, limits: WorkerLimits, hash_seeds: HashSeeds, build_missing_image: bool
+    ) -> dict:
         import ray
 
         info = {
@@ -91,7 +95,7 @@ class VerifierActor:
         }
         try:
             self.sandbox = open_docker_sandbox(
-                workers or default_workers(), limits, build_missing_image, self.notes.append
+                workers or default_workers(), limits, hash_seeds, build_missing_image, self.notes.append
             )
         except SandboxUnavailable as e:
             return {**info, "error": str(e)}
@@ -347,6 +351,7 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
 def open_ray_sandbox(
     workers: int | None,
     limits: WorkerLimits,
+    hash_seeds: HashSeeds,
     build_missing_image: bool,
     log: Callable[[str], None],
     ray_address: str | None = None,
@@ -358,7 +363,7 @@ def open_ray_sandbox(
     address = resolve_address(ray_address)
     own = connect(ray, address)
     try:
-        slots = start_actors(ray, workers, limits, build_missing_image, log, start_timeout_s)
+        slots = start_actors(ray, workers, limits, hash_seeds, build_missing_image, log, start_timeout_s)
     except BaseException:
         if own:
             ray.shutdown()
@@ -373,6 +378,7 @@ def start_actors(
     ray,
     workers: int | None,
     limits: WorkerLimits,
+    hash_seeds: HashSeeds,
     build_missing_image: bool,
     log: Callable[[str], None],
     start_timeout_s: float,
@@ -386,7 +392,7 @@ def start_actors(
         node_id = node["NodeID"]
         handle = actor.options(scheduling_strategy=_on_node(node_id)).remote()
         slot = ActorSlot(handle, node_id, where=f"node {node.get('NodeManagerAddress', '?')} ({node_id[:8]})")
-        starting[handle.start.remote(workers, limits, build_missing_image)] = slot
+        starting[handle.start.remote(workers, limits, hash_seeds, build_missing_image)] = slot
     done, not_done = ray.wait(list(starting), num_returns=len(starting), timeout=start_timeout_s)
     slots, errors = [], []
     for ref in not_done:

@@ -14,8 +14,9 @@ forked from it)
      counted in g's time) and type-checks, then
   2. writes f's source and the answer's bytes to a memfd, the same way, for a child of f's zygote
      that runs ``f(answer)`` and reports whether it returned exactly ``True``. f's zygote has its
-     own random hash secret and address layout, which no g ever ran in, so a g that asks its own
-     process for ``hash()``, set order or ``id()`` learns nothing about f's process.
+     own hash secret (a seed the host derives from its installation's secret and sends as its first
+     line, the same in every run there) and address layout, which no g ever ran in, so a g that asks
+     its own process for ``hash()``, set order or ``id()`` learns nothing about f's process.
 A verified pair that the host runs again (a job with ``recheck``) goes through a second pair of
 zygotes, exec'd separately; every reply carries a digest of g's answer for the host to compare.
 Each child gets its own session, rlimits, an empty working directory, stdout/stderr drained into a
@@ -672,8 +673,9 @@ class Zygote:
     """The process every g (or every f) is forked from: this worker file exec'd again at start,
     before the worker reads any job, and never sent any job's text: it forks one child per request
     and passes it the job's fd unread, then reports the child's pid and, once it has reaped it, its
-    wait status. f's zygote has its own random hash secret and address layout; g's has a fixed hash
-    secret (PYTHONHASHSEED=0), so that what g computes is the same in every run and worker. A job
+    wait status. f's zygote has its own hash secret (the host's seed, which no job can read) and address
+    layout; g's has a fixed hash secret (PYTHONHASHSEED=0): what each computes is the same in every run
+    and worker of one installation. A job
     can still signal it (same uid): the worker resumes it before every child and starts a new one
     when it is gone."""
 
@@ -682,11 +684,11 @@ class Zygote:
         self.pid: int | None = None
         self.sock: socket.socket | None = None
         self.argv: list[str] = []
+        self.hash_seed = 0  # its PYTHONHASHSEED, in its environment alone: never on a command line
         self.pending = False  # the zygote owes the status of the child it forked last
         self.status: int | None = None
 
-    def start(self, argv: list[str]) -> None:
-        self.argv = argv
+    def start(self) -> None:
         ours, theirs = socket.socketpair()
         pid = os.fork()
         if pid == 0:
@@ -697,10 +699,11 @@ class Zygote:
                 fd = theirs.fileno()
                 os.set_inheritable(fd, True)
                 worker = os.path.abspath(__file__)
-                zygote_args = [worker, f"--zygote-fd={fd}", f"--zygote-role={self.role}", *argv]
-                if self.role == "g":  # -I would ignore PYTHONHASHSEED: the same isolation, by hand
-                    os.execve(sys.executable, [sys.executable, "-s", "-S", *zygote_args], G_ENVIRONMENT)
-                os.execv(sys.executable, [sys.executable, "-I", "-S", *zygote_args])
+                zygote_args = [worker, f"--zygote-fd={fd}", f"--zygote-role={self.role}", *self.argv]
+                # -I would ignore PYTHONHASHSEED: the same isolation by hand (-s, this environment alone,
+                # and zygote_main drops this file's directory from sys.path)
+                environment = {"PYTHONHASHSEED": str(self.hash_seed)}
+                os.execve(sys.executable, [sys.executable, "-s", "-S", *zygote_args], environment)
             finally:
                 os._exit(127)
         theirs.close()
@@ -744,7 +747,7 @@ class Zygote:
                 pass
             self.pid = None
         self.stop()
-        self.start(self.argv)
+        self.start()
 
     def spawn(self, job_fd: int, out_w: int, res_w: int, timeout: float) -> tuple[int, int]:
         """Fork a child for the job in ``job_fd`` (its pid and a pidfd); a zygote that died meanwhile
@@ -819,7 +822,21 @@ class Zygote:
 # pair from the other (started at the first recheck), so that the recheck's f has another hash secret and
 # both have another address layout: a verdict that hangs on either comes back different (``flaky``).
 ZYGOTES = {(role, recheck): Zygote(role) for role in ("g", "f") for recheck in (False, True)}
-G_ENVIRONMENT = {"PYTHONHASHSEED": "0"}
+F_HASH_SEEDS = "f_hash_seeds"  # the key of the line the host sends first: f's hash seeds (first run, recheck)
+MAX_HASH_SEED = 4_294_967_295  # PYTHONHASHSEED's largest value; g's is 0 in every run
+
+
+def read_f_hash_seeds(stdin) -> tuple[int, int]:
+    """f's hash seeds for first runs and rechecks, from the host's first line: derived from its
+    installation's secret, so that f's hash order is the same in every run and worker there. They
+    travel only on stdin and in the environment of f's zygotes, never where a job can read them."""
+    try:
+        first, recheck = json.loads(stdin.readline())[F_HASH_SEEDS]
+    except (ValueError, TypeError, KeyError) as e:
+        raise SystemExit(f"worker: the first line must be {{{F_HASH_SEEDS!r}: [first, recheck]}}") from e
+    if not all(type(seed) is int and 0 < seed <= MAX_HASH_SEED for seed in (first, recheck)):
+        raise SystemExit(f"worker: f's hash seeds must be ints in 1..{MAX_HASH_SEED}")
+    return first, recheck
 
 
 def zygote_main(fd: int, role: str, limits: Limits) -> int:
@@ -828,6 +845,8 @@ def zygote_main(fd: int, role: str, limits: Limits) -> int:
     sys.path[:] = [entry for entry in sys.path if entry != here]
     sock = socket.socket(fileno=fd)
     set_prctl(PR_SET_DUMPABLE, 0)  # exec made it dumpable again
+    if role == "f":
+        forget_hash_seed()
     warm_up()
     gc.freeze()
     sock.sendall(b"R")
@@ -855,6 +874,17 @@ def zygote_main(fd: int, role: str, limits: Limits) -> int:
             sock.sendall(b"S" + status.to_bytes(4, "little"))
         except (OSError, ZygoteLost):
             return 1
+
+
+def forget_hash_seed() -> None:
+    """Blank PYTHONHASHSEED's value in this process's initial environment, which /proc/<pid>/environ
+    shows and every child inherits, and drop it from ``os.environ``: the interpreter has read it, and
+    a process that may read this one's environment (root, on the process backend) finds no seed."""
+    LIBC.getenv.restype = ctypes.c_void_p
+    value = LIBC.getenv(b"PYTHONHASHSEED")
+    if value:
+        ctypes.memset(value, ord("0"), len(ctypes.string_at(value)))
+    os.environ.pop("PYTHONHASHSEED", None)
 
 
 def warm_up() -> None:
@@ -1293,25 +1323,28 @@ def main(argv: list[str]) -> int:
     OOM_KILLS_SEEN = oom_kills()
     limit_worker(limits)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a job file's too-large write fails, never kills
+    set_prctl(PR_SET_DUMPABLE, 0)  # before it holds f's hash seeds
+    stdin = sys.stdin.buffer
+    f_hash_seeds = read_f_hash_seeds(stdin)
     # The first runs' zygotes start before the worker reads any job; the rechecks' start at the first
     # recheck, exec'd afresh: no job's data is ever in their memory.
     zygote_argv = [a for a in argv if not a.startswith("--scratch=")] + [
         f"--scratch={d}" for d in limits.scratch_dirs
     ]
-    for (_, recheck), role_zygote in ZYGOTES.items():
+    for (role, recheck), role_zygote in ZYGOTES.items():
         role_zygote.argv = zygote_argv
+        if role == "f":
+            role_zygote.hash_seed = f_hash_seeds[recheck]
         if not recheck:
-            role_zygote.start(zygote_argv)
+            role_zygote.start()
     workdir = os.path.join(limits.scratch_dirs[0], WORKDIR_NAME)
     if JOB_UID is not None:
         clean_up(limits, workdir)  # makes the work dir, as the job user's
     warm_up()
     gc.freeze()  # forked children then never touch (and copy) the worker's objects when they collect
-    set_prctl(PR_SET_DUMPABLE, 0)
     set_prctl(PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
-    stdin = sys.stdin.buffer
     stdout = sys.stdout.buffer
     stdout.write(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
     stdout.flush()

@@ -28,6 +28,7 @@ import torch
 
 from factory.models.torch_setup import deterministic
 from factory.models.train import save_atomically, train_steps
+from sandbox.installation import cache_root
 
 FORMAT_VERSION = 1  # bump when the build code changes in a way that changes the model
 EOS_TOKEN = "<|endoftext|>"
@@ -104,11 +105,6 @@ def fingerprint(texts: Sequence[str], config: BuildConfig) -> str:
         data = text.encode()
         digest.update(len(data).to_bytes(8, "little") + data)
     return digest.hexdigest()[:16]
-
-
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "selfplay-factory"
 
 
 def default_model_path(

@@ -747,6 +747,86 @@ def test_an_answer_of_astral_characters_crosses_compactly(each_backend):
     assert after.status == VERIFIED, after
 
 
+# ---------------------------------------------------------------- f's hash seed stays out of g's reach
+
+# g looks for ``needles`` in its environment, the environment and command line of every process it can
+# see, every regular file open in them, and every file under ``roots``; "breach" when it finds one.
+SEARCH_FOR_NEEDLES = """
+import os, stat
+def contents(path):
+    try:
+        if '/fd/' in path or not path.startswith('/proc/'):  # a file, or what a process has open
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return b''  # no fifo, socket or device (reading a pipe would steal its data)
+        with open(path, 'rb') as fh:
+            return fh.read(2**20)
+    except OSError:
+        return b''
+paths = []
+for pid in os.listdir('/proc'):
+    if pid.isdigit():
+        paths += [f'/proc/{pid}/environ', f'/proc/{pid}/cmdline']
+        try:
+            paths += [f'/proc/{pid}/fd/{fd}' for fd in os.listdir(f'/proc/{pid}/fd')]
+        except OSError:
+            pass
+for root in roots:
+    for top, _, names in os.walk(root):
+        paths += [os.path.join(top, name) for name in names]
+blobs = [b''.join(k + b'=' + v + b'\\0' for k, v in os.environb.items())] + [contents(p) for p in paths]
+return 'breach' if any(needle in blob for blob in blobs for needle in needles) else 'contained'
+"""
+
+
+def searching_g(needles: list[bytes], roots: list[str]) -> str:
+    return g(f"needles = {needles!r}\nroots = {roots!r}\n" + SEARCH_FOR_NEEDLES)
+
+
+def test_g_finds_neither_f_hash_seeds_nor_the_secret(each_backend):
+    """f's hash seeds are derived from the installation's secret: g finds neither the seeds (first run,
+    recheck) nor the secret anywhere it can look, while the same search finds g's own hash seed, and f's
+    environment held f's seed (a recheck, f's other one). Searched: the files g may write too (in a
+    container, all it may write; on the process backend its scratch space, since there g runs as your
+    user and reads your files, the secret's among them: not an isolation boundary)."""
+    from sandbox.installation import installation_hash_seeds, installation_secret
+
+    secret, seeds = installation_secret(), installation_hash_seeds()
+    needles = [str(seeds.first).encode(), str(seeds.recheck).encode(), secret, secret.hex().encode()]
+    roots = ["/tmp", "/dev/shm"] if each_backend.kind == "docker" else ["."]
+    looks = SourcePair(F_BREACH, searching_g(needles, roots))
+    finds_its_own = SourcePair(F_BREACH, searching_g([b"PYTHONHASHSEED=0"], roots))
+    hostile, control, after = verify_pairs([looks, finds_its_own, LEGIT], each_backend, timeout_s=10)
+    assert (hostile.status, control.status, after.status) == (WRONG, VERIFIED, VERIFIED), (hostile, control)
+
+
+
+def str_hash_with_seed(seed: int) -> int:
+    import subprocess
+    import sys
+
+    run = [sys.executable, "-c", "print(hash('abc'))"]
+    return int(subprocess.run(run, env={"PYTHONHASHSEED": str(seed)}, capture_output=True, check=True).stdout)
+
+
+def test_f_runs_with_the_hash_seeds_derived_from_the_installations_secret(each_backend):
+    """The first run's f hashes with one derived seed, the recheck's with the other (sent as raw jobs: the
+    host refuses hash in puzzles). The image's Python (3.11) hashes str as this one does from 3.11 on."""
+    import sys
+
+    from sandbox.installation import installation_hash_seeds
+
+    if each_backend.kind == "docker" and sys.hash_info.algorithm != "siphash13":
+        pytest.skip("this Python hashes str otherwise than the image's")
+    seeds = installation_hash_seeds()
+
+    def job(i: int, seed: int, recheck: bool) -> Job:
+        f = f"def f(x: int):\n    return x == 1 and hash('abc') == {str_hash_with_seed(seed)}\n"
+        return Job(i, f, "f", "int", g_source="def g():\n    return 1\n", g_name="g", recheck=recheck)
+
+    jobs = [job(0, seeds.first, False), job(1, seeds.recheck, True), job(2, seeds.recheck, False)]
+    assert [r.status for r in each_backend.run(jobs)] == [VERIFIED, VERIFIED, WRONG]
+
+
 # ---------------------------------------------------------------- reproducible verdicts
 
 def coin_flip_pairs(count: int) -> list[SourcePair]:
@@ -787,8 +867,31 @@ def test_an_f_that_hangs_on_its_hash_secret_is_caught_as_flaky(each_backend):
     on the order of a set of strings is a coin. Its second run has another hash secret, so each such
     coin comes back flaky a quarter of the time (verified once, then not); none of 60 coming back flaky
     happens with probability (3/4)**60, under 1e-7."""
-    one = g("return 1")
-    pairs = [SourcePair(f"def f(x: int):\n    return x == 1 and list({{'a{i}', 'b{i}'}})[0] == 'a{i}'\n", one) for i in range(60)]
-    statuses = [r.status for r in verify_pairs(pairs, each_backend, timeout_s=5)]
+    statuses = [r.status for r in verify_pairs(set_order_pairs(60), each_backend, timeout_s=5)]
     assert FLAKY in statuses
     assert set(statuses) <= {VERIFIED, WRONG, FLAKY}
+
+
+def set_order_pairs(count: int) -> list[SourcePair]:
+    """Pairs whose verdict is f's order of a set of two strings: a coin of f's hash seed."""
+    one = g("return 1")
+    return [
+        SourcePair(f"def f(x: int):\n    return x == 1 and list({{'a{i}', 'b{i}'}})[0] == 'a{i}'\n", one)
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("kind", ["process", "docker"])
+def test_an_f_that_hangs_on_its_hash_order_gets_the_same_verdict_in_every_run(kind, request):
+    """f's hash seeds come from the installation's secret: two runs in fresh sandboxes (one worker, then
+    two) give the same verdicts. Benign jobs: the process backend needs not run alone. Before, 12 of 20
+    such verdicts differed between two runs."""
+    from sandbox.backend import open_sandbox
+
+    if kind == "docker":
+        request.getfixturevalue("docker_ready")
+    runs = []
+    for workers in (1, 2):
+        with open_sandbox(kind, workers=workers, log=lambda m: None) as sandbox:
+            runs.append([r.status for r in verify_pairs(set_order_pairs(20), sandbox, timeout_s=5)])
+    assert runs[0] == runs[1]

@@ -162,6 +162,7 @@ def test_closing_while_a_worker_starts_leaves_no_worker_behind():
     import threading
     import time
 
+    from sandbox.installation import installation_hash_seeds
     from sandbox.links import ProcessLink, WorkerLimits
     from sandbox.pool import WorkerPool
 
@@ -170,7 +171,7 @@ def test_closing_while_a_worker_starts_leaves_no_worker_behind():
     def slow_start() -> ProcessLink:
         starting.set()
         time.sleep(0.5)
-        made.append(ProcessLink(WorkerLimits()))
+        made.append(ProcessLink(WorkerLimits(), installation_hash_seeds()))
         return made[-1]
 
     def run() -> None:
