@@ -784,10 +784,10 @@ def searching_g(needles: list[bytes], roots: list[str]) -> str:
 
 def test_g_finds_neither_f_hash_seeds_nor_the_secret(each_backend):
     """f's hash seeds are derived from the installation's secret: g finds neither the seeds (first run,
-    recheck) nor the secret anywhere it can look, while the same search finds g's own hash seed, and f's
-    environment held f's seed (a recheck, f's other one). Searched: the files g may write too (in a
-    container, all it may write; on the process backend its scratch space, since there g runs as your
-    user and reads your files, the secret's among them: not an isolation boundary)."""
+    recheck) nor the secret anywhere it looks (its environment, every process's environment, command line
+    and open files, and the files it may write: in a container all of them; on the process backend its
+    scratch space, since there g runs as your user and reads your files, the secret's among them: not an
+    isolation boundary), while the same search finds g's own hash seed."""
     from sandbox.installation import installation_hash_seeds, installation_secret
 
     secret, seeds = installation_secret(), installation_hash_seeds()
@@ -863,10 +863,10 @@ def test_the_same_pairs_get_the_same_verdicts_in_every_run_and_worker(each_backe
 
 
 def test_an_f_that_hangs_on_its_hash_secret_is_caught_as_flaky(each_backend):
-    """f's hash secret is its zygote's own (random: g must not know it), so a puzzle whose verdict hangs
-    on the order of a set of strings is a coin. Its second run has another hash secret, so each such
-    coin comes back flaky a quarter of the time (verified once, then not); none of 60 coming back flaky
-    happens with probability (3/4)**60, under 1e-7."""
+    """f's hash seed is derived from the installation's secret (g must not know it), so a puzzle whose
+    verdict hangs on the order of a set of strings is a coin of that secret. Its second run has the other
+    seed, so each such coin comes back flaky a quarter of the time (verified once, then not); an
+    installation where none of 60 comes back flaky has probability (3/4)**60, under 1e-7."""
     statuses = [r.status for r in verify_pairs(set_order_pairs(60), each_backend, timeout_s=5)]
     assert FLAKY in statuses
     assert set(statuses) <= {VERIFIED, WRONG, FLAKY}
