@@ -33,7 +33,12 @@ def open_sandbox(
     if kind not in KINDS:
         raise ValueError(f"unknown sandbox {kind!r}: choose one of {', '.join(KINDS)}")
     limits = limits or WorkerLimits()
-    hash_seeds = installation_hash_seeds()  # read here, on the host: every node of a cluster gets the same
+    try:  # read here, on the host: every node of a cluster gets the same
+        hash_seeds = installation_hash_seeds()
+    except (OSError, ValueError) as e:
+        raise SandboxUnavailable(
+            f"cannot read or make this installation's hash secret ({e}): set XDG_CACHE_HOME to a writable directory"
+        ) from e
     if kind == "ray":
         from sandbox.ray_sandbox import open_ray_sandbox  # Ray is optional and slow to import
 

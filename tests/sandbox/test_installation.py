@@ -44,6 +44,16 @@ def test_a_file_the_factory_did_not_make_is_refused(tmp_path):
         installation_secret(tmp_path)
 
 
+def test_a_cache_dir_that_cannot_hold_the_secret_stops_the_sandbox_saying_what_to_do(monkeypatch, tmp_path):
+    from sandbox.backend import open_sandbox
+    from sandbox.engine import SandboxUnavailable
+
+    (tmp_path / "selfplay-factory").write_text("a file where the cache dir should be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with pytest.raises(SandboxUnavailable, match="set XDG_CACHE_HOME to a writable directory"):
+        open_sandbox("process", workers=1, log=lambda m: None)
+
+
 def test_the_seeds_are_two_values_pythonhashseed_takes_and_never_gs():
     seeds = derived_hash_seeds(b"\1" * 32)
     assert seeds == derived_hash_seeds(b"\1" * 32) != derived_hash_seeds(b"\2" * 32)
