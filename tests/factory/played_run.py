@@ -47,7 +47,6 @@ def played_config(base_url: str) -> RunConfig:
         seed=2,  # a seed whose rounds have accepted, invalid, trivial and duplicate proposals
         train=False,
         puzzles=8,
-        variant_share=0.0,  # every proposal the scripted model's: its mix of statuses is what readers count
         attempts=4,
         batch_size=2,
         propose_examples=2,
