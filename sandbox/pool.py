@@ -13,6 +13,7 @@ from sandbox.verdicts import CRASHED, Job, Result
 
 # Host-side deadline for one job beyond its own two time limits (g, then f): worker overhead.
 HOST_GRACE_S = 10.0
+SALVAGE_S = 1.0  # how long a broken link is read for the replies a dead worker had already written
 # How long close() waits for links still starting (a container being created) so none outlives it.
 CLOSE_WAIT_S = 90.0
 
@@ -114,6 +115,14 @@ class WorkerPool:
                 job = jobs[in_flight[0]]
                 reply = link.receive(job.id, 2 * job.timeout_s + HOST_GRACE_S)
             except LinkBroken as e:
+                # Replies the worker wrote before it died still stand (a send finds it dead while the
+                # reply of a job before the one that killed it waits unread in the pipe): read them.
+                while in_flight:
+                    try:
+                        reply = link.receive(jobs[in_flight[0]].id, SALVAGE_S)
+                    except LinkBroken:
+                        break
+                    deliver(in_flight.popleft(), result_of(reply))
                 # The worker runs jobs in order: the oldest unanswered job broke it; the rest never ran.
                 # With none in flight, the worker was gone before this run sent it anything (it died
                 # idle): no job to blame.
@@ -130,15 +139,7 @@ class WorkerPool:
                     deliver(culprit, Result(CRASHED, 0.0, f"the sandbox lost the job: {e}"))
                 continue
             index = in_flight.popleft()
-            deliver(
-                index,
-                Result(
-                    str(reply.get("status", CRASHED)),
-                    float(reply.get("seconds", 0.0)),
-                    str(reply.get("detail", "")),
-                    str(reply.get("answer_digest", "")),
-                ),
-            )
+            deliver(index, result_of(reply))
             if reply.get("retire"):
                 # The job got its verdict, but the worker cannot restore a clean state and exits:
                 # the jobs queued behind it never ran there, so they go back to the queue.
@@ -198,3 +199,13 @@ class WorkerPool:
             self._starts.wait_for(lambda: self._starting == 0, timeout=CLOSE_WAIT_S)
         for slot in range(self.size):
             self._drop(slot)
+
+
+def result_of(reply: dict) -> Result:
+    """The verdict a worker's reply gives (``crashed`` where it names none)."""
+    return Result(
+        str(reply.get("status", CRASHED)),
+        float(reply.get("seconds", 0.0)),
+        str(reply.get("detail", "")),
+        str(reply.get("answer_digest", "")),
+    )
