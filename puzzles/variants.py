@@ -10,6 +10,7 @@ never a wrong pair. The body is left alone: its constants are the family's rules
 from __future__ import annotations
 
 import ast
+import copy
 import random
 import string
 
@@ -26,7 +27,7 @@ def literal_variant(source: str, rng: random.Random) -> str | None:
     Deterministic given ``rng``; the result may equal ``source``'s instance only by chance (the
     caller's duplicate check catches that).
     """
-    try:
+    try:  # a seed passed the bounded parser already; its huge ints stay refused here, as unparse would
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
@@ -63,8 +64,9 @@ def _perturbed(value: int | float | str, rng: random.Random) -> int | float | st
 
 
 def _perturbed_string(value: str, rng: random.Random) -> str:
+    alphabet = _alphabet(value)
     for _ in range(4):  # an edit may give the string back (a letter replaced by itself)
-        changed = _edited(value, _alphabet(value), rng)
+        changed = _edited(value, alphabet, rng)
         if changed != value:
             break
     return changed
@@ -74,7 +76,7 @@ def _edited(value: str, alphabet: str, rng: random.Random) -> str:
     chars = list(value)
     for _ in range(max(1, len(chars) // 4)):
         edit = rng.random() if chars else 0.0
-        if edit < 0.2 or not chars:  # insert
+        if edit < 0.2:  # insert (always, into an empty string)
             chars.insert(rng.randint(0, len(chars)), rng.choice(alphabet))
         elif edit < 0.3 and len(chars) > 1:  # delete
             del chars[rng.randrange(len(chars))]
@@ -97,8 +99,8 @@ def _resize(node: ast.List | ast.Tuple, rng: random.Random) -> None:
     if rng.random() < 0.5:
         del node.elts[rng.randrange(len(node.elts))]
         return
-    copy = ast.parse(ast.unparse(rng.choice(node.elts)), mode="eval").body
-    for inner in ast.walk(copy):
+    repeated = copy.deepcopy(rng.choice(node.elts))
+    for inner in ast.walk(repeated):
         if _perturbable(inner):
             inner.value = _perturbed(inner.value, rng)
-    node.elts.insert(rng.randint(0, len(node.elts)), copy)
+    node.elts.insert(rng.randint(0, len(node.elts)), repeated)

@@ -10,9 +10,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.worker import MAX_HASH_SEED
+
 SECRET_NAME = "hash-secret"
 SECRET_BYTES = 32
-MAX_HASH_SEED = 4_294_967_295  # PYTHONHASHSEED's largest value; 0 (no randomization) is g's
 
 
 def cache_root() -> Path:

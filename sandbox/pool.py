@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from sandbox.engine import SandboxUnavailable
 from sandbox.links import LinkBroken, WorkerLink
 from sandbox.verdicts import CRASHED, Job, Result
+from sandbox.worker import ANSWER_DIGEST
 
 # Host-side deadline for one job beyond its own two time limits (g, then f): worker overhead.
 HOST_GRACE_S = 10.0
@@ -207,5 +208,5 @@ def result_of(reply: dict) -> Result:
         str(reply.get("status", CRASHED)),
         float(reply.get("seconds", 0.0)),
         str(reply.get("detail", "")),
-        str(reply.get("answer_digest", "")),
+        str(reply.get(ANSWER_DIGEST, "")),
     )

@@ -37,8 +37,8 @@ def propose(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
     if not pool:
         raise UserError("the seed pool is empty: nothing to show the model as examples")
     # the seeds keep their share of the examples, or later rounds imitate earlier rounds' puzzles alone
-    pool = with_seed_share(pool, [p.source for p in ctx.store.pool_puzzles(up_to_round=0)], c.seed_share)
     seeds = [(p.key or "", p.source) for p in ctx.store.pool_puzzles(up_to_round=0)]
+    pool = with_seed_share(pool, [source for _, source in seeds], c.seed_share)
     backend = ctx.models.backend(generator_for(c, "propose", model), c)
     for b in batch_progress(ctx, todo, f"round {round} propose"):
         indices = range(b * c.batch_size, min((b + 1) * c.batch_size, c.puzzles))

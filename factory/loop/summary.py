@@ -11,14 +11,7 @@ from factory.loop.parts import part_pass_at_k
 from factory.loop.proposer_reward import proposer_report
 from factory.models.steps import TrainingFacts, read_training_facts
 from factory.rewards import MASKED
-from factory.store import (
-    PROPOSAL_STATUSES,
-    RunStore,
-    TokenUsage,
-    describe_usage,
-    round_stats,
-    usage_cost,
-)
+from factory.store import PROPOSAL_STATUSES, RunStore, TokenUsage, describe_usage, round_stats, usage_cost
 from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import VERIFIED
 
