@@ -59,6 +59,12 @@ class Arm:
         return self.reference is not None
 
     @property
+    def generates_later(self) -> bool:
+        """Whether the arm proposes and solves after round 1: not seeds-only, whose training reads no
+        generated pair (its round 2 generated for 1,270 s of a 2-round experiment, for nothing)."""
+        return self.name != SEEDS_ONLY_ARM
+
+    @property
     def is_control(self) -> bool:
         return self.name in CONTROL_ARMS
 

@@ -1,5 +1,5 @@
 """The propose stage: few-shot prompts from the pool, the model's proposals and seed variants
-(``RunConfig.variant_share`` of the items), the filters' verdicts, stored batch by batch (an arm with a
+(``RunConfig.variant_share`` of the items from round ``variants_from_round``), the filters' verdicts, stored batch by batch (an arm with a
 reference copies round 1's batches from it instead)."""
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ def propose(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
         with RunStore.open(ctx.arm.reference, create=False) as source:
             copy_stage(source, ctx.store, round, PROPOSE_STAGE)
         return
+    if round > 1 and not ctx.arm.generates_later:
+        ctx.log(f"round {round}: the {ctx.arm.name} arm trains on no generated pair: no generation")
+        return
     batches = math.ceil(c.puzzles / c.batch_size)
     todo = [b for b in range(batches) if not ctx.store.is_batch_done(round, PROPOSE_STAGE, b)]
     if not todo:
@@ -40,9 +43,10 @@ def propose(ctx: RunContext, round: int, model: str, c: RunConfig) -> None:
     seeds = [(p.key or "", p.source) for p in ctx.store.pool_puzzles(up_to_round=0)]
     pool = with_seed_share(pool, [source for _, source in seeds], c.seed_share)
     backend = ctx.models.backend(generator_for(c, "propose", model), c)
+    share = c.variant_share if round >= c.variants_from_round else 0.0
     for b in batch_progress(ctx, todo, f"round {round} propose"):
         indices = range(b * c.batch_size, min((b + 1) * c.batch_size, c.puzzles))
-        variants = {i: v for i in indices if is_variant(i, c.variant_share) and (v := seed_variant(seeds, c, round, i))}
+        variants = {i: v for i in indices if is_variant(i, share) and (v := seed_variant(seeds, c, round, i))}
         asked = [i for i in indices if i not in variants]
         prompts, prefixes = [], []
         for i in asked:

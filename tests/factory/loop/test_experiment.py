@@ -299,6 +299,22 @@ def test_round_1_is_copied_row_for_row_with_markers_canaries_and_the_base_evalua
     assert {"verified", "wrong"} <= statuses  # real attempts of every kind came across
 
 
+def test_the_seeds_only_arm_generates_nothing_after_round_1(run, tmp_path):
+    """Its training reads no generated pair; its model's server (unreachable here) is never asked."""
+    source = copy_run(run, tmp_path / "verified")
+    target = tmp_path / "seeds-only"
+    said = []
+    with prepare_run(target, played_config("http://127.0.0.1:9/v1"), None, arm=experiment_arm(SEEDS_ONLY_ARM, source),
+                     log=said.append, show_progress=False) as ctx:
+        model, c = start_round(ctx, 1)
+        propose(ctx, 1, model, c)
+        propose(ctx, 2, model, c)
+        solve(ctx, 2, model, c)
+    assert rows(target, "SELECT COUNT(*) FROM proposals WHERE round = 1")[0][0] > 0
+    assert rows(target, "SELECT COUNT(*) FROM proposals WHERE round = 2") == [(0,)]
+    assert "round 2: the seeds-only arm trains on no generated pair: no generation" in said
+
+
 def test_a_report_on_several_run_directories_draws_one_curve_per_run(run, tmp_path):
     from factory.outputs.report.compare import collect_curves, runs_to_compare, write_comparison_report
 

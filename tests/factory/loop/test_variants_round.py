@@ -33,15 +33,15 @@ def test_the_share_of_variant_items_is_spread_over_the_round(share, expected):
     assert [i for i in range(10) if is_variant(i, share)] == expected
 
 
-def play(run_dir, share: float) -> RunStore:
+def play(run_dir, share: float, rounds: int = 1, from_round: int = 1) -> RunStore:
     server = ScriptedModelServer()
     config = RunConfig(model="scripted", backend="openai", base_url=server.base_url, seed=2, train=False,
-                       puzzles=8, variant_share=share, attempts=3, batch_size=4, propose_examples=2,
-                       timeout_s=5.0, eval_samples=2, eval_ks=(1,), eval_limit=3)
+                       puzzles=8, variant_share=share, variants_from_round=from_round, attempts=3, batch_size=4,
+                       propose_examples=2, timeout_s=5.0, eval_samples=2, eval_ks=(1,), eval_limit=3)
     try:
         with open_sandbox("process", workers=2, log=lambda message: None) as sandbox:
             with prepare_run(run_dir, config, sandbox, **QUIET) as ctx:
-                run_rounds(ctx, rounds_finished(1), Quiet())
+                run_rounds(ctx, rounds_finished(rounds), Quiet())
     finally:
         server.close()
     return RunStore.open(run_dir, create=False)
@@ -69,3 +69,9 @@ def test_no_variants_when_the_share_is_zero(tmp_path):
     with play(tmp_path / "run", 0.0) as store:
         assert all(p.origin == "model" and p.parent is None for p in store.proposals_of_round(1))
         assert variant_counts(store, 1) == {"proposed": 0, "accepted": 0, "solved_puzzles": 0, "pairs": 0}
+
+
+def test_variants_from_round_2_spare_round_1(tmp_path):
+    with play(tmp_path / "run", 0.5, rounds=2, from_round=2) as store:
+        assert variant_counts(store, 1)["proposed"] == 0
+        assert [p.idx for p in store.proposals_of_round(2) if p.origin == VARIANT] == [1, 3, 5, 7]
