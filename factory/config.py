@@ -20,18 +20,20 @@ from sandbox.backend import KINDS as SANDBOX_KINDS  # docker, process, auto, ray
 # Settings that define a run: changing them half-way would mix two experiments in one store.
 IDENTITY_FIELDS = (
     "model", "backend", "seed", "seeds", "eval_set", "eval_p3", "eval_split", "eval_all_instances", "eval_limit",
-    "objective", "weighting",
+    "objective", "weighting", "proposer_weighting",
 )
 # What a run recorded before a setting existed ran with: P3 evaluations used every instance, training
 # was supervised fine-tuning on unweighted pairs, the seeds were the whole seed split (an oracle regime).
 BEFORE_SETTING = {"eval_all_instances": True, "objective": "sft", "weighting": "none", "seeds": "builtin-augmented",
-                  "eval_set": None, "variant_share": 0.0, "variants_from_round": 1}
+                  "eval_set": None, "variant_share": 0.0, "variants_from_round": 1,
+                 "proposer_weighting": "none"}
 
 BACKENDS = ("transformers", "vllm", "openai")
 APIS = ("auto", "chat", "completions")
 EVAL_SPLITS = ("train", "test")
 OBJECTIVES = ("sft", "dpo", "spin", "sft+dpo", "grpo")
 WEIGHTINGS = ("none", "learnability", "novelty", "both")
+PROPOSER_WEIGHTINGS = ("none", "learnability")
 
 
 def role_model(role: str, does: str, example: str) -> Any:
@@ -153,6 +155,14 @@ class RunConfig:
         "solved is dropped); novelty: 1 - the highest shingle similarity to the seeds and earlier rounds' "
         "puzzles; both: their product; none: every pair once",
         choices=WEIGHTINGS,
+    )
+    proposer_weighting: str = setting(
+        "none",
+        "what the listings that teach the model to propose show (factory.loop.proposer_reward): none: every "
+        "solved puzzle once; learnability: each generated puzzle ceil(4 * its proposer reward) times (1 - its "
+        "solve rate; 0 when every attempt or none solved it, or when it is longer than the longest seed), "
+        "seeds once, so the proposer imitates the puzzles at the edge of what the model solves",
+        choices=PROPOSER_WEIGHTINGS,
     )
     seed_share: float = setting(
         0.5,

@@ -51,7 +51,8 @@ def add_experiment_commands(subparsers) -> None:
             "unverified: seeds + the same attempts without verification; seeds-only: seeds alone; dpo, spin, sft+dpo: "
             "the verified arm's data with that training objective; grpo: online RL on solve prompts of its "
             "puzzles and the seeds, rewarded by the sandbox; sft+learnability, sft+novelty: resampled by "
-            "learnability or novelty), with the same base model, optimizer steps (dpo and spin: their own "
+            "learnability or novelty; sft+proposer: the propose listings resampled by the proposer's "
+            "learnability reward), with the same base model, optimizer steps (dpo and spin: their own "
             "epochs over their rows) and evaluation. Each arm is a run directory DIR/ARM; "
             "round 1 generates once (in DIR/verified) and the other arms copy it. Rerun to resume."
         ),
@@ -60,8 +61,8 @@ def add_experiment_commands(subparsers) -> None:
     p.add_argument("--rounds", type=int, required=True, help="rounds each arm runs")
     p.add_argument(
         "--arms", default="verified,unverified,seeds-only", metavar="A,A",
-        help="comma-separated arms among verified (= sft), unverified, seeds-only, dpo, spin, sft+dpo, "
-        "sft+learnability, sft+novelty; "
+        help="comma-separated arms among verified (= sft), unverified, seeds-only, dpo, spin, sft+dpo, grpo, "
+        "sft+learnability, sft+novelty, sft+proposer; "
         "verified is required (default: verified, unverified, seeds-only)",
     )
     add_settings(p)

@@ -24,7 +24,10 @@ LEARNABILITY_ARM = "sft+learnability"  # the verified arm's data resampled by le
 NOVELTY_ARM = "sft+novelty"  # the verified arm's data resampled by novelty
 # Arms that train on the verified arm's data resampled by a weighting (RunConfig.weighting).
 WEIGHTING_ARMS = {LEARNABILITY_ARM: "learnability", NOVELTY_ARM: "novelty"}
-ARMS = (VERIFIED_ARM, UNVERIFIED_ARM, SEEDS_ONLY_ARM, *OBJECTIVE_ARMS, *WEIGHTING_ARMS)
+# The verified arm's recipe with its propose listings resampled by the proposer's learnability reward
+# (RunConfig.proposer_weighting): a proposer that learns what to propose.
+PROPOSER_ARM = "sft+proposer"
+ARMS = (VERIFIED_ARM, UNVERIFIED_ARM, SEEDS_ONLY_ARM, *OBJECTIVE_ARMS, *WEIGHTING_ARMS, PROPOSER_ARM)
 # Arms whose training data is not the recipe's (seeds plus verified pairs).
 CONTROL_ARMS = (UNVERIFIED_ARM, SEEDS_ONLY_ARM)
 # The control arms an arm's pass@k is compared with, and the key of that comparison in an arm's record
@@ -94,5 +97,7 @@ def parse_arms(text: str | Sequence[str]) -> tuple[str, ...]:
 
 def arm_config(config: RunConfig, arm: str) -> RunConfig:
     """The settings an arm runs with: the experiment's, with the arm's objective (sft but for the
-    objective arms) and weighting (none but for the weighting arms)."""
-    return replace(config, objective=OBJECTIVE_ARMS.get(arm, "sft"), weighting=WEIGHTING_ARMS.get(arm, "none"))
+    objective arms), weighting (none but for the weighting arms) and proposer weighting (none but for
+    the proposer arm)."""
+    return replace(config, objective=OBJECTIVE_ARMS.get(arm, "sft"), weighting=WEIGHTING_ARMS.get(arm, "none"),
+                   proposer_weighting="learnability" if arm == PROPOSER_ARM else "none")

@@ -13,7 +13,9 @@ what each trains on is ``factory.loop.training_data``, its objective's passes ``
   rewarded by the sandbox; it trains the verified arm's optimizer steps, each over as many sequences as
   an sft step (8 samples), so the arms see equal sequences and updates, not equal wall-clock: a grpo step
   also generates and verifies its samples;
-- ``sft+learnability``, ``sft+novelty``: the verified arm's pairs resampled by learnability or novelty.
+- ``sft+learnability``, ``sft+novelty``: the verified arm's pairs resampled by learnability or novelty;
+- ``sft+proposer``: the verified arm's recipe with its propose listings resampled by the proposer's
+  learnability reward (``factory.loop.proposer_reward.listing_pool``).
 
 Every sft arm trains for the steps the verified arm's recipe takes in that round, so the learning-rate
 schedule is the same too; dpo and spin train their own schedule. The steps are in each checkpoint's
@@ -34,7 +36,14 @@ from pathlib import Path
 
 from factory.config import RunConfig
 from factory.errors import UserError
-from factory.loop.arms import VERIFIED_ARM, WEIGHTING_ARMS, arm_config, experiment_arm, parse_arms
+from factory.loop.arms import (
+    PROPOSER_ARM,
+    VERIFIED_ARM,
+    WEIGHTING_ARMS,
+    arm_config,
+    experiment_arm,
+    parse_arms,
+)
 from factory.loop.context import check_run_store, log_to_stderr, prepare_run
 from factory.loop.rounds import ROUND_STAGES, RoundEvents, Stages, rounds_finished, run_rounds
 from factory.loop.summary import format_summary
@@ -64,6 +73,11 @@ def check_settings(config: RunConfig) -> None:
         raise UserError(
             f"the arms of an experiment set the weighting: drop --weighting {config.weighting} and add the "
             f"{' or '.join(arms or WEIGHTING_ARMS)} arm"
+        )
+    if config.proposer_weighting != "none":
+        raise UserError(
+            f"the arms of an experiment set the proposer weighting: drop --proposer-weighting "
+            f"{config.proposer_weighting} and add the {PROPOSER_ARM} arm"
         )
     if config.objective != "sft":
         raise UserError(

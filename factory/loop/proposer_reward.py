@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from factory.loop.weights import PuzzleDistance, learnability
+from factory.loop.weights import LEARNABILITY, NONE, PuzzleDistance, copies, learnability
 from factory.store import ACCEPTED, CONTAMINATED, TRIVIAL, RunStore
 from sandbox.verdicts import CRASHED, VERIFIED
 
@@ -38,21 +38,46 @@ def solve_rates(store: RunStore, round: int) -> dict[int, float | None]:
     return rates
 
 
+def puzzle_rewards(store: RunStore, round: int, max_chars: int) -> dict[int, float | None]:
+    """The reward of each puzzle ``round`` accepted, by puzzle id: its learnability, 0 past the guard's
+    length limit ``max_chars``, None while it has no verdict."""
+    rates = solve_rates(store, round)
+    rewards: dict[int, float | None] = {}
+    for puzzle in store.puzzles_of_round(round):
+        rate = rates.get(puzzle.id)
+        rewards[puzzle.id] = 0.0 if len(puzzle.source) > max_chars else None if rate is None else learnability(rate)
+    return rewards
+
+
 def proposal_rewards(store: RunStore, round: int, max_chars: int) -> dict[int, float | None]:
     """The reward of each proposal of ``round``, by proposal id (see the module docstring); ``max_chars``:
     the guard's length limit; None where the puzzle has no verdict yet."""
-    rates = solve_rates(store, round)
-    sources = {p.id: p.source for p in store.puzzles_of_round(round)}
-    rewards: dict[int, float | None] = {}
-    for proposal in store.proposals_of_round(round):
-        if proposal.status != ACCEPTED or proposal.puzzle_id is None:
-            rewards[proposal.id] = 0.0
-        elif len(sources[proposal.puzzle_id]) > max_chars:
-            rewards[proposal.id] = 0.0
-        else:
-            rate = rates.get(proposal.puzzle_id)
-            rewards[proposal.id] = None if rate is None else learnability(rate)
-    return rewards
+    of_puzzle = puzzle_rewards(store, round, max_chars)
+    return {
+        proposal.id: of_puzzle.get(proposal.puzzle_id) if proposal.status == ACCEPTED and proposal.puzzle_id is not None else 0.0
+        for proposal in store.proposals_of_round(round)
+    }
+
+
+def longest_seed(store: RunStore) -> int:
+    """The guard's length limit: the longest seed puzzle, in characters."""
+    return max((len(p.source) for p in store.pool_puzzles(up_to_round=0)), default=0)
+
+
+def listing_pool(store: RunStore, up_to_round: int, weighting: str) -> list[str]:
+    """The puzzles the recipe's listings draw from, which teach the model what to propose
+    (``RunConfig.proposer_weighting``): every puzzle stored so far once (none), or each generated one
+    ``copies(reward)`` times and each seed once (learnability), so what no attempt or every attempt
+    solved, or what the length guard cut, is never shown as a puzzle to propose: reward-weighted
+    imitation, the offline form of Absolute Zero's proposer update."""
+    puzzles = store.pool_puzzles(up_to_round=up_to_round)
+    if weighting == NONE:
+        return [p.source for p in puzzles]
+    if weighting != LEARNABILITY:
+        raise ValueError(f"unknown proposer weighting {weighting!r}")
+    limit = longest_seed(store)
+    rewards = {i: r for round in range(1, up_to_round + 1) for i, r in puzzle_rewards(store, round, limit).items()}
+    return [p.source for p in puzzles for _ in range(copies(rewards.get(p.id) or 0.0, weighting, seed=p.round == 0))]
 
 
 @dataclass(frozen=True)
@@ -82,8 +107,8 @@ def mean(values: Sequence[float]) -> float | None:
 def proposer_report(store: RunStore, round: int) -> ProposerReport:
     """``round``'s ``ProposerReport``, with the guard's limit at the longest seed puzzle."""
     seeds = [p.source for p in store.pool_puzzles(up_to_round=0)]
-    max_chars = max((len(s) for s in seeds), default=0)
-    rewards = proposal_rewards(store, round, max_chars)
+    limit = longest_seed(store)
+    rewards = proposal_rewards(store, round, limit)
     given = [r for r in rewards.values() if r is not None]
     accepted = [p.source for p in store.puzzles_of_round(round)]
     statuses = Counter(p.status for p in store.proposals_of_round(round))
@@ -93,7 +118,7 @@ def proposer_report(store: RunStore, round: int) -> ProposerReport:
         mean_reward=mean(given),
         rewarded=sum(r > 0 for r in given),
         masked=len(rewards) - len(given),
-        too_long=sum(len(s) > max_chars for s in accepted),
+        too_long=sum(len(s) > limit for s in accepted),
         mean_length=mean([len(s) for s in accepted]),
         distinct_forms=statuses[ACCEPTED] + statuses[TRIVIAL] + statuses[CONTAMINATED],
         distance_to_seeds=mean([distance(s) for s in accepted[:DISTANCE_PUZZLES]]),

@@ -2,7 +2,8 @@
 
 - the recipe (every run, and the verified arm and its objective and weighting arms): seeds plus every
   verified pair so far as solve blocks (resampled by ``RunConfig.weighting``), then ``len(pairs) // 3``
-  listings of the pool, so the model keeps learning to propose;
+  listings of the pool (resampled by ``RunConfig.proposer_weighting``), so the model keeps learning to
+  propose;
 - ``unverified``: seeds plus the same generated puzzles and attempts with the verdicts ignored: every
   attempt whose source parses, deduplicated and capped per puzzle by the select stage's own rule
   (``choose_pairs``: the ``max_pairs_per_puzzle`` shortest distinct), verified or not (the ablation of
@@ -23,6 +24,7 @@ from factory.loop.context import RunContext
 from factory.loop.corpus import training_texts
 from factory.loop.preferences import DPO, SPIN, preference_rows, round_solve_prompt, weighted_rows
 from factory.loop.prompts import ExampleIndex, training_example
+from factory.loop.proposer_reward import listing_pool
 from factory.loop.select import choose_pairs
 from factory.loop.weights import weighted_pairs, with_seed_share
 from factory.store import RunStore, StoredAttempt
@@ -64,7 +66,7 @@ def sft_texts(ctx: RunContext, round: int, c: RunConfig) -> list[str]:
         pairs, pool = control_data(ctx.store, round, ctx.arm.name, c.max_pairs_per_puzzle)
     else:
         pairs = weighted_pairs(ctx.store, round, c.weighting)
-        pool = [p.source for p in ctx.store.pool_puzzles(up_to_round=round)]
+        pool = listing_pool(ctx.store, round, c.proposer_weighting)
     rng = random.Random(f"{c.seed}:{round}:listings")
     listings = len(pairs) // 3
     pairs = with_seed_share(pairs, ctx.store.training_pairs(up_to_round=0), c.seed_share)

@@ -116,17 +116,19 @@ def test_objective_arms_and_the_sft_alias():
     assert parse_arms("grpo,sft+dpo,spin,dpo,sft") == (VERIFIED_ARM, "dpo", "spin", "sft+dpo", "grpo")
     config = played_config("http://127.0.0.1:9/v1")
     assert [arm_config(config, arm).objective for arm in ARMS] == [
-        "sft", "sft", "sft", "dpo", "spin", "sft+dpo", "grpo", "sft", "sft"
+        "sft", "sft", "sft", "dpo", "spin", "sft+dpo", "grpo", "sft", "sft", "sft"
     ]
     assert arm_config(config, "dpo") == replace(config, objective="dpo")
     assert arm_config(config, "sft+learnability") == replace(config, weighting="learnability")
     assert arm_config(config, "sft+novelty") == replace(config, weighting="novelty")
+    assert arm_config(config, "sft+proposer") == replace(config, proposer_weighting="learnability")
 
 
 @pytest.mark.parametrize(("flags", "message"), [
     (["--objective", "dpo"], "drop --objective dpo and add the dpo arm"),
     (["--weighting", "learnability"], "drop --weighting learnability and add the sft+learnability arm"),
     (["--weighting", "novelty"], "drop --weighting novelty and add the sft+novelty arm"),
+    (["--proposer-weighting", "learnability"], "drop --proposer-weighting learnability and add the sft+proposer arm"),
     (["--no-train"], "it needs train = true (drop --no-train)"),
     (["--arms", "seeds-only"], "the arms must include 'verified'"),
     (["--rounds", "0"], "--rounds must be at least 1"),
