@@ -29,7 +29,7 @@ def round_summary(
     evals, base_evals = store.evals(round), store.evals(0)  # read once: pass@k, intervals and parts
     baseline = {e.k: e.pass_at_k for e in base_evals if e.dataset == eval_name}
     rate = stats.tokens_per_second
-    facts = read_training_facts(_checkpoint_path(store, round))  # read once: information gain and grpo
+    facts = read_training_facts(_checkpoint_path(store, round))  # read once: information gain, grpo, held-out loss
     return {
         "round": round,
         "model": model,
@@ -58,6 +58,9 @@ def round_summary(
         # the proposer's learnability reward and its drift (factory.loop.proposer_reward)
         "proposer": proposer_report(store, round).to_json(),
         "usage": usage_summary(stats.usage, prices),
+        # the loss on the evaluation set's reference pairs before and after training: what the round
+        # taught about puzzles no model of the run sampled (None: not trained, or no reference pairs)
+        "held_out_loss": facts.held_out_loss if facts else None,
     }
 
 
@@ -146,6 +149,12 @@ def format_summary(summary: dict) -> str:
         *(
             [f"  information gain: {summary['information_gain']:+.3f} (base model's loss on the new pairs minus on seeds)"]
             if summary.get("information_gain") is not None
+            else []
+        ),
+        *(
+            [f"  held-out loss: {h['before']:.3f} -> {h['after']:.3f} (the evaluation set's reference pairs, "
+             "before and after training)"]
+            if (h := summary.get("held_out_loss"))
             else []
         ),
         *([_format_grpo(summary["grpo"])] if summary.get("grpo") else []),

@@ -25,9 +25,15 @@ from factory.loop.context import RunContext
 from factory.loop.preferences import DPO, SPIN
 from factory.loop.prompts import STOP_SEQUENCES
 from factory.loop.seeds import seed_of
-from factory.loop.training_data import grpo_rows, information_probes, preference_data, sft_texts
+from factory.loop.training_data import (
+    grpo_rows,
+    held_out_probes,
+    information_probes,
+    preference_data,
+    sft_texts,
+)
 from factory.models.grpo_trainer import GrpoSettings
-from factory.models.steps import optimizer_steps, read_training_facts
+from factory.models.steps import HELD_OUT, optimizer_steps, read_training_facts
 from factory.store import RunStore
 
 TRAIN_STAGE = "train"
@@ -136,7 +142,10 @@ def train(ctx: RunContext, round: int, c: RunConfig, plan: TrainingPlan | None =
             if not (step.out_dir / "config.json").exists():
                 ctx.log(f"round {round}: fine-tuning {base} on {len(plan.texts)} texts")
                 probes = information_probes(ctx.store, round, c.seed)
-                seconds += fine_tune(base, plan.texts, step.out_dir, steps=step.steps, probes=probes, **options).seconds
+                if held_out := held_out_probes(ctx, c):
+                    probes[HELD_OUT] = held_out
+                seconds += fine_tune(base, plan.texts, step.out_dir, steps=step.steps, probes=probes,
+                                     probes_after=(HELD_OUT,), **options).seconds
             sft = read_training_facts(step.out_dir)
             if (gain := sft.information_gain) is not None:
                 ctx.log(f"round {round}: information gain {gain:+.3f} (base loss on its pairs minus on seeds)")

@@ -105,3 +105,15 @@ def information_probes(store: RunStore, round: int, run_seed: int) -> dict[str, 
     seeds = store.training_pairs(up_to_round=0)
     sample = random.Random(f"{run_seed}:{round}:probes").sample(seeds, min(len(seeds), max(len(new), 32)))
     return {"round": [training_example(f, g) for f, g in new], "seeds": [training_example(f, g) for f, g in sample]}
+
+
+HELD_OUT_PROBES = 512  # evaluation puzzles whose reference pair is a held-out probe, at most
+
+
+def held_out_probes(ctx: RunContext, c: RunConfig) -> list[str]:
+    """The evaluation puzzles' reference pairs as solve blocks (the first ``HELD_OUT_PROBES`` of those
+    evaluated that have one): their loss before and after training is the round's held-out loss. Only
+    a loss is measured on them; they are never trained on."""
+    puzzles = ctx.eval.puzzles[: c.eval_limit] if c.eval_limit else ctx.eval.puzzles
+    blocks = [training_example(p.puzzle.source, p.solutions[0].source) for p in puzzles if p.solutions]
+    return blocks[:HELD_OUT_PROBES]

@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 TRAINING_FILENAME = "training.json"  # in a fine-tuned checkpoint: examples, optimizer steps, settings
+# the probe set of the evaluation set's reference pairs, measured before and after training
+HELD_OUT = "held_out"
 TRAIN_BATCH_SIZE = 8  # texts per optimizer step of ``fine_tune``
 
 
@@ -35,6 +37,7 @@ class TrainingFacts:
     final_loss: float | None = None
     ref_model: str | None = None  # dpo: the reference model
     probe_loss: Mapping[str, float] | None = None  # the base model's loss on the round's pairs and on seeds
+    probe_loss_after: Mapping[str, float] | None = None  # the trained model's, on the probes measured again
     grpo: Mapping[str, object] | None = None  # grpo: the verdicts of its samples, rewards and masked counts
 
     @classmethod
@@ -51,6 +54,18 @@ class TrainingFacts:
         if not isinstance(probe, Mapping) or probe.get("round") is None or probe.get("seeds") is None:
             return None
         return float(probe["round"]) - float(probe["seeds"])
+
+
+    @property
+    def held_out_loss(self) -> dict[str, float] | None:
+        """The mean completion loss on the evaluation set's reference pairs (``HELD_OUT`` probes) under
+        the starting model and under the trained one: what the training taught about puzzles no model
+        of the run sampled or trained on, so unlike ``information_gain`` it is not low by construction.
+        None when the training did not measure it."""
+        before, after = (self.probe_loss or {}).get(HELD_OUT), (self.probe_loss_after or {}).get(HELD_OUT)
+        if before is None or after is None:
+            return None
+        return {"before": float(before), "after": float(after)}
 
 
 def read_training_facts(checkpoint: str | Path | None) -> TrainingFacts | None:

@@ -213,6 +213,7 @@ def run_training(
     ref_model: str | Path | None = None,
     facts: Mapping[str, object] | None = None,
     probes: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
+    probes_after: Sequence[str] = (),
     grpo: Mapping[str, object] | None = None,
 ) -> TrainReport:
     """Run one training (``factory.models.trl_train``: here for one CPU process, else in a child process or
@@ -232,6 +233,7 @@ def run_training(
             max_seconds=options.max_seconds, threads=torch.get_num_threads(),
             ref_model=str(ref_model) if ref_model is not None else None, processes=options.processes,
             probes={name: [dict(r) for r in rows] for name, rows in (probes or {}).items()} or None,
+            probes_after=list(probes_after) or None,
             grpo=dict(grpo) if grpo is not None else None,
         )
         spec_file = work_dir / "spec.json"
@@ -254,7 +256,7 @@ def run_training(
                 shutil.move(str(item), tmp / item.name)
             record = {**(facts or {}), "objective": objective, "steps": result["steps"], "total_steps": steps,
                       "learning_rate": learning_rate, "seed": options.seed, "final_loss": result["final_loss"]}
-            for key in ("probe_loss", "grpo"):
+            for key in ("probe_loss", "probe_loss_after", "grpo"):
                 if result.get(key):
                     record[key] = result[key]
             (tmp / TRAINING_FILENAME).write_text(json.dumps(record, indent=2))
@@ -338,6 +340,7 @@ def fine_tune(
     out_dir: Path,
     *,
     probes: Mapping[str, Sequence[str]] | None = None,
+    probes_after: Sequence[str] = (),
     **options: object,
 ) -> TrainReport:
     """Fine-tune ``base_model`` (checkpoint dir or Hub id) on ``texts`` with TRL's SFTTrainer and save a
@@ -348,7 +351,8 @@ def fine_tune(
     defaults to 1e-4 (full) or 1e-3 (LoRA). ``lora=True`` trains LoRA adapters on the attention
     projections and saves the merged weights. The checkpoint's ``training.json`` records examples and
     steps, and the base model's mean completion loss on each named set of texts of ``probes``
-    (``probe_loss``, measured before training). Raises ValueError on empty ``texts``, FileExistsError if
+    (``probe_loss``, measured before training), and the trained model's on those named in
+    ``probes_after`` (``probe_loss_after``). Raises ValueError on empty ``texts``, FileExistsError if
     ``out_dir`` exists, and ModelError (one line) when training cannot run: the base model is missing or
     cannot be loaded, peft is missing for ``lora``, memory runs out, or the checkpoint cannot be written.
     """
@@ -362,6 +366,7 @@ def fine_tune(
         steps=o.total_steps(len(texts), out_dir), learning_rate=lr,
         facts={"examples": len(texts), "epochs": o.epochs},
         probes={name: [prompt_and_completion(t) for t in ts] for name, ts in (probes or {}).items()},
+        probes_after=probes_after,
     )
 
 

@@ -49,6 +49,8 @@ class TrainSpec:
     # named sets of (prompt, completion) rows whose mean completion loss under the starting model is
     # measured before training (``probe_loss`` of the result)
     probes: dict | None = None
+    # the names of probes measured again after training, under the trained model (``probe_loss_after``)
+    probes_after: list | None = None
     grpo: dict | None = None  # GRPO's settings (``factory.models.grpo_train.GrpoSettings`` as JSON)
 
     def to_json(self) -> dict:
@@ -230,10 +232,16 @@ def train(spec: TrainSpec, progress: Callable[[str], None] = _print_progress) ->
             model = trainer.accelerator.unwrap_model(trainer.model)
             if spec.lora:
                 model = model.merge_and_unload()
+            probe_loss_after = {
+                name: mean_completion_loss(model, tokenizer, spec.probes[name], spec.max_length)
+                for name in spec.probes_after or () if name in (spec.probes or {})
+            }
             model.save_pretrained(spec.out_dir)
             tokenizer.save_pretrained(spec.out_dir)
         trainer.accelerator.wait_for_everyone()
         result = {"steps": trainer.state.global_step, "final_loss": final_loss, "probe_loss": probe_loss}
+        if trainer.accelerator.is_main_process:
+            result["probe_loss_after"] = probe_loss_after
         if spec.objective == GRPO:
             from factory.models.grpo_trainer import grpo_facts
 

@@ -77,6 +77,10 @@ def test_a_round_trains_by_its_objective(one_round, synthetic_tiny_model, one_to
         probe = sft_facts["probe_loss"]
         assert probe["round"] > 0 and probe["seeds"] > 0
         assert read_training_facts(sft).information_gain == probe["round"] - probe["seeds"]
+        # the evaluation set's reference pairs: measured under the starting and under the trained model
+        held_out = read_training_facts(sft).held_out_loss
+        assert held_out == {"before": probe["held_out"], "after": sft_facts["probe_loss_after"]["held_out"]}
+        assert held_out["before"] > 0 and held_out["after"] > 0 and held_out["after"] != held_out["before"]
         # carried into the round's checkpoint, where the summary and the report read it
         assert facts["probe_loss"] == probe
         gain = probe["round"] - probe["seeds"]
