@@ -1,5 +1,6 @@
 """The comparison of an experiment's arms (``factory.loop.experiment``), read from their stores: per
-arm and round pass@k with 95% bootstrap intervals, the training texts and steps, and each arm's paired
+arm and round pass@k with 95% bootstrap intervals, the training texts and steps (and the held-out loss
+before and after, where the training measured it), and each arm's paired
 difference to seeds-only (and the verified arm's to unverified: what the filter adds).
 ``D/experiment.json`` holds it after every round."""
 
@@ -82,7 +83,8 @@ def comparison(root: Path | str) -> dict:
                 checkpoint = store.checkpoint(r)
                 facts = read_training_facts(checkpoint.path) if checkpoint else None
                 if facts:
-                    train[str(r)] = _training_of(checkpoint.path, facts)
+                    held_out = {"held_out_loss": facts.held_out_loss} if facts.held_out_loss else {}
+                    train[str(r)] = {**_training_of(checkpoint.path, facts), **held_out}
         arms[arm] = {
             "run_dir": str(path),
             "rounds": {
@@ -160,6 +162,8 @@ def format_comparison(result: Mapping) -> str:
             kinds = (("texts", "texts"), ("preference_rows", "preference rows"), ("solve_prompts", "solve prompts"))
             on = [f"{train[key]} {what}" for key, what in kinds if train and train.get(key)]
             steps = f", trained {train['steps']} steps on {' + '.join(on) or 'nothing'}" if train else ""
+            if train and (held_out := train.get("held_out_loss")):
+                steps += f", held-out loss {held_out['before']:.3f} -> {held_out['after']:.3f}"
             lines.append(f"{arm} round {r}: " + ", ".join(cells) + steps)
         for control, key in CONTROLS:
             for r, diffs in data.get(key, {}).items():

@@ -407,6 +407,11 @@ def test_an_experiment_killed_in_its_second_arm_resumes_through_the_cli(
         assert set(summary["eval"]["base_pass_at_k_ci"]) == {"1", "2"}
     result = json.loads((root / "experiment.json").read_text())
     assert result == comparison(root) and set(result["arms"]) == {VERIFIED_ARM, SEEDS_ONLY_ARM}
+    # the held-out loss: one starting model and one set of reference pairs, measured again after training
+    held_out = {arm: result["arms"][arm]["train"]["1"]["held_out_loss"] for arm in (VERIFIED_ARM, SEEDS_ONLY_ARM)}
+    assert held_out[VERIFIED_ARM]["before"] == held_out[SEEDS_ONLY_ARM]["before"] > 0
+    assert all(0 < h["after"] != h["before"] for h in held_out.values())
+    assert f"held-out loss {held_out[SEEDS_ONLY_ARM]['before']:.3f} -> {held_out[SEEDS_ONLY_ARM]['after']:.3f}" in out
     over = result["arms"][VERIFIED_ARM]["over_seeds_only"]["1"]["1"]
     assert over["puzzles"] == 6 and over["ci"][0] <= over["difference"] <= over["ci"][1]
     assert over_seeds_only(verified) == {"arm": VERIFIED_ARM, "round": 1, "dataset": "task-test", **over}
