@@ -24,7 +24,7 @@ from factory.loop.evaluation import evaluate_base, evaluate_model
 from factory.loop.propose import propose
 from factory.loop.select import select_pairs
 from factory.loop.solve import solve
-from factory.loop.summary import format_summary, round_summary
+from factory.loop.summary import format_summary, held_out_loss, round_summary
 from factory.loop.training import train
 from factory.store import variant_counts
 
@@ -103,6 +103,7 @@ def run_round(ctx: RunContext, round: int, stages: Stages = ROUND_STAGES) -> dic
     }
     # the seed variants among the proposals (RunConfig.variant_share): their part of the funnel
     summary["variants"] = variant_counts(ctx.store, round)
+    summary["held_out_loss"] = held_out_loss(ctx.store, round)
     ctx.store.finish_round(round, summary)
     write_summary(ctx, round, summary)
     return summary

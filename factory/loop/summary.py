@@ -29,7 +29,7 @@ def round_summary(
     evals, base_evals = store.evals(round), store.evals(0)  # read once: pass@k, intervals and parts
     baseline = {e.k: e.pass_at_k for e in base_evals if e.dataset == eval_name}
     rate = stats.tokens_per_second
-    facts = read_training_facts(_checkpoint_path(store, round))  # read once: information gain, grpo, held-out loss
+    facts = read_training_facts(_checkpoint_path(store, round))  # read once: information gain and grpo
     return {
         "round": round,
         "model": model,
@@ -58,10 +58,14 @@ def round_summary(
         # the proposer's learnability reward and its drift (factory.loop.proposer_reward)
         "proposer": proposer_report(store, round).to_json(),
         "usage": usage_summary(stats.usage, prices),
-        # the loss on the evaluation set's reference pairs before and after training: what the round
-        # taught about puzzles no model of the run sampled (None: not trained, or no reference pairs)
-        "held_out_loss": facts.held_out_loss if facts else None,
     }
+
+
+def held_out_loss(store: RunStore, round: int) -> dict | None:
+    """The loss on the evaluation set's reference pairs before and after ``round``'s training: what it
+    taught about puzzles no model of the run sampled (None: not trained, or no reference pairs)."""
+    facts = read_training_facts(_checkpoint_path(store, round))
+    return facts.held_out_loss if facts else None
 
 
 def grpo_rewards(facts: TrainingFacts | None) -> dict | None:

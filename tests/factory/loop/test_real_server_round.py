@@ -59,7 +59,8 @@ def test_a_server_killed_mid_round_is_one_line_exit_5_and_the_round_resumes(real
     after = proposals(tmp_path)
     assert after[: len(before)] == before and {row[0] for row in after} == {0, 1, 2}
     summary = json.loads((tmp_path / "rounds" / "round-1.json").read_text())
-    assert list(summary)[-6:] == ["information_gain", "grpo", "proposer", "usage", "models", "variants"]  # new keys last
+    assert list(summary)[-7:] == ["information_gain", "grpo", "proposer", "usage", "models", "variants",
+                                  "held_out_loss"]  # new keys last
     propose = summary["usage"]["propose"]
     assert propose["counted_by"] == "server" and propose["prompt_tokens"] > 0 and propose["completion_tokens"] > 0
     assert propose["cost"] == pytest.approx((2 * propose["prompt_tokens"] + 8 * propose["completion_tokens"]) / 1e6)

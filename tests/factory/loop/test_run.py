@@ -83,7 +83,7 @@ def test_a_round_with_puzzles_solutions_and_pairs_in_docker(tmp_path, scripted_m
     summary = json.loads((run_dir / "rounds" / "round-1.json").read_text())
     assert set(summary) == {"round", "model", "funnel", "verdicts", "timings", "seconds", "tokens",
                             "tokens_per_second", "canaries", "information_gain", "grpo", "proposer", "eval", "usage",
-                            "held_out_loss", "models", "variants"}
+                            "models", "variants", "held_out_loss"}
     assert summary["funnel"]["accepted"] == accepted and summary["funnel"]["pairs"] == pairs
     assert summary["variants"]["proposed"] == 3  # every other item of 6 (variant_share 0.5)
     assert summary["variants"]["accepted"] <= accepted and summary["variants"]["pairs"] <= pairs

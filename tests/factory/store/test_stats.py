@@ -26,7 +26,7 @@ from tests.factory.played_run import copy_run, without_zeros
 # RUN_DIR/rounds/round-N.json: other tools read these keys, in this order.
 SUMMARY_KEYS = [
     "round", "model", "funnel", "verdicts", "timings", "seconds", "tokens", "tokens_per_second", "canaries", "eval",
-    "information_gain", "grpo", "proposer", "usage", "models", "variants",  # new keys come last: tools read the others in order
+    "information_gain", "grpo", "proposer", "usage", "models", "variants", "held_out_loss",  # new keys come last: tools read the others in order
 ]
 FUNNEL_KEYS = [
     "proposed", "invalid", "trivial", "duplicate", "contaminated", "accepted", "puzzles", "attempts",
