@@ -22,10 +22,11 @@ from __future__ import annotations
 import ast
 import functools
 import random
+import re
 from collections.abc import Callable, Sequence
 
 from puzzles.canonical import near_duplicate_tokens
-from puzzles.rename import FUNCTION_DEFS, rename_function
+from puzzles.rename import FUNCTION_DEFS, identifiers, rename_function
 from puzzles.similarity import ShingleIndex
 
 PRELUDE = "from typing import List\n\n"
@@ -130,6 +131,25 @@ def with_puzzle_signature(puzzle_source: str, solution_source: str, name: str) -
     function = next(n for n in renamed.body if isinstance(n, FUNCTION_DEFS))
     function.args = _extra_arguments(puzzle_source)
     return ast.unparse(renamed)
+
+
+# The names prompts and training texts give their functions: f1, g1, f2, g2, ...
+PROMPT_NAME = re.compile(r"[fg][0-9]+")
+
+
+def fits_every_position(solution_source: str) -> bool:
+    """Whether a solution can be written at any position of a prompt or a training text (renamed
+    g1, g2, ...): it is one top-level function that uses no other name of that scheme, which
+    ``rename_function`` would refuse to capture (an unverified attempt that called a g1 of its own
+    stopped an experiment's training; a verified one can define a nested g1 too)."""
+    try:
+        tree = ast.parse(solution_source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    defs = [n for n in tree.body if isinstance(n, FUNCTION_DEFS)]
+    if len(defs) != 1:
+        return False
+    return not any(PROMPT_NAME.fullmatch(name) for name in identifiers(tree) - {defs[0].name})
 
 
 @functools.lru_cache(maxsize=RENDERED_EXAMPLES)

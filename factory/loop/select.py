@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from itertools import groupby
 
+from factory.loop.prompts import fits_every_position
 from factory.store import RunStore, StoredAttempt
 from sandbox.verdicts import VERIFIED
 
@@ -20,7 +21,8 @@ def select_pairs(store: RunStore, round: int, max_per_puzzle: int) -> int:
 def choose_pairs(
     attempts: Sequence[StoredAttempt], stored: Mapping[int, set[str]], max_per_puzzle: int
 ) -> list[StoredAttempt]:
-    """At most ``max_per_puzzle`` distinct shortest verified solutions per puzzle, in puzzle order.
+    """At most ``max_per_puzzle`` distinct shortest verified solutions per puzzle, in puzzle order, of
+    those a prompt or training text can show (``fits_every_position``).
 
     ``stored`` maps a puzzle id to the solution hashes it already has as pairs (earlier rounds, a
     seed's reference solution): they count towards the limit, are never replaced, and an attempt
@@ -28,7 +30,10 @@ def choose_pairs(
     """
     if max_per_puzzle < 1:
         raise ValueError(f"max_per_puzzle must be at least 1, got {max_per_puzzle}")
-    verified = sorted((a for a in attempts if a.status == VERIFIED), key=lambda a: (a.puzzle_id, a.length, a.id))
+    verified = sorted(
+        (a for a in attempts if a.status == VERIFIED and fits_every_position(a.source)),
+        key=lambda a: (a.puzzle_id, a.length, a.id),
+    )
     chosen: list[StoredAttempt] = []
     for puzzle_id, candidates in groupby(verified, key=lambda a: a.puzzle_id):
         have = set(stored.get(puzzle_id, ()))
