@@ -108,16 +108,18 @@ class RunConfig:
                                    "instead of refusing the file")
     puzzles: int = setting(2048, "puzzles proposed per round")
     variant_share: float = setting(
-        0.0,
-        "the share of a round's proposals that are seed variants instead of the model's: a seed with the "
-        "numbers and strings of its default arguments perturbed, a new instance of the seed's family that "
-        "the model must still solve (puzzles.variants); 0: the model proposes every puzzle (0.5 measured no "
-        "gain over seeds alone in 2 rounds of the default regime: docs/loop.md)",
+        0.5,
+        "the share of a round's proposals that are seed variants instead of the model's, from round "
+        "variants_from_round on: a seed with the numbers and strings of its default arguments perturbed, a "
+        "new instance of the seed's family that the model must still solve (puzzles.variants); 0: the model "
+        "proposes every puzzle (0.5 from round 2 took the default regime's verified arm above seeds alone "
+        "in round 2: docs/loop.md)",
     )
     variants_from_round: int = setting(
-        1,
-        "the first round whose proposals include seed variants (variant_share): 2 spares round 1, where a "
-        "base model that never saw the seeds' families solves almost none of them (2 of 951 measured)",
+        2,
+        "the first round whose proposals include seed variants (variant_share): from round 1, a base model "
+        "that never saw the seeds' families solved 2 of 951 variants, and the verified arm ended level with "
+        "seeds alone",
     )
     attempts: int = setting(16, "solutions sampled per new puzzle")
     propose_examples: int = setting(3, 'few-shot puzzles in each propose prompt (shown before "def f{k+1}(")')

@@ -45,6 +45,7 @@ def played_config(base_url: str) -> RunConfig:
         backend="openai",
         base_url=base_url,
         seed=2,  # a seed whose rounds have accepted, invalid, trivial and duplicate proposals
+        variant_share=0.0,  # every proposal the model's (variants: tests/factory/loop/test_variants_round.py)
         train=False,
         puzzles=8,
         attempts=4,
