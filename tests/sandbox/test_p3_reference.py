@@ -7,7 +7,7 @@ import pytest
 from factory.verify_files import verify_p3
 from puzzles.p3 import load_p3
 from sandbox.backend import open_sandbox
-from sandbox.verdicts import TIMEOUT
+from sandbox.verdicts import FLAKY, TIMEOUT
 from sandbox.verify import SourcePair, verify_pairs
 
 pytestmark = pytest.mark.docker
@@ -17,8 +17,9 @@ pytestmark = pytest.mark.docker
 KNOWN_FAILURES = {"ExponentialCoinMoves:0#0": {"wrong", "timeout"}}
 TIMEOUT_S = 5.0
 # A few reference solutions (Mastermind's) take seconds: on a machine busy with other work they can
-# pass 5 s. Those that time out get one more try with this much time, so the machine's load cannot
-# change the outcome; a real failure fails both tries.
+# pass 5 s, in the first run (timeout) or in the recheck of a verified pair (flaky: measured under
+# load). Those get one more try with this much time, so the machine's load cannot change the outcome;
+# a real failure fails both tries.
 RETRY_TIMEOUT_S = 60.0
 
 
@@ -27,7 +28,7 @@ def test_p3_reference_solutions_verify(p3_path, docker_ready):
     with open_sandbox("docker", log=lambda m: None) as sandbox:
         _, rows = verify_p3(p3_path, sandbox, timeout_s=TIMEOUT_S, split=None, out_path=None)
         failures = {row["id"]: row["status"] for row in rows if row["status"] != "verified"}
-        slow = sorted(key for key, status in failures.items() if status == TIMEOUT and key not in KNOWN_FAILURES)
+        slow = sorted(key for key, status in failures.items() if status in (TIMEOUT, FLAKY) and key not in KNOWN_FAILURES)
         sources = {
             f"{item.key}#{i}": SourcePair(item.puzzle.source, solution.source)
             for item in load_p3(p3_path, None)

@@ -71,7 +71,7 @@ def test_a_round_with_puzzles_solutions_and_pairs_in_docker(tmp_path, scripted_m
     stage of the round has rows: attempts for each accepted puzzle, verdicts from Docker, pairs."""
     run_dir = tmp_path / "run"
     args = ["round", "--run-dir", str(run_dir), "--backend", "openai", "--model", "scripted",
-            "--base-url", scripted_model.base_url, "--no-train", "--sandbox", "docker", "--variant-share", "0.5", *SMALL]
+            "--base-url", scripted_model.base_url, "--no-train", "--sandbox", "docker", "--variant-share", "0.5", "--variants-from-round", "1", *SMALL]
     assert main(args) == 0
     db = sqlite3.connect(run_dir / STORE_FILENAME)
     accepted = db.execute("SELECT COUNT(*) FROM puzzles WHERE round = 1").fetchone()[0]
