@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 import typing
 import warnings
@@ -22,6 +21,7 @@ from factory.cli.rounds import add_round_commands
 from factory.cli.sandbox import add_sandbox_commands
 from factory.cli.verify import add_verify_commands
 from factory.errors import INTERRUPTED_EXIT, SANDBOX_EXIT, TERMINATED_EXIT, USAGE_EXIT, UserError
+from sandbox.backend import log_to_stderr
 from sandbox.engine import SandboxUnavailable
 
 COMMAND_GROUPS = (
@@ -70,7 +70,7 @@ def terminate(signum: int, frame: object) -> None:
 
 def fail(message: str, code: int) -> int:
     line = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
-    print(f"factory: {line}", file=sys.stderr, flush=True)
+    log_to_stderr(f"factory: {line}")
     return code
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 from pathlib import Path
 
 from factory.cli.sandbox import add_sandbox_options, open_sandbox_from, sandbox_settings_from
@@ -16,10 +15,9 @@ from factory.errors import UserError
 from factory.outputs.dataset_card import PREFERENCE
 from factory.outputs.export_settings import ExportSettings
 from factory.settings import add_options, record_from_args
+from sandbox.backend import log_to_stderr
 
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+log = log_to_stderr
 
 
 def check_out_dir(out: Path) -> None:

@@ -14,12 +14,10 @@ import sys
 from factory.config import SandboxSettings
 from factory.errors import SANDBOX_EXIT
 from factory.settings import add_options, record_from_args
-from sandbox.backend import Sandbox
+from sandbox.backend import Sandbox, log_to_stderr
 from sandbox.engine import SandboxUnavailable
 
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+log = log_to_stderr
 
 
 def add_sandbox_options(parser: argparse.ArgumentParser, generation: bool = True) -> None:
