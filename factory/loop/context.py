@@ -18,7 +18,7 @@ from factory.loop.run_sets import EvalSet, SeedSet, check_recorded_sets, load_ru
 from factory.models import RAY_OPTIONS, ModelBackend, SamplingConfig, load_backend
 from factory.store import STORE_FILENAME, RunStore
 from puzzles.canonical import canonical_hash
-from sandbox.backend import Sandbox, log_to_stderr  # noqa: F401  (the loop's log, re-exported)
+from sandbox.backend import Sandbox, log_to_stderr
 
 
 def nothing() -> None:

@@ -18,7 +18,7 @@ def evaluate_model(ctx: RunContext, round: int, model: str, c: RunConfig) -> dic
     recorded = {e.k: e.pass_at_k for e in ctx.store.evals(round) if e.dataset == ctx.eval.name}
     if settings.ks and all(k in recorded for k in settings.ks):
         return recorded
-    puzzles = ctx.eval.puzzles[: c.eval_limit] if c.eval_limit else ctx.eval.puzzles
+    puzzles = ctx.eval.evaluated(c.eval_limit)
     ctx.log(f"round {round}: evaluating {model} on {ctx.eval.name} ({len(puzzles)} puzzles x {c.eval_samples})")
     result = evaluate(
         ctx.models.backend(student_of(c, model), c), puzzles, ctx.seeds.pairs, ctx.sandbox, ctx.eval.name, settings,

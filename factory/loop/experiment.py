@@ -44,11 +44,11 @@ from factory.loop.arms import (
     experiment_arm,
     parse_arms,
 )
-from factory.loop.context import check_run_store, log_to_stderr, prepare_run
+from factory.loop.context import check_run_store, prepare_run
 from factory.loop.rounds import ROUND_STAGES, RoundEvents, Stages, rounds_finished, run_rounds
 from factory.loop.summary import format_summary
 from factory.store import STORE_FILENAME
-from sandbox.backend import Sandbox
+from sandbox.backend import Sandbox, log_to_stderr
 
 
 class ArmEvents(RoundEvents):

@@ -1,6 +1,6 @@
 """The propose stage: few-shot prompts from the pool, the model's proposals and seed variants
-(``RunConfig.variant_share`` of the items from round ``variants_from_round``), the filters' verdicts, stored batch by batch (an arm with a
-reference copies round 1's batches from it instead)."""
+(``RunConfig.variant_share`` of the items, from round ``variants_from_round``), the filters' verdicts,
+stored batch by batch (an arm with a reference copies round 1's batches from it instead)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 from factory.config import BEFORE_SETTING, RunConfig
-from factory.loop.context import RunContext, generator_for, log_to_stderr, student_of
+from factory.loop.context import RunContext, generator_for, student_of
 from factory.loop.evaluation import evaluate_base, evaluate_model
 from factory.loop.propose import propose
 from factory.loop.select import select_pairs
@@ -27,6 +27,7 @@ from factory.loop.solve import solve
 from factory.loop.summary import format_summary, held_out_loss, round_summary
 from factory.loop.training import train
 from factory.store import variant_counts
+from sandbox.backend import log_to_stderr
 
 # Settings a resumed round takes from the current config rather than from its start: where the model
 # is served, not what the round does.

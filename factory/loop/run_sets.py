@@ -39,6 +39,10 @@ class EvalSet:
     index: EvalIndex
     record: dict
 
+    def evaluated(self, limit: int | None) -> list[NamedPuzzle]:
+        """The puzzles a round evaluates: the first ``limit`` (``RunConfig.eval_limit``), or all."""
+        return self.puzzles[:limit] if limit else self.puzzles
+
 
 def eval_puzzles(config: RunConfig, sandbox: Sandbox | None) -> tuple[EvalPuzzles, dict]:
     """The evaluation puzzles ``config`` names, and their record: the built-in evaluation of the seeds'

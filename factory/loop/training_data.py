@@ -114,6 +114,6 @@ def held_out_probes(ctx: RunContext, c: RunConfig) -> list[str]:
     """The evaluation puzzles' reference pairs as solve blocks (the first ``HELD_OUT_PROBES`` of those
     evaluated that have one): their loss before and after training is the round's held-out loss. Only
     a loss is measured on them; they are never trained on."""
-    puzzles = ctx.eval.puzzles[: c.eval_limit] if c.eval_limit else ctx.eval.puzzles
-    blocks = [training_example(p.puzzle.source, p.solutions[0].source) for p in puzzles if p.solutions]
+    blocks = [training_example(p.puzzle.source, p.solutions[0].source)
+              for p in ctx.eval.evaluated(c.eval_limit) if p.solutions]
     return blocks[:HELD_OUT_PROBES]

@@ -228,6 +228,7 @@ def train(spec: TrainSpec, progress: Callable[[str], None] = _print_progress) ->
         trainer.train()
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         final_loss = sum(losses[-10:]) / max(1, len(losses[-10:]))
+        probe_loss_after = {}
         if trainer.accelerator.is_main_process:
             model = trainer.accelerator.unwrap_model(trainer.model)
             if spec.lora:
@@ -239,9 +240,8 @@ def train(spec: TrainSpec, progress: Callable[[str], None] = _print_progress) ->
             model.save_pretrained(spec.out_dir)
             tokenizer.save_pretrained(spec.out_dir)
         trainer.accelerator.wait_for_everyone()
-        result = {"steps": trainer.state.global_step, "final_loss": final_loss, "probe_loss": probe_loss}
-        if trainer.accelerator.is_main_process:
-            result["probe_loss_after"] = probe_loss_after
+        result = {"steps": trainer.state.global_step, "final_loss": final_loss, "probe_loss": probe_loss,
+                  "probe_loss_after": probe_loss_after}
         if spec.objective == GRPO:
             from factory.models.grpo_trainer import grpo_facts
 
