@@ -48,6 +48,7 @@ import gc
 import heapq  # noqa: F401
 import itertools  # noqa: F401
 import json
+import marshal
 import math  # noqa: F401
 import operator  # noqa: F401
 import os
@@ -162,27 +163,15 @@ def child_setup(limits: Limits, workdir: str, out_w: int, res_w: int, cpu_second
     """Runs in a fresh child before any untrusted code: isolate it from the worker and limit it."""
     os.setsid()
     os.chdir(workdir)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
+    # fd 0 is /dev/null already: the zygote's, which it was exec'd with (Zygote.start)
     os.dup2(out_w, 1)
     os.dup2(out_w, 2)
     if res_w != 3:
         os.dup2(res_w, 3)
-    os.closerange(4, 65536)
-    for fd in (devnull, out_w, res_w):
-        if fd > 3:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-    try:  # make this child the first choice of the OOM killer, never the worker
-        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
-        os.write(fd, b"1000")
-        os.close(fd)
-    except OSError:
-        pass
-    # CPU time is counted per process, so this limit is the child's own; the others it inherits.
-    set_limits(((resource.RLIMIT_CPU, int(cpu_seconds) + 2), (resource.RLIMIT_FSIZE, JOB_FILE_BYTES)))
+    os.closerange(4, 65536)  # out_w and res_w among them: received from the worker, so above 3
+    # CPU time is counted per process, so this limit is the child's own; the others it inherits (the
+    # zygote set the file size limit and the OOM score once: limit_zygote).
+    set_limits(((resource.RLIMIT_CPU, int(cpu_seconds) + 2),))
     if JOB_UID is not None:
         # One process per job: no fork, no thread, so the per-process limits are the job's limits.
         # (RLIMIT_NPROC counts every process of the uid, this one included.)
@@ -261,6 +250,18 @@ def set_limits(pairs) -> None:
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         resource.setrlimit(rlimit, (value, value))
+
+
+def limit_zygote() -> None:
+    """What every job child of a zygote inherits from it: the file size limit of a job, and the OOM
+    killer's first choice (a zygote the OOM killer takes is started again; the worker never is)."""
+    set_limits(((resource.RLIMIT_FSIZE, JOB_FILE_BYTES),))
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        os.write(fd, b"1000")
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def limit_worker(limits: Limits) -> None:
@@ -357,10 +358,10 @@ def guarded_eval(expression: object, *rest: object) -> object:
 
 
 def compile_source(source: object, name: str) -> types.CodeType:
-    """Compile a job's source in the worker, before forking, so that a child only executes it:
-    compiling is a large share of a short job's cost, and every child would pay it again. Compiling
-    runs none of the job's code; a hostile source can only make it raise (the job's error) or, at
-    worst, crash the compiler and so this worker, which costs that job alone."""
+    """Compile a job's source. The worker does it (``job_code``), so that a child only unmarshals it:
+    compiling in each forked child touched (and copied) twice as many of its pages. Compiling runs
+    none of the job's code; the host bounds what it can cost before any job is sent (a source whose
+    folded constants would be huge is refused there), and the worker's memory limit binds it too."""
     if type(source) is not str:
         raise TypeError("the source is not a string")
     if len(source) > MAX_SOURCE_CHARS:
@@ -379,11 +380,21 @@ def load_function(code: types.CodeType, name: str, eval_function: object = None)
     return fn
 
 
-def job_payload(name: str, source: str, seed: int, answer: bytes = b"") -> bytes:
-    """What a g or f child reads from its job fd: a JSON header line, the source, the answer bytes."""
-    source_bytes = source.encode("utf-8", "surrogatepass")
-    header = json.dumps({"name": name, "seed": seed, "source_bytes": len(source_bytes)})
-    return header.encode() + b"\n" + source_bytes + answer
+MAX_NAME_CHARS = 256  # a job's function name; a job fd's first line holds it (JOB_HEADER_BYTES)
+JOB_HEADER_BYTES = MAX_NAME_CHARS + 64
+
+
+def job_payload(name: str, code: bytes, seed: int, answer: bytes = b"") -> bytes:
+    """What a g or f child reads from its job fd: a first line "seed code_bytes answer_bytes name"
+    (an identifier: ``job_code`` checked it), the marshalled code of the job's source, the answer bytes."""
+    return f"{seed} {len(code)} {len(answer)} {name}\n".encode() + code + answer
+
+
+def job_code(source: object, name: object) -> bytes:
+    """The job's source compiled in the worker (trusted: no job code runs), marshalled for its child."""
+    if type(name) is not str or not name.isidentifier() or len(name) > MAX_NAME_CHARS:
+        raise NameError(f"function name {str(name)[:40]!r} is not an identifier")
+    return marshal.dumps(compile_source(source, name))
 
 
 def seed_of(*texts: str) -> int:
@@ -393,45 +404,53 @@ def seed_of(*texts: str) -> int:
     return random.Random("\0".join(texts)).getrandbits(64)
 
 
-def read_job(job_fd: int) -> tuple[dict, str, bytes]:
-    """The job a zygote's child was sent (``job_payload``): header, source and answer bytes."""
-    data = b""
-    while chunk := os.pread(job_fd, 1 << 20, len(data)):
-        data += chunk
+def read_job(job_fd: int) -> tuple[dict, bytes, bytes]:
+    """The job a zygote's child was sent (``job_payload``): header, marshalled code and answer bytes,
+    each read at its known size."""
+    line = os.pread(job_fd, JOB_HEADER_BYTES, 0).partition(b"\n")[0]
+    seed, code_size, answer_size, name = line.split()
+    code = os.pread(job_fd, int(code_size), len(line) + 1)
+    answer = os.pread(job_fd, int(answer_size), len(line) + 1 + len(code))
     os.close(job_fd)
-    line, _, rest = data.partition(b"\n")
-    header = json.loads(line)
-    size = header["source_bytes"]
-    return header, rest[:size].decode("utf-8", "surrogatepass"), rest[size:]
+    if len(code) != int(code_size) or len(answer) != int(answer_size):
+        raise OSError("the job fd is shorter than its header says")
+    return {"name": name.decode(), "seed": int(seed)}, code, answer
 
 
-def load_job_function(header: dict, source: str, role: str) -> object:
-    """Compile and define the job's function, with ``random`` seeded from the job's text."""
-    code = compile_source(source, header["name"])
-    fn = load_function(code, header["name"], guarded_eval if role == "f" else None)
+def load_job_function(header: dict, code: bytes, role: str) -> object:
+    """Define the job's function from its marshalled code, with ``random`` seeded from the job's text."""
+    fn = load_function(marshal.loads(code), header["name"], guarded_eval if role == "f" else None)
     seed_randomness(header["seed"])
     return fn
 
 
-def seed_randomness(seed: int) -> None:
-    """Every draw of ``random`` in this (one-job) process comes from ``seed``: the module's generator,
-    and those that would read os.urandom: a generator made or reseeded without a seed (``Random()``,
-    ``seed()``) and ``SystemRandom`` (a puzzle may use all three)."""
-    stream = random.Random(seed)
-    random.seed(seed)
+SEED_STREAM = random.Random(0)  # what unseeded generators and SystemRandom draw from (seed_randomness)
+
+
+def route_unseeded_randomness() -> None:
+    """In a zygote, once: a generator made or reseeded without a seed (``Random()``, ``seed()``) and
+    ``SystemRandom``, which would read os.urandom, draw from SEED_STREAM instead; each child then only
+    seeds it (``seed_randomness``). Patching once, not per child, keeps a child's pages untouched."""
     seed_with = random.Random.seed
 
     def seed_or_draw(self: random.Random, a: object = None, version: int = 2) -> None:
-        seed_with(self, stream.getrandbits(64) if a is None else a, version)
+        seed_with(self, SEED_STREAM.getrandbits(64) if a is None else a, version)
 
     random.Random.seed = seed_or_draw  # type: ignore[method-assign]
     random.seed = types.MethodType(seed_or_draw, random.seed.__self__)  # the module's, bound at import
-    random._urandom = stream.randbytes  # type: ignore[attr-defined]
+    random._urandom = lambda size: SEED_STREAM.randbytes(size)  # type: ignore[attr-defined]
 
 
-def child_run_g(header: dict, source: str, answer: bytes) -> bytes:
+def seed_randomness(seed: int) -> None:
+    """Every draw of ``random`` in this (one-job) process comes from ``seed``: the module's generator,
+    and those that would read os.urandom (route_unseeded_randomness); a puzzle may use all three."""
+    SEED_STREAM.seed(seed)
+    random.seed(seed)
+
+
+def child_run_g(header: dict, code: bytes, answer: bytes) -> bytes:
     try:
-        g = load_job_function(header, source, "g")
+        g = load_job_function(header, code, "g")
         answer = g()  # type: ignore[operator]
     except MemoryError:
         return OUT_OF_MEMORY
@@ -445,11 +464,11 @@ def child_run_g(header: dict, source: str, answer: bytes) -> bytes:
         return NOT_PLAIN + describe_exception(e).encode("utf-8", "replace")
 
 
-def child_run_f(header: dict, source: str, answer_bytes: bytes) -> bytes:
+def child_run_f(header: dict, code: bytes, answer_bytes: bytes) -> bytes:
     try:
         answer = parse_answer(answer_bytes.decode("utf-8", "surrogatepass"))
         del answer_bytes
-        f = load_job_function(header, source, "f")
+        f = load_job_function(header, code, "f")
         outcome = f(answer)  # type: ignore[operator]
     except MemoryError:
         return OUT_OF_MEMORY
@@ -519,20 +538,30 @@ def child_main(close_fds: tuple[int, ...], job_fd: int, setup_args: tuple, role:
         os._exit(code)
 
 
-def run_in_zygote(role: str, payload: bytes, limits: Limits, timeout: float, recheck: bool) -> ChildOutcome:
-    """Run g or f (``role``) on ``payload`` (``job_payload``) in a fresh child of that role's zygote:
-    an interpreter exec'd at start that never held any job's data (the child alone reads this job,
-    from a memfd), f's with its own hash secret and address layout, so that nothing per-process g
-    could learn in its own process holds in f's. A ``recheck`` runs in the role's second zygote (see
-    ZYGOTES). Handing the job over counts in its time."""
+def run_in_zygote(
+    role: str, name: str, source: object, seed: int, answer: bytes, limits: Limits, timeout: float, recheck: bool
+) -> ChildOutcome:
+    """Run g or f (``role``), the function ``name`` of ``source``, on ``answer`` in a fresh child of
+    that role's zygote: an interpreter exec'd at start that never held any job's data (the child alone
+    reads this job, from a memfd), f's with its own hash secret and address layout, so that nothing
+    per-process g could learn in its own process holds in f's. A ``recheck`` runs in the role's second
+    zygote (see ZYGOTES). Compiling the source and handing the job over count in its time; a source
+    that does not compile is reported as the child would have (its exception)."""
     zygote = ZYGOTES[role, recheck]
     try:
         zygote.ensure()  # starting one (a first recheck, or after a job killed it) is not the job's time
     except (ZygoteLost, OSError):
         pass  # spawning below tries once more and reports
+    start = time.monotonic()
+    try:
+        payload = job_payload(name, job_code(source, name), seed, answer)
+    except MemoryError:
+        return ChildOutcome(OUT_OF_MEMORY, None, "", time.monotonic() - start)
+    except Exception as e:  # noqa: BLE001 - the job's error (SyntaxError, a source too long, ...)
+        message = EXCEPTION + describe_exception(e).encode("utf-8", "replace")
+        return ChildOutcome(message, None, "", time.monotonic() - start)
     out_r, out_w = os.pipe()
     res_r, res_w = os.pipe()
-    start = time.monotonic()
     job_fd = os.memfd_create("job", os.MFD_CLOEXEC)
     try:
         view = memoryview(payload)
@@ -847,6 +876,8 @@ def zygote_main(fd: int, role: str, limits: Limits) -> int:
     set_prctl(PR_SET_DUMPABLE, 0)  # exec made it dumpable again
     if role == "f":
         forget_hash_seed()
+    limit_zygote()
+    route_unseeded_randomness()
     warm_up()
     gc.freeze()
     sock.sendall(b"R")
@@ -1096,9 +1127,8 @@ def run_job(job: dict, limits: Limits) -> dict:
         answer_text = job["answer_json"]
         answer_bytes = answer_text.encode("utf-8", "surrogatepass")
     else:
-        g_payload = job_payload(job["g_name"], job["g_source"], seed_of(job["f_source"], job["g_source"]))
-        g = run_in_zygote("g", g_payload, limits, timeout, recheck)
-        del g_payload
+        g_seed = seed_of(job["f_source"], job["g_source"])
+        g = run_in_zygote("g", job["g_name"], job["g_source"], g_seed, b"", limits, timeout, recheck)
         total += g.seconds
         g_seconds = g.seconds
         if g.status:
@@ -1138,10 +1168,10 @@ def run_job(job: dict, limits: Limits) -> dict:
     if why:
         return verdict(WRONG, "answer has the wrong type: " + why)
     del answer, answer_text  # f's process parses the answer's bytes again: it shares nothing with this one
-    f_payload = job_payload(job["f_name"], job["f_source"], seed_of(job["f_source"]), answer_bytes)
+    f = run_in_zygote(
+        "f", job["f_name"], job["f_source"], seed_of(job["f_source"]), answer_bytes, limits, timeout, recheck
+    )
     del answer_bytes
-    f = run_in_zygote("f", f_payload, limits, timeout, recheck)
-    del f_payload
     total += f.seconds
     if f.status:
         return verdict(f.status, "while running f: " + f.detail)
