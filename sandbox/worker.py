@@ -974,10 +974,22 @@ def sweep_descendants() -> None:
         time.sleep(0.001)
 
 
-def children_of(parent: int) -> list[int]:
+def read_small_file(path: str) -> bytes:
+    """A /proc or /sys file's bytes (os-level: a Python file object costs more than the read, and
+    the worker reads some after every job)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        with open(f"/proc/self/task/{parent}/children") as fh:  # the worker has one thread
-            return [int(pid) for pid in fh.read().split()]
+        data = b""
+        while chunk := os.read(fd, 65536):
+            data += chunk
+        return data
+    finally:
+        os.close(fd)
+
+
+def children_of(parent: int) -> list[int]:
+    try:  # the worker has one thread
+        return [int(pid) for pid in read_small_file(f"/proc/self/task/{parent}/children").split()]
     except OSError:
         pass
     found = []
@@ -985,8 +997,7 @@ def children_of(parent: int) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
+            stat = read_small_file(f"/proc/{entry}/stat")
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2 :].split()
@@ -1260,12 +1271,13 @@ def ipc_objects(uid: int | None = None) -> set:
     found = set()
     for kind, _ in SYSV_IPC:
         try:
-            with open(f"/proc/sysvipc/{kind}") as fh:
-                header = fh.readline().split()
-                rows = [line.split() for line in fh]
-        except OSError:
+            header, *rows = read_small_file(f"/proc/sysvipc/{kind}").splitlines()
+        except (OSError, ValueError):
             continue
-        ident, uid, cuid = 1, header.index("uid"), header.index("cuid")  # the id is the 2nd column
+        if not rows:
+            continue
+        header, rows = header.split(), [row.split() for row in rows]
+        ident, uid, cuid = 1, header.index(b"uid"), header.index(b"cuid")  # the id is the 2nd column
         for row in rows:
             if len(row) == len(header) and me in (int(row[uid]), int(row[cuid])):
                 found.add((kind, int(row[ident])))
