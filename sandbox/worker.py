@@ -4,15 +4,16 @@ Standard library only, one file: it is copied into the sandbox image and also ru
 process. It reads one JSON job per line on stdin and writes one JSON result per line on stdout.
 
 No process that runs a job's code ever held another job's data. Before it reads any job the worker
-execs this file again twice: a zygote that g's children fork from and one that f's fork from. For
-each job the worker (trusted: it never runs untrusted code itself, and nothing untrusted is ever
+starts two fresh interpreters that import this file: a zygote that g's children fork from and one
+that f's fork from. For each job the worker (trusted: it never runs untrusted code itself, and nothing untrusted is ever
 forked from it)
-  1. writes g's source to a memfd and has g's zygote fork a child that reads it (the zygote passes
-     the fd on unread), compiles and runs ``g()``, with ``random`` seeded from the pair's text
+  1. compiles g's source (compiling runs none of it), writes the code to a memfd and has g's zygote
+     fork a child that reads it (the zygote passes the fd on unread) and runs ``g()``, with
+     ``random`` seeded from the pair's text
      (every generator, and SystemRandom) and a fixed hash secret, and sends its answer back as
      plain JSON data, which the worker parses (bounded in size and int-conversion work, and
      counted in g's time) and type-checks, then
-  2. writes f's source and the answer's bytes to a memfd, the same way, for a child of f's zygote
+  2. writes f's compiled code and the answer's bytes to a memfd, the same way, for a child of f's zygote
      that runs ``f(answer)`` and reports whether it returned exactly ``True``. f's zygote has its
      own hash secret (a seed the host derives from its installation's secret and sends as its first
      line, the same in every run there) and address layout, which no g ever ran in, so a g that asks
@@ -64,6 +65,7 @@ import sys
 import time
 import types
 import typing
+import warnings
 
 # ---------------------------------------------------------------- the wire contract with the host
 # The host's side: sandbox/verdicts.py (verdict names) and sandbox/links.py (limits, reply size);
@@ -394,7 +396,9 @@ def job_code(source: object, name: object) -> bytes:
     """The job's source compiled in the worker (trusted: no job code runs), marshalled for its child."""
     if type(name) is not str or not name.isidentifier() or len(name) > MAX_NAME_CHARS:
         raise NameError(f"function name {str(name)[:40]!r} is not an identifier")
-    return marshal.dumps(compile_source(source, name))
+    with warnings.catch_warnings():  # a SyntaxWarning of model-written code is no line for the worker's stderr
+        warnings.simplefilter("ignore")
+        return marshal.dumps(compile_source(source, name))
 
 
 def seed_of(*texts: str) -> int:

@@ -81,26 +81,33 @@ def test_basic_limits_hold_in_both_backends(sandbox):
     assert statuses == [TIMEOUT, MEMORY, OUTPUT, ERROR, VERIFIED]
 
 
-def test_sources_are_compiled_in_the_jobs_process_and_compile_errors_are_the_jobs_errors(sandbox):
+def test_compile_errors_and_bad_names_are_the_jobs_errors_and_the_worker_goes_on(sandbox):
+    """The worker compiles each source for its child (no job code runs in compiling): whatever the
+    compiler refuses is that job's verdict, and the jobs after it verify."""
     from sandbox.verdicts import Job
 
-    def job(i: int, f: str, g: str) -> Job:
-        return Job(id=i, f_source=f, f_name="f", answer_type="int", g_source=g, g_name="g", timeout_s=2.0)
+    def job(i: int, f: str, g: str, g_name: str = "g") -> Job:
+        return Job(id=i, f_source=f, f_name="f", answer_type="int", g_source=g, g_name=g_name, timeout_s=2.0)
 
     f, g = "def f(x: int):\n    return x == 1\n", "def g():\n    return 1\n"
+    long_name = "g" * 256
     jobs = [
         job(0, f, "def g():\n    nonlocal x\n    return 1\n"),
         job(1, "def f(x: int, n=1, n=2):\n    return True\n", g),
         job(2, f, "def g():\n    return " + "-" * 50_000 + "1\n"),
         job(3, f, "#" * 1_000_001),
-        job(4, f, g),
+        job(4, f, g, g_name="not a name"),
+        job(5, f, "def g():\n    return 1 if 1 is 1 else 0\n"),  # a SyntaxWarning, not an error
+        job(6, f, f"def {long_name}():\n    return 1\n", g_name=long_name),
+        job(7, f, g),
     ]
     results = sandbox.run(jobs)
-    # the parser's stack overflows (MemoryError) in g's process, under g's limits
-    assert [r.status for r in results] == [ERROR, ERROR, MEMORY, ERROR, VERIFIED], results
+    # the parser's stack overflows (MemoryError): the job's verdict
+    assert [r.status for r in results] == [ERROR, ERROR, MEMORY, ERROR, ERROR] + [VERIFIED] * 3, results
     assert results[0].detail.startswith("g raised SyntaxError: no binding for nonlocal 'x'")
     assert results[1].detail.startswith("f raised SyntaxError: duplicate argument 'n'")
     assert "longer than 1000000 characters" in results[3].detail
+    assert results[4].detail.startswith("g raised NameError: function name 'not a name' is not an identifier")
 
 
 def test_progress_callback_sees_every_pair_once(sandbox):
