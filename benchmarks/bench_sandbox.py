@@ -235,8 +235,9 @@ def bench_docker_run(pairs: list[tuple[str, str]], workers: int) -> float:
     return len(pairs) / elapsed
 
 
-def report_peers(args: argparse.Namespace, pairs: list[tuple[str, str]], docker_rate: float) -> None:
-    """Throughput rows and ratios for each installed peer, then the catalogue's let-through counts."""
+def report_peers(args: argparse.Namespace, pairs: list[tuple[str, str]], rates: dict[str, float]) -> None:
+    """Throughput rows for each installed peer and the ratios of ``rates`` (row name: pairs/s) to it,
+    then the catalogue's let-through counts. A peer runs each pair once and checks nothing twice."""
     venv = Path(args.peers_venv)
     found = []
     for peer in peers.PEERS:
@@ -248,7 +249,8 @@ def report_peers(args: argparse.Namespace, pairs: list[tuple[str, str]], docker_
         print(f"{peer.label:40s} {rate:8.1f} pairs/s   ({args.peer_pairs} pairs)")
         found.append((peer, python, rate))
     for peer, _, rate in found:
-        print(f"ratio docker pool / {peer.label}: {docker_rate / rate:.2f}")
+        for name, ours in rates.items():
+            print(f"ratio {name} / {peer.label}: {ours / rate:.2f}")
     for peer, _, _ in found:
         print(f"{peer.label}: adapted as {peer.adaptation}")
         print(f"{' ' * len(peer.label)}  isolation: {peer.isolation}")
@@ -337,7 +339,12 @@ def main() -> None:
     )
     print(f"ratio docker pool {args.scale_workers} / {args.workers} workers: {scaled_rate / docker_rate:.2f}")
     if not args.no_peers:
-        report_peers(args, pairs, docker_rate)
+        rates = {
+            "docker pool": docker_rate,
+            "docker pool, each job once": once_rate,
+            "the rule alone (every verified pair twice)": rule,
+        }
+        report_peers(args, pairs, rates)
 
 
 if __name__ == "__main__":
