@@ -110,6 +110,28 @@ def test_compile_errors_and_bad_names_are_the_jobs_errors_and_the_worker_goes_on
     assert results[4].detail.startswith("g raised NameError: function name 'not a name' is not an identifier")
 
 
+def test_a_sources_compile_warning_is_no_line_on_the_workers_stderr(tmp_path):
+    """The worker compiles each job's source itself: a SyntaxWarning of model-written code (here ``is``
+    with a literal) must not reach the worker's stderr, the user's terminal when it runs as a process."""
+    import json
+    import subprocess
+    import sys
+
+    from sandbox.image import WORKER_PATH
+    from sandbox.verdicts import Job
+    from sandbox.worker import F_HASH_SEEDS
+
+    job = Job(0, "def f(x: int):\n    return x == 1\n", "f", "int",
+              g_source="def g():\n    return 1 if 1 is 1 else 0\n", g_name="g")
+    lines = [json.dumps({F_HASH_SEEDS: [1, 2]}), json.dumps(job.to_wire())]
+    worker = subprocess.run(
+        [sys.executable, "-I", "-S", str(WORKER_PATH), f"--scratch={tmp_path}"], input="\n".join(lines) + "\n",
+        capture_output=True, text=True, timeout=60,
+    )
+    assert json.loads(worker.stdout.splitlines()[-1])["status"] == VERIFIED, worker.stdout
+    assert worker.stderr == ""
+
+
 def test_progress_callback_sees_every_pair_once(sandbox):
     seen = []
     verify_pairs(
