@@ -24,9 +24,8 @@ from factory.loop.evaluation import evaluate_base, evaluate_model
 from factory.loop.propose import propose
 from factory.loop.select import select_pairs
 from factory.loop.solve import solve
-from factory.loop.summary import format_summary, held_out_loss, round_summary
+from factory.loop.summary import format_summary, round_summary
 from factory.loop.training import train
-from factory.store import variant_counts
 from sandbox.backend import log_to_stderr
 
 # Settings a resumed round takes from the current config rather than from its start: where the model
@@ -93,18 +92,14 @@ def run_round(ctx: RunContext, round: int, stages: Stages = ROUND_STAGES) -> dic
     stages.select(ctx, round, c)
     trained = stages.train(ctx, round, c) if c.train else None
     pass_at_k = stages.evaluate(ctx, round, trained or model, c)
-    summary = round_summary(
-        ctx.store, round, model, ctx.eval.name, pass_at_k, time.perf_counter() - started, c.prices()
-    )
-    summary["models"] = {  # last: who did what this round
+    models = {
         "propose": asdict(generator_for(c, "propose", model)),
         "solve": asdict(generator_for(c, "solve", model)),
         "student": asdict(student_of(c, model)),
         "evaluated": trained or model,
     }
-    # the seed variants among the proposals (RunConfig.variant_share): their part of the funnel
-    summary["variants"] = variant_counts(ctx.store, round)
-    summary["held_out_loss"] = held_out_loss(ctx.store, round)
+    seconds = time.perf_counter() - started
+    summary = round_summary(ctx.store, round, model, ctx.eval.name, pass_at_k, seconds, c.prices(), models)
     ctx.store.finish_round(round, summary)
     write_summary(ctx, round, summary)
     return summary

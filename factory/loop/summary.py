@@ -11,7 +11,15 @@ from factory.loop.parts import part_pass_at_k
 from factory.loop.proposer_reward import proposer_report
 from factory.models.steps import TrainingFacts, read_training_facts
 from factory.rewards import MASKED
-from factory.store import PROPOSAL_STATUSES, RunStore, TokenUsage, describe_usage, round_stats, usage_cost
+from factory.store import (
+    PROPOSAL_STATUSES,
+    RunStore,
+    TokenUsage,
+    describe_usage,
+    round_stats,
+    usage_cost,
+    variant_counts,
+)
 from sandbox.canaries import CanaryCounts
 from sandbox.verdicts import VERIFIED
 
@@ -21,15 +29,16 @@ SUMMARY_FUNNEL = ("proposed", *PROPOSAL_STATUSES, "solved_puzzles", f"attempts_{
 
 def round_summary(
     store: RunStore, round: int, model: str, eval_name: str, pass_at_k: dict[int, float], seconds: float,
-    prices: tuple[float, float] | None = None,
+    prices: tuple[float, float] | None = None, models: Mapping[str, object] | None = None,
 ) -> dict:
     """Funnel, verdicts, seconds per stage, tokens/s, pass@k and token usage (its cost at ``prices``,
-    per million prompt and completion tokens) of ``round``, read from the store."""
+    per million prompt and completion tokens) of ``round``, read from the store, and ``models`` (who
+    did what this round)."""
     stats = round_stats(store, round)
     evals, base_evals = store.evals(round), store.evals(0)  # read once: pass@k, intervals and parts
     baseline = {e.k: e.pass_at_k for e in base_evals if e.dataset == eval_name}
     rate = stats.tokens_per_second
-    facts = read_training_facts(_checkpoint_path(store, round))  # read once: information gain and grpo
+    facts = read_training_facts(_checkpoint_path(store, round))  # read once: gain, grpo, held-out loss
     return {
         "round": round,
         "model": model,
@@ -58,14 +67,13 @@ def round_summary(
         # the proposer's learnability reward and its drift (factory.loop.proposer_reward)
         "proposer": proposer_report(store, round).to_json(),
         "usage": usage_summary(stats.usage, prices),
+        "models": dict(models) if models is not None else None,
+        # the seed variants among the proposals (RunConfig.variant_share): their part of the funnel
+        "variants": variant_counts(store, round),
+        # the loss on the evaluation set's reference pairs before and after training: what it taught about
+        # puzzles no model of the run sampled (None: not trained, or no reference pairs)
+        "held_out_loss": facts.held_out_loss if facts else None,
     }
-
-
-def held_out_loss(store: RunStore, round: int) -> dict | None:
-    """The loss on the evaluation set's reference pairs before and after ``round``'s training: what it
-    taught about puzzles no model of the run sampled (None: not trained, or no reference pairs)."""
-    facts = read_training_facts(_checkpoint_path(store, round))
-    return facts.held_out_loss if facts else None
 
 
 def grpo_rewards(facts: TrainingFacts | None) -> dict | None:
