@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from itertools import islice
 
 from factory.config import RunConfig
 from factory.loop.arms import SEEDS_ONLY_ARM, UNVERIFIED_ARM
@@ -114,6 +115,5 @@ def held_out_probes(ctx: RunContext, c: RunConfig) -> list[str]:
     """The evaluation puzzles' reference pairs as solve blocks (the first ``HELD_OUT_PROBES`` of those
     evaluated that have one): their loss before and after training is the round's held-out loss. Only
     a loss is measured on them; they are never trained on."""
-    blocks = [training_example(p.puzzle.source, p.solutions[0].source)
-              for p in ctx.eval.evaluated(c.eval_limit) if p.solutions]
-    return blocks[:HELD_OUT_PROBES]
+    with_solution = (p for p in ctx.eval.evaluated(c.eval_limit) if p.solutions)
+    return [training_example(p.puzzle.source, p.solutions[0].source) for p in islice(with_solution, HELD_OUT_PROBES)]

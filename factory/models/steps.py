@@ -55,7 +55,6 @@ class TrainingFacts:
             return None
         return float(probe["round"]) - float(probe["seeds"])
 
-
     @property
     def held_out_loss(self) -> dict[str, float] | None:
         """The mean completion loss on the evaluation set's reference pairs (``HELD_OUT`` probes) under

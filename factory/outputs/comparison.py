@@ -83,7 +83,7 @@ def comparison(root: Path | str) -> dict:
                 checkpoint = store.checkpoint(r)
                 facts = read_training_facts(checkpoint.path) if checkpoint else None
                 if facts:
-                    held_out = {"held_out_loss": facts.held_out_loss} if facts.held_out_loss else {}
+                    held_out = {"held_out_loss": loss} if (loss := facts.held_out_loss) else {}
                     train[str(r)] = {**_training_of(checkpoint.path, facts), **held_out}
         arms[arm] = {
             "run_dir": str(path),
