@@ -108,6 +108,7 @@ def read_job(fd):
 if sys.argv[1] == "--zygote":  # mode "rule": the interpreter g (or f) is forked from, never given job text
     sock = socket.socket(fileno=int(sys.argv[2]))
     call("def f(x):\n    return x\n", "f", json.loads("1"))  # warm, as a real zygote is
+    sock.sendall(b"R")
     while True:
         _, fds, _, _ = socket.recv_fds(sock, 1, 1)
         if not fds:
@@ -124,6 +125,7 @@ def start_zygote(role):
     if os.fork() == 0:
         os.execv(sys.executable, [sys.executable, "-I", "-S", __file__, "--zygote", str(theirs.fileno()), role])
     theirs.close()
+    assert ours.recv(1) == b"R"  # started and warm
     return ours
 def in_zygote(zygote, job):
     r, w = os.pipe()
@@ -135,11 +137,11 @@ def in_zygote(zygote, job):
 def by_rule(zygotes, f, g):
     answer = in_zygote(zygotes["g"], g)
     return answer, in_zygote(zygotes["f"], [f, answer.decode()]) == b"T"
-def run_slice(part):
+def zygote_sets():
+    # "rule": a second set for a verified pair's second run; started before the timer, as the pools are warm
+    return [{role: start_zygote(role) for role in "gf"} for _ in range({"rule": 2, "rule-once": 1}.get(mode, 0))]
+def run_slice(part, zygotes):
     ok = 0
-    if mode.startswith("rule"):
-        zygotes = {role: start_zygote(role) for role in "gf"}
-        again = {role: start_zygote(role) for role in "gf"}  # a verified pair's second run: other zygotes
     for f, g in part:
         if mode == "one":
             ok += in_child(lambda: b"T" if call(f, "f", call(g, "g")) is True else b"F") == b"T"
@@ -147,17 +149,18 @@ def run_slice(part):
             answer = in_child(lambda: json.dumps(call(g, "g")).encode())
             ok += in_child(lambda: f_true(f, answer)) == b"T"
         else:
-            answer, verified = by_rule(zygotes, f, g)
+            answer, verified = by_rule(zygotes[0], f, g)
             if verified and mode == "rule":
-                verified = by_rule(again, f, g) == (answer, True)
+                verified = by_rule(zygotes[1], f, g) == (answer, True)
             ok += verified
     return ok
+per_worker = [zygote_sets() for _ in range(workers)]
 start = time.perf_counter()
 kids = []
 for k in range(workers):
     pid = os.fork()
     if pid == 0:
-        os._exit(0 if run_slice(pairs[k::workers]) == len(pairs[k::workers]) else 1)
+        os._exit(0 if run_slice(pairs[k::workers], per_worker[k]) == len(pairs[k::workers]) else 1)
     kids.append(pid)
 ok = all(os.waitpid(pid, 0)[1] == 0 for pid in kids)
 print(json.dumps({"seconds": time.perf_counter() - start, "all_true": ok}))
@@ -206,7 +209,10 @@ class WarmPool:
         assert not bad, f"{self.kind}: {len(bad)} pairs not verified, e.g. {bad[0]}"
         return len(pairs) / elapsed
 
-    def close(self) -> None:
+    def __enter__(self) -> WarmPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.sandbox.close()
 
 
@@ -327,23 +333,16 @@ def main() -> None:
     # The rows the target compares are measured in alternating rounds, each ratio within one round: the
     # machine's speed drifts by 10-20% within a minute, more than the rows of one run take.
     rounds: dict[str, list[float]] = {row: [] for row in ROUND_ROWS}
-    pools = {"docker": WarmPool("docker", args.workers, pairs), "process": WarmPool("process", args.workers, pairs)}
-    try:
+    with WarmPool("docker", args.workers, pairs) as docker, WarmPool("process", args.workers, pairs) as process:
         for _ in range(args.rounds):
             # each row next to the one it is compared with
             rounds["rule"].append(bench_baseline(pairs, args.workers, "rule"))
-            rounds["docker"].append(pools["docker"].rate(pairs))
-            rounds["process"].append(pools["process"].rate(pairs))
+            rounds["docker"].append(docker.rate(pairs))
+            rounds["process"].append(process.rate(pairs))
             rounds["rule once"].append(bench_baseline(pairs, args.workers, "rule-once"))
-            rounds["docker once"].append(pools["docker"].rate(pairs, once=True))
-    finally:
-        for pool in pools.values():
-            pool.close()
-    scaled = WarmPool("docker", args.scale_workers, pairs)
-    try:
+            rounds["docker once"].append(docker.rate(pairs, once=True))
+    with WarmPool("docker", args.scale_workers, pairs) as scaled:
         scaled_rate = scaled.rate(pairs)
-    finally:
-        scaled.close()
     per_run = bench_docker_run(pairs[: args.docker_run_pairs], args.workers)
     rate = {row: statistics.median(values) for row, values in rounds.items()}
 
@@ -363,10 +362,10 @@ def main() -> None:
     row("unisolated, g and f each in a fork", two_forks)
     row("the rule alone: g and f from zygotes", rate["rule"], f"(every verified pair twice; {each('rule')})")
     row("the rule alone, each job once", rate["rule once"], f"({each('rule once')})")
-    row("docker pool", rate["docker"], f"(start {pools['docker'].started:.2f} s; {each('docker')})")
+    row("docker pool", rate["docker"], f"(start {docker.started:.2f} s; {each('docker')})")
     row("docker pool, each job once (no recheck)", rate["docker once"], f"({each('docker once')})")
     row(f"docker pool, {args.scale_workers} workers", scaled_rate, f"(start {scaled.started:.2f} s)")
-    row("process backend", rate["process"], f"(start {pools['process'].started:.2f} s; {each('process')})")
+    row("process backend", rate["process"], f"(start {process.started:.2f} s; {each('process')})")
     row("one docker run per pair", per_run, f"({args.docker_run_pairs} pairs)")
     print(f"ratio docker pool / baseline: {rate['docker'] / baseline:.2f}")
     print(f"ratio docker pool / two forks per pair: {rate['docker'] / two_forks:.2f}")
