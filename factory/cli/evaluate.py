@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 
 from factory.cli.rounds import add_settings, config_from, setting_flag
-from factory.cli.sandbox import add_sandbox_options, generation_options, log, open_sandbox_from
+from factory.cli.sandbox import add_sandbox_options, generation_options, open_sandbox_from
 from factory.config import EVAL_SPLITS, RunConfig
 from factory.loop.paper import PAPER_KS, PAPER_MAX_NEW_TOKENS, PAPER_SAMPLES, PAPER_TEMPERATURE
 from factory.settings import int_list
+from sandbox.backend import log_to_stderr
 
 MODEL_SETTINGS = ("model", "backend", "base_url", "api", "chat_template")
 SAMPLING_SETTINGS = ("temperature", "max_new_tokens")
@@ -91,12 +92,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         with open_sandbox_from(args) as sandbox:
             seeds, chosen = load_run_sets(config, sandbox)
             name, puzzles = chosen.name, chosen.puzzles[: config.eval_limit or None]
-            log(
+            log_to_stderr(
                 f"eval: {name}, {len(puzzles)} puzzles x {settings.samples} samples at temperature "
                 f"{settings.temperature}, {settings.max_new_tokens} new tokens, k = {','.join(map(str, settings.ks))}"
             )
             result = evaluate(
-                backend, puzzles, seeds.pairs, sandbox, name, settings, progress=EtaLine(log)
+                backend, puzzles, seeds.pairs, sandbox, name, settings, progress=EtaLine(log_to_stderr)
             )
     finally:
         backend.close()

@@ -17,8 +17,6 @@ from factory.outputs.export_settings import ExportSettings
 from factory.settings import add_options, record_from_args
 from sandbox.backend import log_to_stderr
 
-log = log_to_stderr
-
 
 def check_out_dir(out: Path) -> None:
     """The --out checks, said in flags (the library says the same in its own terms)."""
@@ -67,12 +65,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     removed = ", ".join(f"{name} {n}" for name, n in result.dropped.items() if n) or "nothing"
     by_round = ", ".join(f"round {r}: {n}" for r, n in result.rows_by_round.items())
     what = "preference pairs" if s.format == PREFERENCE else "pairs"
-    log(f"exported {result.rows} {what} over {result.puzzles} puzzles ({by_round}); filters removed {removed}")
+    log_to_stderr(f"exported {result.rows} {what} over {result.puzzles} puzzles ({by_round}); filters removed {removed}")
     if result.reverified is not None:
-        log(f"re-verified at export: {result.reverified.describe()}")
+        log_to_stderr(f"re-verified at export: {result.reverified.describe()}")
     if target is not None:
-        url = push_to_hub(result.out_dir, target, log=log)
-        log(f"pushed to {url}")
+        url = push_to_hub(result.out_dir, target, log=log_to_stderr)
+        log_to_stderr(f"pushed to {url}")
     print(result.out_dir)
     return 0
 
@@ -106,7 +104,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if len(args.run_dir) > 1 or is_experiment(args.run_dir[0]):
         return cmd_compare(args)
     result = write_report(args.run_dir[0], args.out)
-    log(f"wrote {len(result.images)} plots and {result.index.name} to {result.out_dir}")
+    log_to_stderr(f"wrote {len(result.images)} plots and {result.index.name} to {result.out_dir}")
     print(result.index)
     return 0
 
@@ -116,7 +114,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from factory.outputs.report.compare import write_comparison_report
 
     index = write_comparison_report(args.run_dir, args.out)
-    log(f"wrote the comparison of {', '.join(map(str, args.run_dir))} to {index.parent}")
+    log_to_stderr(f"wrote the comparison of {', '.join(map(str, args.run_dir))} to {index.parent}")
     print(index)
     return 0
 

@@ -17,8 +17,6 @@ from factory.settings import add_options, record_from_args
 from sandbox.backend import Sandbox, log_to_stderr
 from sandbox.engine import SandboxUnavailable
 
-log = log_to_stderr
-
 
 def add_sandbox_options(parser: argparse.ArgumentParser, generation: bool = True) -> None:
     """SandboxSettings' options: ``--sandbox``, ``--workers``, ``--ray-address`` and (commands that
@@ -44,11 +42,11 @@ def open_sandbox_from(args: argparse.Namespace) -> Sandbox:
     from sandbox.backend import open_sandbox
 
     placement = sandbox_settings_from(args)
-    sandbox = open_sandbox(placement.sandbox, workers=placement.workers, log=log, ray_address=placement.ray_address)
+    sandbox = open_sandbox(placement.sandbox, workers=placement.workers, log=log_to_stderr, ray_address=placement.ray_address)
     if placement.sandbox == "auto" and sandbox.kind == "docker":
-        log(f"sandbox: auto chose docker ({sandbox.note}, {sandbox.workers} workers)")
+        log_to_stderr(f"sandbox: auto chose docker ({sandbox.note}, {sandbox.workers} workers)")
     elif sandbox.kind == "ray":  # how many nodes took part is not obvious from the command line
-        log(f"sandbox: ray, {sandbox.note}")
+        log_to_stderr(f"sandbox: ray, {sandbox.note}")
     return sandbox
 
 
@@ -56,7 +54,7 @@ def cmd_sandbox_build(args: argparse.Namespace) -> int:
     from sandbox.engine import docker_client
     from sandbox.image import build_image
 
-    tag = build_image(docker_client(timeout_s=600), base=args.base, log=log)
+    tag = build_image(docker_client(timeout_s=600), base=args.base, log=log_to_stderr)
     print(tag)
     return 0
 
