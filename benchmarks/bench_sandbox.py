@@ -311,6 +311,9 @@ def report_peers(args: argparse.Namespace, found: list[tuple[peers.Peer, Path]])
         )
 
 
+ROUND_ROWS = ("rule", "rule once", "docker", "docker once", "process")  # measured in alternating rounds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=3000)
@@ -384,9 +387,6 @@ def main() -> None:
         ratio(f"docker pool, each job once / {peer.label}", "docker once", peer.label)
         ratio(f"the rule alone (every verified pair twice) / {peer.label}", "rule", peer.label)
     report_peers(args, found)
-
-
-ROUND_ROWS = ("rule", "rule once", "docker", "docker once", "process")
 
 
 if __name__ == "__main__":

@@ -443,7 +443,7 @@ def route_unseeded_randomness() -> None:
 
     random.Random.seed = seed_or_draw  # type: ignore[method-assign]
     random.seed = types.MethodType(seed_or_draw, random.seed.__self__)  # the module's, bound at import
-    random._urandom = lambda size: SEED_STREAM.randbytes(size)  # type: ignore[attr-defined]
+    random._urandom = SEED_STREAM.randbytes  # type: ignore[attr-defined]  # reseeded in place (seed_randomness)
 
 
 def seed_randomness(seed: int) -> None:
